@@ -1,0 +1,34 @@
+# Two commands do everything: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU wheel on this kind of machine; on a GPU cluster use e.g. TORCH_SPEC=torch
+# (pip then keeps or fetches a CUDA build).
+TORCH_SPEC ?= torch==2.13.0
+CORES ?= all
+PYTEST_ARGS ?=
+
+.PHONY: install demo test report clean
+.DEFAULT_GOAL := demo
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
+	@echo "Report: results/report.html"
+
+report: install
+	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf results .snakemake

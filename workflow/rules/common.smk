@@ -1,0 +1,33 @@
+# Paths and small helpers shared by the rules. No logic of the method lives here.
+from diffscale import io as dio
+from diffscale.grids import Box
+
+RESULTS = config["results_dir"]
+RAW = config["data"]["raw_dir"]
+LOGS = f"{RESULTS}/logs"
+DATA = config["data"]
+REGIONS = list(config["regions"])
+SEASONS = list(config["seasons"])
+BOXES = {name: Box.from_config(box) for name, box in config["regions"].items()}
+
+
+wildcard_constraints:
+    region="|".join(REGIONS),
+    season="|".join(SEASONS),
+
+
+def raw_files(field: str) -> list[str]:
+    """Monthly files of the coarse or fine record, over the period the source provides.
+
+    The synthetic twin writes fine truth over the whole coarse period (the 'beyond'
+    truth); later stages cut the fine record to data.fine_period themselves.
+    """
+    period = DATA["coarse_period"] if field == "coarse" or DATA["source"] == "synthetic" else DATA["fine_period"]
+    return [str(p) for p in dio.month_files(f"{RAW}/{field}", *period)]
+
+
+def all_targets() -> list[str]:
+    targets = raw_files("coarse") + raw_files("fine") + [f"{RAW}/elevation.nc"]
+    if DATA["source"] == "synthetic":
+        targets += [f"{RAW}/twin.json", f"{RESULTS}/figures/twin_overview.png"]
+    return targets
