@@ -1,0 +1,140 @@
+"""Metrics against hand-computed values and against the libraries they wrap."""
+
+import numpy as np
+import properscoring
+import pytest
+
+from diffscale import evaluate as ev
+from diffscale.grids import Box, g5nr_grid, merra2_grid
+
+
+def test_point_scores_on_a_hand_computed_case():
+    truth = np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 2, 2)
+    pred = np.array([1.0, 2.0, 3.0, 6.0]).reshape(1, 2, 2)
+    # SSE = 4, SST = 5 (mean 2.5) -> r2 = 0.2; rmse = sqrt(4/4) = 1; mae = 2/4.
+    assert ev.r2(truth, pred) == pytest.approx(0.2)
+    assert ev.rmse(truth, pred) == pytest.approx(1.0)
+    assert ev.mae(truth, pred) == pytest.approx(0.5)
+    r = np.corrcoef([1, 2, 3, 4], [1, 2, 3, 6])[0, 1]
+    assert ev.r2_pearson(truth, pred) == pytest.approx(r**2)
+    # KGE: alpha = std(pred)/std(truth), beta = 3/2.5.
+    alpha = np.std([1, 2, 3, 6]) / np.std([1, 2, 3, 4])
+    assert ev.kge(truth, pred) == pytest.approx(1 - np.sqrt((r - 1) ** 2 + (alpha - 1) ** 2 + 0.2**2))
+
+
+def test_r2_is_not_r2_pearson_for_a_biased_prediction():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(5, 4, 4))
+    pred = truth + 1.0
+    assert ev.r2_pearson(truth, pred) == pytest.approx(1.0)
+    assert ev.r2(truth, pred) < 0.5
+
+
+def test_nse_is_per_pixel_temporal():
+    # Pixel A: series [0, 2] predicted [0, 2] (NSE 1); pixel B: series [1, 3] predicted [2, 2] (NSE 0).
+    truth = np.array([[0.0, 1.0], [2.0, 3.0]]).reshape(2, 1, 2)
+    pred = np.array([[0.0, 2.0], [2.0, 2.0]]).reshape(2, 1, 2)
+    assert ev.nse(truth, pred) == pytest.approx(0.5)
+
+
+def test_nan_pixels_are_left_out():
+    truth = np.array([1.0, 2.0, np.nan, 4.0]).reshape(1, 2, 2)
+    pred = np.array([1.0, 3.0, 5.0, np.nan]).reshape(1, 2, 2)
+    assert ev.rmse(truth, pred) == pytest.approx(np.sqrt(0.5))
+    assert ev.mae(truth, pred) == pytest.approx(0.5)
+
+
+def test_fair_crps_hand_computed_and_against_properscoring():
+    # Two members 0 and 2, truth 1: mean |x - y| = 1, sum_ij |xi - xj| = 4 -> fair CRPS 1 - 4/4 = 0.
+    assert ev.crps_fair(np.array(1.0), np.array([0.0, 2.0])) == pytest.approx(0.0)
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=200)
+    x = rng.normal(size=(7, 200))
+    m = x.shape[0]
+    standard = properscoring.crps_ensemble(y, x.T)  # sum_ij/(2 M^2)
+    skill = np.mean(np.abs(x - y), axis=0)
+    pair_sum = 2 * m * m * (skill - standard)
+    assert ev.crps_fair(y, x) == pytest.approx(skill - pair_sum / (2 * m * (m - 1)))
+
+
+def test_crps_of_one_member_is_the_mae():
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=(3, 5, 6))
+    x = rng.normal(size=(1, 3, 5, 6))
+    assert ev.crps(y, x) == pytest.approx(ev.mae(y, x[0]))
+
+
+def test_spread_skill_is_one_for_a_perfect_small_ensemble():
+    # Truth and members drawn from the same distribution: the corrected ratio is 1 for any M.
+    rng = np.random.default_rng(3)
+    centre = rng.normal(size=200_000)
+    for m in (2, 5):
+        truth = centre + rng.normal(size=centre.size)
+        members = centre + rng.normal(size=(m, centre.size))
+        assert ev.spread_skill(truth, members) == pytest.approx(1.0, abs=0.02)
+    # An over-confident ensemble (half the spread) scores well below 1.
+    members = centre + 0.5 * rng.normal(size=(4, centre.size))
+    assert ev.spread_skill(centre + rng.normal(size=centre.size), members) < 0.7
+    assert np.isnan(ev.spread_skill(centre, centre[None]))
+
+
+def test_ssim_uses_data_range_and_is_one_for_identical_fields():
+    rng = np.random.default_rng(4)
+    truth = rng.normal(size=(3, 16, 16))
+    assert ev.ssim(truth, truth) == pytest.approx(1.0)
+    noisy = truth + 0.5 * rng.normal(size=truth.shape)
+    # A larger data_range makes the same error look smaller (skimage's constants scale with it).
+    assert ev.ssim(truth, noisy, data_range=100.0) > ev.ssim(truth, noisy, data_range=1.0)
+
+
+def test_rank_histogram_of_a_calibrated_ensemble_is_flat_and_counts_every_point():
+    rng = np.random.default_rng(5)
+    truth = rng.normal(size=50_000)
+    members = rng.normal(size=(4, truth.size))
+    hist = ev.rank_histogram(truth, members)
+    assert hist.size == 5 and hist.sum() == truth.size
+    assert np.all(np.abs(hist / truth.size - 0.2) < 0.01)
+    # Truth always above every member -> everything in the last bin.
+    assert ev.rank_histogram(truth + 100, members)[-1] == truth.size
+
+
+def test_power_spectrum_finds_a_sine_wave_and_spectral_ratio_sees_smoothing():
+    y, x = np.mgrid[0:64, 0:64]
+    wave = np.sin(2 * np.pi * x / 4.0)  # wavelength 4 px -> k = 0.25
+    k, p = ev.power_spectrum(wave)
+    assert abs(k[np.nanargmax(p)] - 0.25) <= 0.5 / k.size
+    rng = np.random.default_rng(6)
+    truth = rng.normal(size=(4, 64, 64))
+    assert ev.spectral_ratio(truth, truth[None], coarse_cell_px=8) == pytest.approx(1.0)
+    from scipy.ndimage import gaussian_filter
+    smooth = gaussian_filter(truth, sigma=(0, 2, 2))
+    assert ev.spectral_ratio(truth, smooth[None], coarse_cell_px=8) < 0.1
+    assert ev.spectral_ratio(truth, 2 * truth[None], coarse_cell_px=8) == pytest.approx(4.0)
+
+
+def test_coarse_consistency_of_the_truth_against_its_own_average_is_exact():
+    box = Box((33.0, 35.0), (64.0, 66.5))
+    fine, coarse = g5nr_grid(box), merra2_grid(box.padded(0.5))
+    avg = ev.CoarseAverager(fine, coarse)
+    assert avg.lat.size >= 2 and avg.lon.size >= 2
+    # A constant field averages to itself on every covered cell.
+    assert np.allclose(avg(np.full((2, *fine.shape), 0.3)), 0.3)
+    rng = np.random.default_rng(7)
+    field = 10 ** rng.normal(-1.2, 0.2, size=(3, *fine.shape))
+    coarse_field = np.full((3, *coarse.shape), np.nan)
+    coarse_field[:, np.ix_(avg.rows, avg.cols)[0], np.ix_(avg.rows, avg.cols)[1]] = avg(field)
+    out = ev.coarse_consistency(field, coarse_field, avg, log10=True)
+    assert out["rmse"] == pytest.approx(0.0, abs=1e-12)
+    out = ev.coarse_consistency(field * 10 ** 0.05, coarse_field, avg, log10=True)
+    assert out["bias"] == pytest.approx(0.05) and out["rmse"] == pytest.approx(0.05)
+
+
+def test_score_gives_every_contract_column():
+    rng = np.random.default_rng(8)
+    truth = rng.normal(size=(4, 16, 20))
+    members = truth + 0.3 * rng.normal(size=(3, *truth.shape))
+    s = ev.score(truth, members, coarse_cell=8.9)
+    assert set(ev.METRIC_COLUMNS) <= set(s)
+    assert all(np.isfinite(s[c]) for c in ev.METRIC_COLUMNS)
+    with pytest.raises(ValueError, match="do not match"):
+        ev.score(truth, members[:, :2], coarse_cell=8.9)
