@@ -31,10 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.interpolate import RectBivariateSpline
 from scipy.ndimage import gaussian_filter
 
-from diffscale import io
+from diffscale import baselines, io
 from diffscale.grids import Box, Grid, conservative_matrices, covering_fine_grid, merra2_grid
 
 
@@ -184,11 +183,7 @@ class TwinGenerator:
 
 def bicubic(coarse: np.ndarray, coarse_grid: Grid, fine_grid: Grid) -> np.ndarray:
     """Bicubic spline interpolation of (T, cy, cx) coarse fields onto fine centres (T, ny, nx)."""
-    out = np.empty((coarse.shape[0], *fine_grid.shape))
-    for t in range(coarse.shape[0]):
-        spline = RectBivariateSpline(coarse_grid.lat, coarse_grid.lon, coarse[t], kx=3, ky=3)
-        out[t] = spline(fine_grid.lat, fine_grid.lon)
-    return out
+    return baselines.bicubic(coarse, coarse_grid.lat, coarse_grid.lon, fine_grid.lat, fine_grid.lon)
 
 
 class _R2:
