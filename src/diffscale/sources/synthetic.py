@@ -169,7 +169,7 @@ class TwinGenerator:
                     self.mode_amp = rho_l * self.mode_amp + np.sqrt(1 - rho_l**2) * self.rng.standard_normal(self.mode_amp.size)
                     dy, dx = self._wind(i)
                     self.anomaly = p.anomaly_rho * _shift(self.anomaly, dy, dx) + np.sqrt(1 - p.anomaly_rho**2) * p.anomaly_std * self.anomaly_field.draw(self.rng)
-                seasonal = p.seasonal_amplitude * np.cos(2 * np.pi * (day.dayofyear - p.seasonal_peak_doy) / 365.25)
+                seasonal = p.seasonal_amplitude * np.cos(2 * np.pi * (day.day_of_year - p.seasonal_peak_doy) / 365.25)
                 large = p.large_scale_std * np.tensordot(self.mode_amp, self.modes, axes=1)
                 known = p.mean + seasonal + large + self.static + self.anomaly
                 oracle.append(known)
