@@ -1,4 +1,7 @@
 # Paths and small helpers shared by the rules. No logic of the method lives here.
+import os
+import sys
+
 from diffscale import io as dio
 from diffscale.grids import Box
 
@@ -30,4 +33,75 @@ def all_targets() -> list[str]:
     targets = raw_files("coarse") + raw_files("fine") + [f"{RAW}/elevation.nc"]
     if DATA["source"] == "synthetic":
         targets += [f"{RAW}/twin.json", f"{RESULTS}/figures/twin_overview.png"]
+    targets += evaluation_targets()
     return targets
+
+
+# --- Evaluation (issue 6) -------------------------------------------------------------
+EVAL = config["evaluation"]
+SPLIT = f"{RESULTS}/split"
+SAMPLES = f"{RESULTS}/samples"
+METRICS = f"{RESULTS}/metrics"
+EVAL_FIGURES = f"{RESULTS}/figures/evaluation"
+EVAL_FIGURE_KINDS = ["maps", "spectra", "variogram", "acf", "lags", "drift", "rank_histogram"]
+
+
+def producible(path: str) -> bool:
+    """The file is on disk or some rule of this workflow can make it."""
+    return os.path.exists(path) or any(r.is_producer(path) for r in workflow.rules)
+
+
+def sample_path(region: str, season: str, model: str, period: str) -> str:
+    return f"{SAMPLES}/{region}/{season}/{model}/{period}.nc"
+
+
+def evaluated_models(region: str, season: str) -> list[str]:
+    """evaluation.models whose samples exist or can be made in this workflow.
+
+    Lets the evaluation run while some models' rules are not part of the workflow yet;
+    the models left out are named on stderr, never dropped silently.
+    """
+    models = [m for m in EVAL["models"] if producible(sample_path(region, season, m, "test"))]
+    left = [m for m in EVAL["models"] if m not in models]
+    if left:
+        print(f"evaluation: no samples and no rule to make them for {', '.join(left)} "
+              f"({region}/{season}); they are left out", file=sys.stderr)
+    return models
+
+
+def beyond_truth_declared() -> bool:
+    # The twin always has fine truth beyond the fine record; local files may (split writes
+    # truth.nc then, and evaluate finds it at run time next to fine.nc).
+    return DATA["source"] == "synthetic"
+
+
+def evaluation_targets() -> list[str]:
+    """summary.csv and the figures, once the split files exist or can be made."""
+    if not all(producible(f"{SPLIT}/{r}/{s}/days.json") for r in REGIONS for s in SEASONS):
+        return []
+    return [f"{METRICS}/summary.csv", f"{EVAL_FIGURES}/metrics_test.png", f"{EVAL_FIGURES}/metrics_beyond.png"] + [
+        f"{EVAL_FIGURES}/{r}/{s}/{kind}.png" for r in REGIONS for s in SEASONS for kind in EVAL_FIGURE_KINDS]
+
+
+def evaluate_inputs(wildcards) -> dict[str, str | list[str]]:
+    files = {
+        "coarse": raw_files("coarse"),
+        "fine": f"{SPLIT}/{wildcards.region}/fine.nc",
+        "days": f"{SPLIT}/{wildcards.region}/{wildcards.season}/days.json",
+    }
+    if beyond_truth_declared():
+        files["truth"] = f"{SPLIT}/{wildcards.region}/truth.nc"
+    for model in evaluated_models(wildcards.region, wildcards.season):
+        for period in ("test", "beyond"):
+            files[f"{model}_{period}"] = sample_path(wildcards.region, wildcards.season, model, period)
+    return files
+
+
+def evaluation_figure(kind: str, title: str):
+    return report(
+        f"{EVAL_FIGURES}/{{region}}/{{season}}/{kind}.png",
+        caption=f"../report/{kind}.rst",
+        category="4. Evaluation",
+        subcategory=title,
+        labels={"region": "{region}", "season": "{season}", "figure": title},
+    )
