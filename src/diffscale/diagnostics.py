@@ -100,7 +100,7 @@ def area_mean_series(fields: np.ndarray, times: pd.DatetimeIndex) -> pd.Series:
     return daily_series(np.nanmean(np.asarray(fields, dtype=np.float64), axis=(1, 2)), times)
 
 
-def acf_pacf(series: pd.Series, nlags: int = 30) -> tuple[np.ndarray, np.ndarray]:
+def acf_pacf(series: pd.Series, nlags: int = 30, min_pairs: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """ACF of a daily series with gaps, and the PACF derived from it.
 
     For each lag the products of the centred values are averaged over the pairs of days
@@ -108,8 +108,9 @@ def acf_pacf(series: pd.Series, nlags: int = 30) -> tuple[np.ndarray, np.ndarray
     the gaps between seasons are never joined into false neighbours and never dilute the
     correlation. Without gaps this equals statsmodels' ``acf(adjusted=True)``. The PACF
     follows by statsmodels' Durbin-Levinson recursion (the Yule-Walker PACF). Both arrays
-    have nlags + 1 values, lag 0 first; lags without a pair (and the PACF beyond the
-    first such lag) are NaN.
+    have nlags + 1 values, lag 0 first. Lags with fewer than ``min_pairs`` pairs of days
+    are NaN, and so is the PACF from the first lag where it is undefined (a pairwise ACF
+    over gaps need not be positive definite; the recursion then gives |PACF| >= 1).
     """
     x = np.asarray(series, dtype=np.float64)
     valid = np.isfinite(x)
@@ -119,13 +120,16 @@ def acf_pacf(series: pd.Series, nlags: int = 30) -> tuple[np.ndarray, np.ndarray
     rho = np.full(nlags + 1, np.nan)
     for k in range(min(nlags, x.size - 1) + 1):
         both = valid[k:] & valid[: x.size - k]
-        if both.sum() >= 2 and var > 0:
+        if both.sum() >= max(min_pairs, 2) and var > 0:
             rho[k] = np.sum(c[k:] * c[: x.size - k]) / both.sum() / var
     finite = np.isfinite(rho)
     n_ok = int(np.argmin(finite)) if not finite.all() else rho.size
     pacf = np.full(rho.shape, np.nan)
     if n_ok >= 2:
         pacf[:n_ok] = levinson_durbin(rho[:n_ok], nlags=n_ok - 1, isacov=True)[2]
+        bad = np.flatnonzero(np.abs(pacf[1:n_ok]) >= 1.0)
+        if bad.size:
+            pacf[1 + bad[0]:] = np.nan
     return rho, pacf
 
 
