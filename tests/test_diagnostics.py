@@ -101,3 +101,34 @@ def test_acf_needs_enough_pairs_and_pacf_stops_where_it_is_undefined():
     raw = levinson_durbin(acf, nlags=15, isacov=True)[2]
     assert abs(raw[14]) >= 1 and np.all(np.abs(raw[1:14]) < 1)
     assert np.allclose(pacf[:14], raw[:14]) and np.isnan(pacf[14:]).all()
+
+
+def test_area_mean_series_and_lag_curves():
+    rng = np.random.default_rng(4)
+    times = pd.to_datetime(["2001-01-01", "2001-01-02", "2001-01-03", "2001-01-05"])
+    fields = rng.normal(size=(4, 3, 3))
+    s = dg.area_mean_series(fields, times)
+    assert len(s) == 5 and np.isnan(s["2001-01-04"]) and s.iloc[0] == pytest.approx(fields[0].mean())
+    curves = dg.lag_curves(fields, times, lags=range(1, 4))
+    # lag 1: (2->1), (3->2); lag 2: (3->1), (5->3); lag 3: (5->2)
+    assert list(curves["pairs"]) == [2, 2, 1]
+    expected = np.sqrt(np.mean((fields[3] - fields[1]) ** 2))
+    assert curves["rmse"][2] == pytest.approx(expected)
+    # A frozen field is its own perfect persistence forecast.
+    frozen = np.repeat(fields[:1], 4, axis=0)
+    assert np.allclose(dg.lag_curves(frozen, times, lags=range(1, 4))["rmse"], 0.0)
+
+
+def test_days_from_record_and_drift_trend():
+    times = pd.to_datetime(["2000-12-30", "2000-12-31", "2002-03-01", "2002-03-03"])
+    d = dg.days_from_record(times, ("2001-01-01", "2002-02-28"))
+    assert list(d) == [-2, -1, 1, 3]
+    # Error that grows by 0.1 per day of lead: slope 36.5 per year.
+    rng = np.random.default_rng(5)
+    days = pd.date_range("2002-03-01", periods=20, freq="D")
+    truth = rng.normal(size=(20, 4, 4))
+    pred = truth + (0.1 * np.arange(1, 21))[:, None, None]
+    df = dg.drift(truth, pred, days, ("2001-01-01", "2002-02-28"))
+    assert list(df["days_from_record"]) == list(range(1, 21))
+    assert df["rmse"].to_numpy() == pytest.approx(0.1 * np.arange(1, 21))
+    assert df.attrs["trend_rmse_per_year"] == pytest.approx(36.525)
