@@ -1,11 +1,19 @@
 """Metrics against hand-computed values and against the libraries they wrap."""
 
+import json
+
 import numpy as np
+import pandas as pd
 import properscoring
 import pytest
+from split_fixture import write_split
 
 from diffscale import evaluate as ev
+from diffscale import io
+from diffscale.baselines import bicubic_record
 from diffscale.grids import Box, g5nr_grid, merra2_grid
+from diffscale.samples import member_dataset
+from diffscale.sources.synthetic import make_twin
 
 
 def test_point_scores_on_a_hand_computed_case():
@@ -138,3 +146,100 @@ def test_score_gives_every_contract_column():
     assert all(np.isfinite(s[c]) for c in ev.METRIC_COLUMNS)
     with pytest.raises(ValueError, match="do not match"):
         ev.score(truth, members[:, :2], coarse_cell=8.9)
+
+
+# --- Scoring the workflow's files (real netCDF files from the twin) ---------------------
+
+
+TWIN_CONFIG = {"data": {"coarse_period": ["2000-01-01", "2000-03-31"], "fine_period": ["2000-01-20", "2000-03-10"]},
+               "regions": {"solo": {"lat": [33.0, 34.5], "lon": [64.0, 65.875]}}, "seasons": {"winter": [1, 2, 3]}}
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """The bicubic baseline and an ensemble exchangeable with the truth, scored from files."""
+    root = tmp_path_factory.mktemp("evaluate")
+    box = Box((33.0, 34.5), (64.0, 65.875))
+    make_twin([box], 0.5, ("2000-01-01", "2000-03-31"), root / "raw")
+    write_split(root / "raw", root / "split", TWIN_CONFIG)
+    days = json.loads((root / "split/solo/winter/days.json").read_text())
+    coarse = io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31")
+    fine = io.read_field(root / "split/solo/fine.nc", "DUEXTTAU")
+    truth = io.read_field(root / "split/solo/truth.nc", "DUEXTTAU")
+    samples = {"bicubic": {}, "diffusion": {}}
+    rng = np.random.default_rng(0)
+    for period, source in (("test", fine), ("beyond", truth)):
+        path = io.write_netcdf(bicubic_record(coarse, "DUEXTTAU", days[period], fine.lat.values, fine.lon.values, True, 1e-6),
+                               root / f"bicubic_{period}.nc")
+        samples["bicubic"][period] = str(path)
+        # Members and truth are draws around the same centre: a calibrated 8-member ensemble.
+        y = np.log10(source.sel(time=pd.to_datetime(days[period])).values)
+        z = rng.normal(size=(9, *y.shape)) * 0.1
+        members = 10 ** (y[None] - z[:1] + z[1:])
+        ds = member_dataset(members, pd.to_datetime(days[period]), fine.lat.values, fine.lon.values, "DUEXTTAU", {"units": "1"})
+        samples["diffusion"][period] = str(io.write_netcdf(ds, root / f"ens_{period}.nc"))
+    rows, diag = ev.evaluate_region_season(samples, root / "split/solo/fine.nc", root / "split/solo/truth.nc",
+                                           root / "split/solo/winter/days.json", coarse, "DUEXTTAU", True, 1e-6,
+                                           ("2000-01-20", "2000-03-10"), {"variogram_pairs": 4000})
+    return root, samples, days, pd.DataFrame(rows).set_index(["model", "period"]), diag
+
+
+def test_every_model_and_period_is_scored(scored):
+    _, _, days, table, _ = scored
+    assert set(table.index) == {(m, p) for m in ("bicubic", "diffusion") for p in ("test", "beyond")}
+    assert table.loc[("bicubic", "beyond"), "days"] == len(days["beyond"])
+    assert table.loc[("diffusion", "test"), "members"] == 8
+
+
+def test_scores_tell_a_calibrated_ensemble_from_interpolation(scored):
+    _, _, _, table, diag = scored
+    for period in ("test", "beyond"):
+        ens, bic = table.loc[("diffusion", period)], table.loc[("bicubic", period)]
+        assert ens["spread_skill"] == pytest.approx(1.0, abs=0.1)
+        assert np.isnan(bic["spread_skill"])
+        assert bic["crps"] == pytest.approx(bic["mae"])
+        assert ens["crps"] < bic["crps"] and ens["r2"] > bic["r2"]
+        assert bic["spectral_ratio"] < 0.2 < ens["spectral_ratio"]
+        hist = np.asarray(diag["rank_histogram"][period]["diffusion"], float)
+        assert hist.size == 9 and np.all(np.abs(hist / hist.sum() - 1 / 9) < 0.03)
+    # The twin's coarse record is the fine area mean + 0.05 bias + 0.04 noise (log10 units):
+    # that is what the truth's own coarse consistency must measure.
+    t = table.loc[("bicubic", "beyond")]
+    assert t["coarse_bias_truth"] == pytest.approx(-0.05, abs=0.015)
+    assert t["coarse_rmse_truth"] == pytest.approx(np.hypot(0.05, 0.04), abs=0.015)
+    assert "drift_rmse_per_year" in table and np.isfinite(table.loc[("bicubic", "beyond"), "drift_rmse_per_year"])
+
+
+def test_diagnostics_hold_every_curve(scored):
+    *_, diag = scored
+    assert {"record truth", "beyond truth", "beyond bicubic", "beyond diffusion"} <= set(diag["acf"])
+    assert len(diag["acf"]["record truth"]["acf"]) == 31
+    assert diag["lags"]["lag"] == list(range(1, 11))
+    assert {"test truth", "test diffusion", "beyond bicubic"} <= set(diag["variogram"])
+    assert len(diag["variogram_distance_km"]) == 24
+    assert set(diag["drift"]) == {"bicubic", "diffusion"}
+    json.dumps(diag)  # writable as JSON
+
+
+def test_a_sample_file_for_other_days_is_named(scored):
+    root, samples, days, _, _ = scored
+    wrong = dict(samples)
+    wrong["diffusion"] = {"test": samples["diffusion"]["beyond"], "beyond": samples["diffusion"]["beyond"]}
+    with pytest.raises(io.DataValidationError, match="ens_beyond.nc.*expected the"):
+        ev.evaluate_region_season(wrong, root / "split/solo/fine.nc", None, root / "split/solo/winter/days.json",
+                                  io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31"), "DUEXTTAU", True,
+                                  1e-6, ("2000-01-20", "2000-03-10"))
+
+
+def test_summary_table_orders_rows_and_keeps_the_contract_columns(tmp_path):
+    a = tmp_path / "a.csv"
+    b = tmp_path / "b.csv"
+    ev.scores_frame([{"region": "r", "season": "S", "model": "diffusion", "period": "test", "r2": 0.9}]).to_csv(a, index=False)
+    ev.scores_frame([{"region": "r", "season": "S", "model": "bicubic", "period": "beyond", "r2": 0.5},
+                     {"region": "r", "season": "S", "model": "bicubic", "period": "test", "r2": 0.6}]).to_csv(b, index=False)
+    table = ev.summary_table([a, b])
+    assert list(table.columns[:14]) == ["region", "season", "model", "period", *ev.METRIC_COLUMNS]
+    assert list(zip(table["model"], table["period"])) == [("bicubic", "test"), ("bicubic", "beyond"), ("diffusion", "test")]
+    a.write_text("nonsense\n1\n")
+    with pytest.raises(io.DataValidationError, match="a.csv"):
+        ev.summary_table([a])

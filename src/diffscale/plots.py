@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -214,7 +215,7 @@ def diagnostics_figures(diagnostics_path: str | Path, variable: str, outs: dict[
 
     def style(name: str) -> dict:
         if name.endswith("record truth"):
-            return {"color": "0.6", "lw": 2.5, "label": "truth, fine record (all core days)"}
+            return {"color": "goldenrod", "lw": 2.5, "alpha": 0.8, "label": "truth, fine record (all core days)"}
         period, model = name.split(" ", 1)
         if model == "truth":
             return {"color": "k", "lw": 2, "label": f"truth, {period} days"}
@@ -236,8 +237,9 @@ def diagnostics_figures(diagnostics_path: str | Path, variable: str, outs: dict[
             ax.loglog(spec["k"], values, **st)
         ax.axvline(spec["cutoff"], color="k", ls=":", lw=1)
         ax.text(spec["cutoff"], ax.get_ylim()[0], " one coarse cell", rotation=90, va="bottom", fontsize=8)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set(xlabel="wavenumber (cycles per fine pixel)", ylabel=f"power of {space}",
-               title=f"{period} days: radially averaged power spectrum (members averaged)")
+               title=f"{period} days (members' spectra averaged)")
         ax.legend(fontsize=8)
     fig.suptitle(f"{where}: power spectra; right of the dotted line = scales finer than the coarse grid")
     done["spectra"] = _save(fig, outs["spectra"])
@@ -257,7 +259,7 @@ def diagnostics_figures(diagnostics_path: str | Path, variable: str, outs: dict[
                 st["label"] += f" (sill {fit['sill']:.3g}, range {fit['range_km']:.0f} km)"
                 ax.plot(h, spherical(h, fit["nugget"], fit["psill"], fit["range_km"]), **st)
         ax.set(xlabel="distance (km, haversine)", ylabel=f"semivariance of {space}",
-               title=f"{period} days: semivariogram (points) and spherical fit (lines)")
+               title=f"{period} days: empirical (points), spherical fit (lines)")
         ax.legend(fontsize=7)
     fig.suptitle(f"{where}: semivariograms of the truth and of one member per model")
     done["variogram"] = _save(fig, outs["variogram"])
