@@ -51,6 +51,9 @@ def producible(path: str) -> bool:
     return os.path.exists(path) or any(r.is_producer(path) for r in workflow.rules)
 
 
+_REPORTED_LEFT_OUT: set[tuple[str, str]] = set()
+
+
 def sample_path(region: str, season: str, model: str, period: str) -> str:
     return f"{SAMPLES}/{region}/{season}/{model}/{period}.nc"
 
@@ -63,7 +66,8 @@ def evaluated_models(region: str, season: str) -> list[str]:
     """
     models = [m for m in EVAL["models"] if producible(sample_path(region, season, m, "test"))]
     left = [m for m in EVAL["models"] if m not in models]
-    if left:
+    if left and (region, season) not in _REPORTED_LEFT_OUT:
+        _REPORTED_LEFT_OUT.add((region, season))
         print(f"evaluation: no samples and no rule to make them for {', '.join(left)} "
               f"({region}/{season}); they are left out", file=sys.stderr)
     return models
@@ -103,5 +107,5 @@ def evaluation_figure(kind: str, title: str):
         caption=f"../report/{kind}.rst",
         category="4. Evaluation",
         subcategory=title,
-        labels={"region": "{region}", "season": "{season}", "figure": title},
+        labels={"region": "{region}", "season": "{season}"},
     )

@@ -52,7 +52,7 @@ rule summarize_metrics:
             caption="../report/summary.rst",
             category="4. Evaluation",
             subcategory="Scores",
-            labels={"table": "summary.csv"},
+            labels={"figure": "table: summary.csv", "period": "test and beyond"},
         ),
     params:
         regions=REGIONS,
