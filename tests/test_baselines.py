@@ -56,6 +56,16 @@ def test_bicubic_record_writes_the_sample_contract_and_matches_the_twin_referenc
         read_members(path, "DUEXTTAU", days["beyond"][1:])
 
 
+def test_no_days_give_an_empty_file_of_the_contract(twin):
+    root, _ = twin
+    fine = io.read_field(root / "split/solo/fine.nc", "DUEXTTAU")
+    files = io.month_files(root / "raw/coarse", "2000-01-01", "2000-02-29")
+    ds = bicubic_record(files, "DUEXTTAU", [], fine.lat.values, fine.lon.values, True, 1e-6)
+    path = io.write_netcdf(ds, root / "empty.nc")
+    with io.open_dataset(path) as back:
+        assert back["DUEXTTAU"].dims == ("member", "time", "lat", "lon") and back.sizes["time"] == 0
+
+
 def test_bicubic_record_names_a_missing_day(twin):
     root, _ = twin
     fine = io.read_field(root / "split/solo/fine.nc", "DUEXTTAU")

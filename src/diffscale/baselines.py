@@ -49,8 +49,10 @@ def bicubic_record(coarse_files: Sequence[str | os.PathLike], variable: str, day
     grid's extent plus ``margin_cells`` coarse cells, so every fine point is interpolated.
     """
     times = pd.DatetimeIndex(pd.to_datetime(list(days)))
-    if len(times) == 0:
-        raise ValueError("no days to interpolate")
+    if len(times) == 0:  # e.g. no day outside the fine record: an empty file keeps the contract
+        attrs = {k: v for k, v in io.read_field(coarse_files[0], variable).attrs.items() if k in ("units", "long_name")}
+        empty = np.empty((1, 0, len(fine_lat), len(fine_lon)), dtype=np.float32)
+        return member_dataset(empty, times, fine_lat, fine_lon, variable, attrs, {"model": "bicubic"})
     months = sorted({(t.year, t.month) for t in times})
     wanted = {str(io.month_file(".", y, m).name) for y, m in months}
     files = [f for f in coarse_files if os.path.basename(str(f)) in wanted]

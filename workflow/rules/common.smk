@@ -74,9 +74,11 @@ def evaluated_models(region: str, season: str) -> list[str]:
 
 
 def beyond_truth_declared() -> bool:
-    # The twin always has fine truth beyond the fine record; local files may (split writes
-    # truth.nc then, and evaluate finds it at run time next to fine.nc).
-    return DATA["source"] == "synthetic"
+    # The twin has fine truth on every day outside the fine record, so split writes truth.nc
+    # whenever the coarse period reaches past the fine one. Other sources may have it too
+    # (local files that extend past the fine period): evaluate then finds it at run time.
+    (cs, ce), (fs, fe) = DATA["coarse_period"], DATA["fine_period"]
+    return DATA["source"] == "synthetic" and (cs < fs or ce > fe)
 
 
 def evaluation_targets() -> list[str]:
