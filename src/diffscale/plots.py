@@ -149,7 +149,10 @@ def evaluation_maps(samples: dict[str, dict[str, str]], fine_path: str | Path, d
     dlat, dlon = float(np.diff(coarse.lat).max()), float(np.diff(coarse.lon).max())
     coarse = coarse.sel(lat=slice(lat.min() - dlat, lat.max() + dlat), lon=slice(lon.min() - dlon, lon.max() + dlon))
     members = {m: read_members(p["test"], variable) for m, p in samples.items()}
-    ncol = 2 + n_members
+    # Columns: mean, members, spread when some model is an ensemble; else mean and a note.
+    largest = max(da.sizes["member"] for da in members.values())
+    n_members = min(n_members, largest) if largest > 1 else 0
+    ncol = max(2, 2 + n_members)
     nrow = len(days) * (1 + len(members))
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol + 1.2, 2.7 * nrow), squeeze=False, constrained_layout=True)
     label = _space_label(variable, log10, units)
