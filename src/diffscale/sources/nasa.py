@@ -264,10 +264,12 @@ def decode_times(values: np.ndarray, attrs: dict) -> pd.DatetimeIndex:
     """CF time values -> timestamps, rounded to the second (GDS stores days as floats)."""
     if "units" not in attrs:
         raise ValueError("time coordinate has no units attribute")
+    # cftime objects first: GDS counts 'days since 1-1-1', which python datetimes refuse
+    # as a reference in the mixed Julian/Gregorian calendar; the dates themselves are modern.
     dates = cftime.num2date(np.asarray(values, dtype=np.float64), attrs["units"],
-                            calendar=attrs.get("calendar", "standard"),
-                            only_use_cftime_datetimes=False, only_use_python_datetimes=True)
-    return pd.DatetimeIndex(pd.to_datetime(list(dates))).round("s")
+                            calendar=attrs.get("calendar", "standard"))
+    return pd.DatetimeIndex([pd.Timestamp(d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond)
+                             for d in np.atleast_1d(dates)]).round("s")
 
 
 def index_range(coord: np.ndarray, lo: float, hi: float) -> tuple[int, int]:
