@@ -160,6 +160,7 @@ class Gate:
     hold: Callable[[str], bool] = lambda path: False       # path+query -> wait for `release` first
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    netcdf_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, app):
         expected = "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
@@ -179,7 +180,8 @@ class Gate:
                 self.release.wait(timeout=120)
             # GDS datasets have no file extension: map them onto the netCDF file.
             environ["PATH_INFO"] = re.sub(r"^(/dods/.*/[^/.]+)\.(dds|das|dods)$", r"\1.nc4.\2", environ["PATH_INFO"])
-            return app(environ, start_response)
+            with self.netcdf_lock:  # netCDF4/HDF5 is not thread-safe; the HTTP side stays concurrent
+                return list(app(environ, start_response))
 
         return gate
 

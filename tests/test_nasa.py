@@ -278,7 +278,13 @@ def test_workflow_kill_then_rerun_fetches_only_what_is_missing(server, netrc, tm
     run = snakemake(tmp_path, config, netrc, "-c2")
     others = [tmp_path / t for t in TARGETS if t != "raw/coarse/2006-02.nc"]
     deadline = time.time() + 240
-    while not (all(p.exists() for p in others) and server.count(r"20060202\.nc4\.dods\?DUEXTTAU")):
+    incomplete = tmp_path / ".snakemake" / "incomplete"
+
+    def only_february_running() -> bool:  # the other jobs finished and recorded as such by Snakemake
+        markers = [p for p in incomplete.rglob("*") if p.is_file()] if incomplete.exists() else []
+        return all(p.exists() for p in others) and len(markers) == 1
+
+    while not (only_february_running() and server.count(r"20060202\.nc4\.dods\?DUEXTTAU")):
         assert run.poll() is None and time.time() < deadline, run.communicate()[0] if run.poll() is not None else "timeout"
         time.sleep(0.2)
     os.killpg(run.pid, signal.SIGKILL)  # the whole job tree, mid-download
@@ -286,12 +292,15 @@ def test_workflow_kill_then_rerun_fetches_only_what_is_missing(server, netrc, tm
     server.gate.release.set()
     assert not (tmp_path / "raw/coarse/2006-02.nc").exists()
 
+    # A hard kill leaves Snakemake's lock behind; the user unlocks (as Snakemake says) and reruns.
+    unlock = snakemake(tmp_path, config, netrc, "--unlock")
+    assert unlock.wait(timeout=120) == 0
     server.gate.hold = lambda t: False
     server.gate.requests.clear()
     run = snakemake(tmp_path, config, netrc, "-c2")
     out, _ = run.communicate(timeout=300)
     assert run.returncode == 0, out
-    assert len(server.gate.requests) == server.count(r"MERRA2_300\.tavg1_2d_aer_Nx\.2006020[12]") == 8
+    assert len(server.gate.requests) == server.count(r"MERRA2_300\.tavg1_2d_aer_Nx\.2006020[12]") == 8, "\n".join(server.gate.requests)
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ from diffscale.sources.nasa import run_download
 
 log = log_to(snakemake.log[0])
 p, w = snakemake.params, snakemake.wildcards
-log.info("downloading %s %s to %s", p.field, "-".join(w.values()) or "", snakemake.output[0])
+year, month = getattr(w, "year", None), getattr(w, "month", None)
+log.info("downloading %s %s to %s", p.field, f"{year}-{month}" if year else "", snakemake.output[0])
 n = run_download(p.nasa, p.field, p.boxes, p.margin, snakemake.output[0], p.variable, p.attrs, tuple(p.period),
-                 year=w.get("year"), month=w.get("month"))
+                 year=year, month=month)
 log.info("done: %d HTTP requests", n)
