@@ -114,3 +114,65 @@ if DATA["source"] == "nasa":
             "../../envs/data.yaml"
         script:
             "../scripts/download_nasa.py"
+
+
+if DATA["source"] == "local":
+    import glob
+    import os
+
+    def local_files(field: str) -> list[str]:
+        # The user's files as inputs, so Snakemake reruns the job when they change; no
+        # match leaves the input empty and the job fails naming the pattern.
+        return sorted(glob.glob(os.path.expanduser(DATA["local"][field]["path"])))
+
+    rule normalise_local_coarse:
+        input:
+            local_files("coarse"),
+        output:
+            raw_files("coarse"),
+        params:
+            pattern=DATA["local"]["coarse"]["path"],
+            source_variable=DATA["local"]["coarse"]["variable"],
+            boxes=list(BOXES.values()),
+            margin=DATA["margin_deg"],
+            period=DATA["coarse_period"],
+            variable=DATA["variable"],
+            attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
+        log:
+            f"{LOGS}/normalise_local/coarse.log",
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/normalise_local.py"
+
+    use rule normalise_local_coarse as normalise_local_fine with:
+        input:
+            local_files("fine"),
+        output:
+            raw_files("fine"),
+        params:
+            pattern=DATA["local"]["fine"]["path"],
+            source_variable=DATA["local"]["fine"]["variable"],
+            boxes=list(BOXES.values()),
+            margin=DATA["margin_deg"],
+            period=DATA["fine_period"],
+            variable=DATA["variable"],
+            attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
+        log:
+            f"{LOGS}/normalise_local/fine.log",
+
+    use rule normalise_local_coarse as normalise_local_elevation with:
+        input:
+            local_files("elevation"),
+        output:
+            f"{RAW}/elevation.nc",
+        params:
+            pattern=DATA["local"]["elevation"]["path"],
+            source_variable=DATA["local"]["elevation"]["variable"],
+            boxes=list(BOXES.values()),
+            margin=DATA["margin_deg"],
+            period=None,
+            variable="elevation",
+            attrs={"long_name": "surface height above sea level", "units": "m"},
+        log:
+            f"{LOGS}/normalise_local/elevation.log",
