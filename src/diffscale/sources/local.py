@@ -126,6 +126,38 @@ def crop(da: xr.DataArray, box: Box, margin: float, path: str | Path) -> xr.Data
     return da.isel(lat=np.flatnonzero(ys), lon=np.flatnonzero(xs))
 
 
+def real_dates(labels: Sequence[tuple[int, int, int]], calendar: str) -> pd.DatetimeIndex:
+    """Real dates of model-calendar (year, month, day) labels; NaT where none exists.
+
+    360_day: day k (0..359) of a model year goes to real day floor((k + 0.5) n / 360)
+    of that year (n = 365 or 366), spreading the year evenly. Every other calendar
+    keeps its labels; a label reality lacks (29 February of a common year) is NaT.
+    """
+    out = []
+    for y, m, d in labels:
+        if calendar == "360_day":
+            n = 366 if pd.Timestamp(y, 1, 1).is_leap_year else 365
+            k = (m - 1) * 30 + (d - 1)
+            out.append(pd.Timestamp(y, 1, 1) + pd.Timedelta(days=int((k + 0.5) * n / 360)))
+        else:
+            try:
+                out.append(pd.Timestamp(y, m, d))
+            except ValueError:
+                out.append(pd.NaT)
+    return pd.DatetimeIndex(out)
+
+
+def fill_days(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """(time, lat, lon) with the days not ``present`` set linearly from their neighbours."""
+    out = values.copy()
+    have = np.flatnonzero(present)
+    for i in np.flatnonzero(~present):
+        before, after = have[have < i][-1], have[have > i][0]  # inner gaps only: the range starts and ends on data
+        w = (i - before) / (after - before)
+        out[i] = (1 - w) * values[before] + w * values[after]
+    return out
+
+
 def to_real_days(da: xr.DataArray, path: str | Path) -> xr.DataArray:
     """Any CF calendar, daily or finer steps -> one value per real day at midnight."""
     times = da.indexes["time"]
@@ -145,17 +177,14 @@ def to_real_days(da: xr.DataArray, path: str | Path) -> xr.DataArray:
         day = xr.DataArray([f"{t.year:04d}-{t.month:02d}-{t.day:02d}" for t in times], dims="time")
         da = da.groupby(day.rename("day")).mean("time").rename(day="time")
         labels = [tuple(map(int, s.split("-"))) for s in da.time.values]
-        import cftime  # noqa: PLC0415 (only needed for model calendars)
-        da = da.assign_coords(time=[cftime.datetime(y, m, d, calendar=calendar) for y, m, d in labels])
+        real = real_dates(labels, calendar)
+        keep = ~pd.isna(real)
+        da = da.isel(time=np.flatnonzero(keep)).assign_coords(time=real[keep])
         if calendar not in REAL_CALENDARS:
-            da = da.convert_calendar("proleptic_gregorian", align_on="year" if calendar == "360_day" else "date",
-                                     missing=np.nan, use_cftime=False)
-            # The missing dates (gaps of a model calendar) are interpolated between neighbours.
-            filled = da.interpolate_na("time", method="linear", max_gap=pd.Timedelta(days=3))
-            had_data = da.notnull().any(("lat", "lon"))
-            da = filled.where(~had_data, da)
-        else:
-            da = da.assign_coords(time=pd.DatetimeIndex([pd.Timestamp(*lbl) for lbl in labels]))
+            # Days the model calendar lacks: linear in time between the neighbouring days.
+            full = pd.date_range(da.time.values[0], da.time.values[-1], freq="D")
+            present = np.isin(full, da.time.values)
+            da = da.reindex(time=full).copy(data=fill_days(da.reindex(time=full).values, present))
         return da
     day = pd.DatetimeIndex(times).normalize()
     return da.groupby(xr.DataArray(day, dims="time", name="day")).mean("time").rename(day="time")
