@@ -31,3 +31,15 @@ def all_targets() -> list[str]:
     if DATA["source"] == "synthetic":
         targets += [f"{RAW}/twin.json", f"{RESULTS}/figures/twin_overview.png"]
     return targets
+
+
+def local_files(field: str) -> list[str]:
+    """The user's files of data.local.<field> (source local), as rule inputs.
+
+    As inputs, Snakemake reruns the job when they change; no match leaves the input
+    empty and the job fails with an error naming the pattern.
+    """
+    import glob
+    import os
+
+    return sorted(glob.glob(os.path.expanduser(DATA["local"][field]["path"])))

@@ -117,13 +117,6 @@ if DATA["source"] == "nasa":
 
 
 if DATA["source"] == "local":
-    import glob
-    import os
-
-    def local_files(field: str) -> list[str]:
-        # The user's files as inputs, so Snakemake reruns the job when they change; no
-        # match leaves the input empty and the job fails naming the pattern.
-        return sorted(glob.glob(os.path.expanduser(DATA["local"][field]["path"])))
 
     rule normalise_local_coarse:
         input:
