@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import parse_qs, quote, unquote
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -161,6 +161,8 @@ class Gate:
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     netcdf_lock: threading.Lock = field(default_factory=threading.Lock)
+    urs: bool = False       # Earthdata-style redirect to a login host (localhost) instead of basic auth
+    approved: bool = True   # has the user approved the application at the login host?
 
     def __call__(self, app):
         expected = "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
@@ -169,7 +171,11 @@ class Gate:
             target = environ.get("PATH_INFO", "") + ("?" + unquote(environ["QUERY_STRING"]) if environ.get("QUERY_STRING") else "")
             with self.lock:
                 self.requests.append(target)
-            if environ.get("HTTP_AUTHORIZATION") != expected:
+            if self.urs:
+                answer = self._urs(environ, start_response, expected)
+                if answer is not None:
+                    return answer
+            elif environ.get("HTTP_AUTHORIZATION") != expected:
                 start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="test"'), ("Content-Type", "text/plain")])
                 return [b"login required"]
             status = self.fail(target)
@@ -184,6 +190,30 @@ class Gate:
                 return list(app(environ, start_response))
 
         return gate
+
+    def _urs(self, environ, start_response, expected):
+        """Earthdata's flow: data host -> login host (basic auth) -> data host callback (cookie) -> data."""
+        host, path = environ.get("HTTP_HOST", ""), environ.get("PATH_INFO", "")
+        port = host.rsplit(":", 1)[-1]
+        if path == "/oauth/authorize":
+            if environ.get("HTTP_AUTHORIZATION") != expected:
+                start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="URS"'), ("Content-Type", "text/plain")])
+                return [b"bad login"]
+            if not self.approved:
+                start_response("200 OK", [("Content-Type", "text/html")])
+                return [b"<html>Authorize application NASA GESDISC DATA ARCHIVE?</html>"]
+            back = parse_qs(environ.get("QUERY_STRING", ""))["redirect_uri"][0]
+            start_response("302 Found", [("Location", f"http://127.0.0.1:{port}/urs_callback?next={quote(back, safe='')}")])
+            return [b""]
+        if path == "/urs_callback":
+            nxt = parse_qs(environ.get("QUERY_STRING", ""))["next"][0]
+            start_response("302 Found", [("Location", nxt), ("Set-Cookie", "urs_session=ok; Path=/")])
+            return [b""]
+        if "urs_session=ok" not in environ.get("HTTP_COOKIE", ""):
+            here = f"http://{host}{quote(path)}" + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else "")
+            start_response("302 Found", [("Location", f"http://localhost:{port}/oauth/authorize?redirect_uri={quote(here, safe='')}")])
+            return [b""]
+        return None
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

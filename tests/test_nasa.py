@@ -316,3 +316,23 @@ def test_workflow_wrong_login_fails_clearly_and_logs_no_secret(server, tmp_path)
     assert "rejected the Earthdata login" in text and "~/.netrc" in text
     assert wrong not in text and PASSWORD not in text
     assert not [p for p in (tmp_path / "raw").rglob("*") if p.is_file()] if (tmp_path / "raw").exists() else True
+
+
+def test_earthdata_redirect_flow_and_unapproved_application(server, tmp_path, monkeypatch):
+    """The login host (localhost here) is a different host from the data host (127.0.0.1)."""
+    server.gate.urs = True
+    path = tmp_path / "netrc"
+    path.write_text(f"machine localhost login {USER} password {PASSWORD}\n")
+    monkeypatch.setenv("NETRC", str(path))
+    cfg = nasa_config(server.url) | {"auth_host": "localhost"}
+    out = tmp_path / "2006-02.nc"
+    nasa.download_month(nasa.Collection.from_config(cfg["merra2"]), fetcher_for(cfg), 2006, 2, COARSE_PERIOD,
+                        nasa.coarse_box([REGION], MARGIN), out, "DUEXTTAU", ATTRS)
+    assert out.exists()
+    assert server.count("/oauth/authorize") == 1  # logged in once; the session cookie did the rest
+
+    server.gate.approved = False
+    with pytest.raises(nasa.EarthdataAuthError, match="application approved") as err:
+        nasa.download_month(nasa.Collection.from_config(cfg["merra2"]), fetcher_for(cfg), 2006, 1, COARSE_PERIOD,
+                            nasa.coarse_box([REGION], MARGIN), tmp_path / "x.nc", "DUEXTTAU", ATTRS)
+    assert PASSWORD not in "".join(traceback.format_exception(err.value))

@@ -105,7 +105,8 @@ class EarthdataSession(requests.Session):
         super().__init__()
         self.auth = (credentials.username, credentials.password)
         self.auth_host = auth_host
-        self.trust_env = False  # our own login only; requests would otherwise read ~/.netrc for any host
+        # With session.auth set, requests never falls back to ~/.netrc for other hosts;
+        # trust_env stays on so that proxy settings of the environment still apply.
 
     def rebuild_auth(self, prepared_request, response):
         headers = prepared_request.headers
