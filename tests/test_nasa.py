@@ -94,6 +94,29 @@ def test_index_box_daily_mean_and_backoff():
     assert nasa.hyperslab([(0, 23), (5, 9)]) == "[0:1:23][5:1:9]"
 
 
+def test_grid_answers_as_hyrax_and_gds_send_them():
+    """Hyrax (GES DISC) and GDS (NCCS) wrap variables in DAP2 Grids; pydap's server does not."""
+    from pydap.model import BaseType, DatasetType, GridType
+    from pydap.responses.das import DASResponse
+    from pydap.responses.dds import DDSResponse
+    from pydap.responses.dods import DODSResponse
+
+    ds = DatasetType("MERRA2_300.tavg1_2d_aer_Nx.20060131.nc4")
+    grid = GridType("DUEXTTAU", attributes={"_FillValue": 1e15, "units": "1"})  # the DAS lists them under the Grid
+    grid["DUEXTTAU"] = BaseType("DUEXTTAU", np.arange(24, dtype="f4").reshape(2, 3, 4), dims=("time", "lat", "lon"))
+    grid["time"] = BaseType("time", np.array([0, 60], dtype="i4"), dims=("time",))
+    grid["lat"] = BaseType("lat", np.array([29.5, 30.0, 30.5]), dims=("lat",))
+    grid["lon"] = BaseType("lon", np.array([60.0, 60.625, 61.25, 61.875]), dims=("lon",))
+    ds["DUEXTTAU"] = grid
+    var = nasa.RemoteVariable.describe("u", b"".join(DDSResponse(ds)).decode(),
+                                       lambda: b"".join(DASResponse(ds)).decode(), "duexttau")
+    assert (var.name, var.dims, var.shape) == ("DUEXTTAU", ["time", "lat", "lon"], (2, 3, 4))
+    assert var.attrs["_FillValue"] == 1e15
+    got = nasa.parse_dods(b"".join(DODSResponse(ds)))
+    np.testing.assert_array_equal(got["DUEXTTAU"], np.arange(24).reshape(2, 3, 4))
+    np.testing.assert_array_equal(got["lat"], [29.5, 30.0, 30.5])
+
+
 def test_missing_login_says_how_to_fix_it(tmp_path):
     env = {"NETRC": str(tmp_path / "absent")}
     with pytest.raises(nasa.EarthdataAuthError, match=r"machine urs\.earthdata\.nasa\.gov.*~/\.netrc.*chmod 600"):

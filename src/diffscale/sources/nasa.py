@@ -231,14 +231,20 @@ class RemoteVariable:
 
     @classmethod
     def open(cls, fetcher: Fetcher, url: str, variable: str) -> RemoteVariable:
-        dds = dds_to_dataset(fetcher.get(url + ".dds").decode("ascii", "replace"))
+        dds = fetcher.get(url + ".dds").decode("ascii", "replace")
+        return cls.describe(url, dds, lambda: fetcher.get(url + ".das").decode("utf-8", "replace"), variable)
+
+    @classmethod
+    def describe(cls, url: str, dds_text: str, das_text: Callable[[], str], variable: str) -> RemoteVariable:
+        """From the DDS (an Array, or a Grid as Hyrax and GDS send) and the DAS (read only if needed)."""
+        dds = dds_to_dataset(dds_text)
         names = {k.lower(): k for k in dds.keys()}  # GDS lower-cases names: match either case
         if variable.lower() not in names:
             raise DownloadError(url, "variable missing", f"'{variable}' not in the dataset (has {', '.join(dds.keys())})")
-        node = dds[names[variable.lower()]]
-        array = node.array if not isinstance(node, BaseType) else node
-        das = parse_das(fetcher.get(url + ".das").decode("utf-8", "replace"))
         name = names[variable.lower()]
+        node = dds[name]
+        array = node if isinstance(node, BaseType) else node.array
+        das = parse_das(das_text())
         return cls(url, name, list(array.dims), tuple(array.shape), das.get(name, {}),
                    {d: das.get(d, {}) for d in array.dims})
 
