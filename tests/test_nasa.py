@@ -123,6 +123,11 @@ def test_missing_login_says_how_to_fix_it(tmp_path):
         nasa.earthdata_credentials("urs.earthdata.nasa.gov", env)
     creds = nasa.earthdata_credentials("x", {"EARTHDATA_USERNAME": "u", "EARTHDATA_PASSWORD": PASSWORD})
     assert PASSWORD not in repr(creds)
+    broken = tmp_path / "netrc"
+    broken.write_text(f"machine urs.earthdata.nasa.gov login u password {PASSWORD} oops\n")
+    with pytest.raises(nasa.EarthdataAuthError, match="malformed") as err:
+        nasa.earthdata_credentials("urs.earthdata.nasa.gov", {"NETRC": str(broken)})
+    assert PASSWORD not in "".join(traceback.format_exception(err.value))
 
 
 # ---------------------------------------------------------------------------- against the server
@@ -134,7 +139,7 @@ def test_merra2_month_end_to_end(server, netrc, tmp_path):
     box = nasa.coarse_box([REGION], MARGIN)
     out = tmp_path / "coarse" / "2006-01.nc"
     nasa.download_month(nasa.Collection.from_config(cfg["merra2"]), fetcher, 2006, 1, COARSE_PERIOD, box, out,
-                        "DUEXTTAU", ATTRS)
+                        "DUEXTTAU", ATTRS, expected=merra2_grid(box))
     ds = xr.open_dataset(out)
     grid = merra2_grid(box)
     np.testing.assert_array_equal(ds.lat, grid.lat)
@@ -162,7 +167,7 @@ def test_g5nr_month_and_elevation(server, netrc, tmp_path):
     box = nasa.fine_box([REGION], MARGIN)
     out = tmp_path / "fine" / "2006-02.nc"
     nasa.download_month(nasa.Collection.from_config(cfg["g5nr"]), fetcher, 2006, 2, FINE_PERIOD, box, out,
-                        "DUEXTTAU", ATTRS)
+                        "DUEXTTAU", ATTRS, expected=g5nr_grid(box))
     ds = xr.open_dataset(out)
     grid = g5nr_grid(box)
     np.testing.assert_array_equal(ds.lat, grid.lat)
@@ -179,6 +184,16 @@ def test_g5nr_month_and_elevation(server, netrc, tmp_path):
     e = xr.open_dataset(elev).elevation
     assert e.dims == ("lat", "lon") and e.attrs["units"] == "m"
     np.testing.assert_allclose(e.values, 1000.0 + 10.0 * grid.lat[:, None] + grid.lon[None, :], rtol=1e-5)
+
+
+def test_a_month_on_an_unexpected_grid_is_refused_and_not_written(server, netrc, tmp_path):
+    cfg = nasa_config(server.url)
+    box = nasa.coarse_box([REGION], MARGIN)
+    out = tmp_path / "coarse" / "2006-02.nc"
+    with pytest.raises(nasa.io.DataValidationError, match=r"2006-02\.nc: grid 5 x 3 .* is not the expected 41 x 31"):
+        nasa.download_month(nasa.Collection.from_config(cfg["merra2"]), fetcher_for(cfg), 2006, 2, COARSE_PERIOD, box,
+                            out, "DUEXTTAU", ATTRS, expected=g5nr_grid(nasa.fine_box([REGION], MARGIN)))
+    assert not out.exists() and list(out.parent.glob("*")) == []
 
 
 def test_transient_errors_are_retried(server, netrc, tmp_path):

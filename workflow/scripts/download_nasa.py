@@ -10,4 +10,4 @@ year, month = getattr(w, "year", None), getattr(w, "month", None)
 log.info("downloading %s %s to %s", p.field, f"{year}-{month}" if year else "", snakemake.output[0])
 n = run_download(p.nasa, p.field, p.boxes, p.margin, snakemake.output[0], p.variable, p.attrs, tuple(p.period),
                  year=year, month=month)
-log.info("done: %d HTTP requests", n)
+log.info("done (%d requests)", n)

@@ -39,7 +39,7 @@ from pydap.parsers.das import parse_das
 from pydap.parsers.dds import dds_to_dataset
 
 from diffscale import io
-from diffscale.grids import Box, merra2_grid
+from diffscale.grids import Box, Grid, g5nr_grid, merra2_grid
 
 log = logging.getLogger("diffscale.nasa")
 
@@ -89,8 +89,9 @@ def earthdata_credentials(host: str = "urs.earthdata.nasa.gov",
         try:
             entry = netrc.netrc(path).authenticators(host)
         except (netrc.NetrcParseError, OSError) as exc:
-            # The parse error quotes the file; say where, not what.
-            raise EarthdataAuthError(f"cannot read {path} (line {getattr(exc, 'lineno', '?')}): "
+            # The parse error may quote a token of the file (a password): say where, not what.
+            raise EarthdataAuthError(f"cannot read {path} (malformed near line {getattr(exc, 'lineno', '?')}, or "
+                                     "readable by others): "
                                      + HOW_TO_LOGIN.format(host=host)) from None
     if not entry or not entry[0] or not entry[2]:
         raise EarthdataAuthError(f"no Earthdata login for machine {host} (looked at EARTHDATA_USERNAME/"
@@ -140,6 +141,7 @@ class Fetcher:
     timeout_s: float = 120.0
     sleep: Callable[[float], None] = time.sleep
     requests_made: int = 0
+    bytes_received: int = 0
 
     def get(self, url: str, query: str = "") -> bytes:
         full = f"{url}?{query}" if query else url
@@ -169,6 +171,7 @@ class Fetcher:
                 raise DownloadError(public_url(full), f"HTTP {status} {response.reason}", _dap_error(response.content))
             if response.content.startswith(b"Error {"):
                 raise DownloadError(public_url(full), "DAP error", _dap_error(response.content))
+            self.bytes_received += len(response.content)
             return response.content
         raise AssertionError("unreachable")
 
@@ -413,8 +416,11 @@ def fetch_day(reader: _Reader, day: pd.Timestamp, box: Box) -> tuple[np.ndarray,
 
 
 def download_month(collection: Collection, fetcher: Fetcher, year: int, month: int, period: tuple[str, str],
-                   box: Box, out_path: str | Path, variable: str, attrs: dict) -> Path:
-    """Fetch, average, validate and atomically write one month (the days inside ``period``)."""
+                   box: Box, out_path: str | Path, variable: str, attrs: dict, expected: Grid | None = None) -> Path:
+    """Fetch, average, validate and atomically write one month (the days inside ``period``).
+
+    ``expected``: the grid the month must come on (the product's cells inside ``box``).
+    """
     start, end = (pd.Timestamp(p) for p in period)
     month_days = pd.date_range(f"{year:04d}-{month:02d}-01", periods=pd.Timestamp(year, month, 1).days_in_month)
     days = month_days[(month_days >= start) & (month_days <= end)]
@@ -432,21 +438,22 @@ def download_month(collection: Collection, fetcher: Fetcher, year: int, month: i
                  collection.steps_per_day, lat.size, lon.size)
     ds = io.field_dataset(np.stack(fields).astype(np.float32), days, lat, lon, variable, attrs,
                           {"source": collection.url.split("{")[0], "history": "daily means of server-side subsets (diffscale.sources.nasa)"})
-    return write_validated(ds, out_path, variable, days, box)
+    return write_validated(ds, out_path, variable, days, box, expected)
 
 
 def download_elevation(collection: Collection, fetcher: Fetcher, box: Box, out_path: str | Path,
-                       day: str) -> Path:
+                       day: str, expected: Grid | None = None) -> Path:
     """Surface geopotential / g over ``box`` -> ``elevation`` (lat, lon) in metres."""
     reader = _Reader(fetcher, collection)
     phis, lat, lon = fetch_day(reader, pd.Timestamp(day), box)
     ds = io.field_dataset((phis / GRAVITY).astype(np.float32), None, lat, lon, "elevation",
                           {"units": "m", "long_name": "surface height above sea level (PHIS / g)", "standard_name": "surface_altitude"},
                           {"source": collection.url.split("{")[0]})
-    return write_validated(ds, out_path, "elevation", None, box)
+    return write_validated(ds, out_path, "elevation", None, box, expected)
 
 
-def write_validated(ds: xr.Dataset, out_path: str | Path, variable: str, days: pd.DatetimeIndex | None, box: Box) -> Path:
+def write_validated(ds: xr.Dataset, out_path: str | Path, variable: str, days: pd.DatetimeIndex | None, box: Box,
+                    expected: Grid | None = None) -> Path:
     """Check variable, grid and days, then write atomically (nothing is left on failure)."""
     dims = ("time", "lat", "lon") if days is not None else ("lat", "lon")
     da = io.validate_field(ds, variable, out_path, dims)
@@ -455,6 +462,11 @@ def write_validated(ds: xr.Dataset, out_path: str | Path, variable: str, days: p
     lat, lon = da.lat.values, da.lon.values
     if lat[0] < box.lat[0] - 1e-6 or lat[-1] > box.lat[1] + 1e-6 or lon[0] < box.lon[0] - 1e-6 or lon[-1] > box.lon[1] + 1e-6:
         raise io.DataValidationError(out_path, f"grid {lat[0]}..{lat[-1]} x {lon[0]}..{lon[-1]} is not inside the box {box}")
+    if expected is not None and not (lat.shape == expected.lat.shape and lon.shape == expected.lon.shape
+                                     and np.allclose(lat, expected.lat, atol=1e-6) and np.allclose(lon, expected.lon, atol=1e-6)):
+        raise io.DataValidationError(out_path, f"grid {lat.size} x {lon.size} ({lat[0]}..{lat[-1]}, {lon[0]}..{lon[-1]}) is not "
+                                               f"the expected {expected.lat.size} x {expected.lon.size} ({expected.lat[0]}.."
+                                               f"{expected.lat[-1]}, {expected.lon[0]}..{expected.lon[-1]})")
     if not np.all(np.isfinite(da.values) | np.isnan(da.values)):
         raise io.DataValidationError(out_path, "values are neither finite nor masked")
     return io.write_netcdf(ds, out_path)
@@ -476,11 +488,14 @@ def run_download(nasa: Mapping, field: str, boxes: list[Box], margin: float, out
     """
     fetcher = open_fetcher(nasa)
     if field == "elevation":
-        download_elevation(Collection.from_config(nasa["elevation"]), fetcher, fine_box(boxes, margin), out_path, period[0])
+        box = fine_box(boxes, margin)
+        download_elevation(Collection.from_config(nasa["elevation"]), fetcher, box, out_path, period[0], g5nr_grid(box))
     elif field in ("coarse", "fine"):
         collection = Collection.from_config(nasa["merra2" if field == "coarse" else "g5nr"])
         box = coarse_box(boxes, margin) if field == "coarse" else fine_box(boxes, margin)
-        download_month(collection, fetcher, int(year), int(month), period, box, out_path, variable, attrs)
+        grid = merra2_grid(box) if field == "coarse" else g5nr_grid(box)
+        download_month(collection, fetcher, int(year), int(month), period, box, out_path, variable, attrs, grid)
     else:
         raise ValueError(f"unknown field {field!r}: expected coarse, fine or elevation")
+    log.info("%d HTTP requests, %.1f kB received", fetcher.requests_made, fetcher.bytes_received / 1e3)
     return fetcher.requests_made
