@@ -113,6 +113,35 @@ def test_noleap_calendar_fills_29_february(tmp_path):
     assert np.isfinite(da.values).all()
 
 
+def test_noleap_files_split_at_february_are_joined_and_filled(tmp_path):
+    write_user_file(tmp_path / "m02.nc", "2004-02-25", 4, calendar="noleap")  # 25..28 February
+    write_user_file(tmp_path / "m03.nc", "2004-03-01", 3, calendar="noleap")
+    da = local.read_local(str(tmp_path / "m0*.nc"), "aod", REGION, 1.0)
+    assert list(pd.DatetimeIndex(da.time.values)) == list(pd.date_range("2004-02-25", "2004-03-03"))
+    assert np.isfinite(da.values).all()
+
+
+def test_a_real_gap_is_not_filled(tmp_path):
+    write_user_file(tmp_path / "a.nc", "2001-01-25", 6)  # to 30 January
+    write_user_file(tmp_path / "b.nc", "2001-02-01", 6)  # 31 January is missing
+    assert_fails_cleanly(tmp_path, tmp_path / "*.nc", r"1 day\(s\) of 2001-01-30..2001-02-02 are missing, first 2001-01-31")
+
+
+def test_fine_truth_beyond_the_fine_period_is_kept(tmp_path):
+    write_user_file(tmp_path / "fine.nc", "2001-01-30", 40)  # to 10 March
+    coarse_period, fine_period = ("2001-01-01", "2001-12-31"), ("2001-01-30", "2001-02-15")
+    months = local.fine_months(str(tmp_path / "fine.nc"), "aod", coarse_period, fine_period)
+    assert months == [(2001, 1), (2001, 2), (2001, 3)]
+    outs = [tmp_path / "raw" / "fine" / f"2001-0{m}.nc" for _, m in months]
+    local.normalise(str(tmp_path / "fine.nc"), "aod", [REGION], 1.0, outs, "DUEXTTAU", ATTRS, coarse_period, fine_period)
+    march = xr.open_dataset(outs[-1])
+    assert list(pd.DatetimeIndex(march.time.values)) == list(pd.date_range("2001-03-01", "2001-03-10"))
+    # the fine period itself must be complete
+    with pytest.raises(io.DataValidationError, match="first 2001-01-29"):
+        local.normalise(str(tmp_path / "fine.nc"), "aod", [REGION], 1.0, outs, "DUEXTTAU", ATTRS, coarse_period,
+                        ("2001-01-29", "2001-02-15"))
+
+
 def test_360_day_calendar_is_spread_over_the_real_year(tmp_path):
     write_user_file(tmp_path / "model.nc", "2001-01-01", 360, calendar="360_day")
     da = local.read_local(str(tmp_path / "model.nc"), "aod", REGION, 1.0)
@@ -197,7 +226,8 @@ def test_workflow_normalises_local_files(tmp_path):
     files = tmp_path / "user"
     files.mkdir()
     write_user_file(files / "coarse.nc", "2001-01-29", 6, variable="aod_c", lat_descending=True)
-    write_user_file(files / "fine.nc", "2001-01-30", 2, variable="aod_f", lon_360=True, lat=np.arange(28.0, 34.0, 0.25),
+    # the fine file reaches past fine_period: that truth is kept in raw/fine/2001-02.nc
+    write_user_file(files / "fine.nc", "2001-01-30", 4, variable="aod_f", lon_360=True, lat=np.arange(28.0, 34.0, 0.25),
                     lon=np.arange(58.0, 64.0, 0.25))
     xr.Dataset({"z": (("lat", "lon"), np.full((24, 24), 500.0))},
                coords={"lat": np.arange(28.0, 34.0, 0.25), "lon": np.arange(58.0, 64.0, 0.25)}).to_netcdf(files / "dem.nc")
@@ -208,7 +238,8 @@ def test_workflow_normalises_local_files(tmp_path):
                               "elevation": {"path": str(files / "dem.nc"), "variable": "z"}}},
            "regions": {"r": {"lat": list(REGION.lat), "lon": list(REGION.lon)}}, "seasons": {"DJF": [12, 1, 2]}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    targets = ["raw/coarse/2001-01.nc", "raw/coarse/2001-02.nc", "raw/fine/2001-01.nc", "raw/elevation.nc"]
+    targets = ["raw/coarse/2001-01.nc", "raw/coarse/2001-02.nc", "raw/fine/2001-01.nc", "raw/fine/2001-02.nc",
+               "raw/elevation.nc"]
     run = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
                           str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "-c1", *targets],
                          env=os.environ | {"PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True, timeout=300)

@@ -129,6 +129,7 @@ if DATA["source"] == "local":
             boxes=list(BOXES.values()),
             margin=DATA["margin_deg"],
             period=DATA["coarse_period"],
+            required=DATA["coarse_period"],
             variable=DATA["variable"],
             attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
         log:
@@ -148,7 +149,9 @@ if DATA["source"] == "local":
             source_variable=DATA["local"]["fine"]["variable"],
             boxes=list(BOXES.values()),
             margin=DATA["margin_deg"],
-            period=DATA["fine_period"],
+            # fine truth beyond fine_period is kept (scored, never trained on)
+            period=DATA["coarse_period"],
+            required=DATA["fine_period"],
             variable=DATA["variable"],
             attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
         log:
@@ -165,6 +168,7 @@ if DATA["source"] == "local":
             boxes=list(BOXES.values()),
             margin=DATA["margin_deg"],
             period=None,
+            required=None,
             variable="elevation",
             attrs={"long_name": "surface height above sea level", "units": "m"},
         log:

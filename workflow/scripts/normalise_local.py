@@ -8,4 +8,4 @@ log = log_to(snakemake.log[0])
 p = snakemake.params
 log.info("normalising %s (variable %s) over %s", p.pattern, p.source_variable, p.period or "all (time-invariant)")
 normalise(p.pattern, p.source_variable, p.boxes, p.margin, list(snakemake.output), p.variable, p.attrs,
-          tuple(p.period) if p.period else None)
+          tuple(p.period) if p.period else None, tuple(p.required) if p.required else None)

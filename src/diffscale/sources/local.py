@@ -158,41 +158,72 @@ def fill_days(values: np.ndarray, present: np.ndarray) -> np.ndarray:
     return out
 
 
+def calendar_of(times: pd.Index) -> str:
+    return times.calendar if isinstance(times, xr.CFTimeIndex) else "standard"
+
+
+def check_steps(times: pd.Index, path: str | Path) -> None:
+    """Strictly increasing, and daily or finer."""
+    if times.size < 2:
+        return
+    seconds = np.array([(t - times[0]).total_seconds() for t in times]) if isinstance(times, xr.CFTimeIndex) \
+        else (pd.DatetimeIndex(times) - times[0]).total_seconds().values
+    steps = np.diff(seconds)
+    if np.any(steps <= 0):
+        raise io.DataValidationError(path, "time is not strictly increasing (overlapping or unsorted files?)")
+    median_days = float(np.median(steps)) / 86400.0
+    if median_days > 1.0 + 1e-6:
+        raise io.DataValidationError(path, f"time step is {median_days:.3g} days; the workflow needs daily (or finer) data, "
+                                           "because interpolating coarser steps to days would invent the day-to-day "
+                                           "variability the model learns")
+
+
+def day_labels(times: pd.Index) -> list[tuple[int, int, int]]:
+    return [(t.year, t.month, t.day) for t in times]
+
+
 def to_real_days(da: xr.DataArray, path: str | Path) -> xr.DataArray:
-    """Any CF calendar, daily or finer steps -> one value per real day at midnight."""
+    """Any CF calendar, daily or finer steps -> one value per real day at midnight.
+
+    Sub-daily steps are averaged within each (model) day. Days the model calendar
+    lacks are not filled here: see :func:`fill_calendar_gaps`.
+    """
     times = da.indexes["time"]
-    calendar = getattr(times, "calendar", "standard") if isinstance(times, xr.CFTimeIndex) else "standard"
-    if times.size > 1:
-        steps = np.diff(times.asi8 if isinstance(times, pd.DatetimeIndex) else
-                        np.array([(t - times[0]).total_seconds() for t in times]) * 1e9)
-        if np.any(steps <= 0):
-            raise io.DataValidationError(path, "time is not strictly increasing (overlapping or unsorted files?)")
-        median_days = float(np.median(steps)) / 86400e9
-        if median_days > 1.0 + 1e-6:
-            raise io.DataValidationError(path, f"time step is {median_days:.3g} days; the workflow needs daily (or finer) data, "
-                                               "because interpolating coarser steps to days would invent the day-to-day "
-                                               "variability the model learns")
-    if isinstance(times, xr.CFTimeIndex):
-        # Daily labels first (sub-daily steps averaged within each model day).
-        day = xr.DataArray([f"{t.year:04d}-{t.month:02d}-{t.day:02d}" for t in times], dims="time")
-        da = da.groupby(day.rename("day")).mean("time").rename(day="time")
-        labels = [tuple(map(int, s.split("-"))) for s in da.time.values]
-        real = real_dates(labels, calendar)
-        keep = ~pd.isna(real)
-        da = da.isel(time=np.flatnonzero(keep)).assign_coords(time=real[keep])
-        if calendar not in REAL_CALENDARS:
-            # Days the model calendar lacks: linear in time between the neighbouring days.
-            full = pd.date_range(da.time.values[0], da.time.values[-1], freq="D")
-            present = np.isin(full, da.time.values)
-            da = da.reindex(time=full).copy(data=fill_days(da.reindex(time=full).values, present))
+    check_steps(times, path)
+    labels = day_labels(times)
+    key = xr.DataArray([f"{y:04d}-{m:02d}-{d:02d}" for y, m, d in labels], dims="time", name="day")
+    da = da.groupby(key).mean("time").rename(day="time")
+    real = real_dates([tuple(map(int, v.split("-"))) for v in da.time.values], calendar_of(times))
+    keep = ~pd.isna(real)
+    return da.isel(time=np.flatnonzero(keep)).assign_coords(time=real[keep])
+
+
+def calendar_gaps(calendar: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+    """Real days in [start, end] that no date of the model calendar maps to."""
+    if calendar in REAL_CALENDARS:
+        return pd.DatetimeIndex([])
+    import cftime  # noqa: PLC0415 (model calendars only)
+
+    labels = [(y, m, d) for y in range(start.year, end.year + 1) for m in range(1, 13)
+              for d in range(1, cftime.datetime(y, m, 1, calendar=calendar).daysinmonth + 1)]
+    image = real_dates(labels, calendar).dropna()
+    return pd.date_range(start, end, freq="D").difference(image)
+
+
+def fill_calendar_gaps(da: xr.DataArray, calendar: str) -> xr.DataArray:
+    """Insert the days a model calendar lacks, linear in time between their neighbours."""
+    have = pd.DatetimeIndex(da.time.values)
+    gaps = calendar_gaps(calendar, have[0], have[-1]).difference(have)
+    if gaps.empty:
         return da
-    day = pd.DatetimeIndex(times).normalize()
-    return da.groupby(xr.DataArray(day, dims="time", name="day")).mean("time").rename(day="time")
+    full = have.union(gaps)
+    values = da.reindex(time=full).values
+    return da.reindex(time=full).copy(data=fill_days(values, full.isin(have)))
 
 
 def read_local(pattern: str, variable: str, box: Box, margin: float = 0.0, with_time: bool = True) -> xr.DataArray:
     """Read, validate and normalise the user's field; (time, lat, lon) or (lat, lon)."""
-    parts = []
+    parts, calendars = [], []
     for path in expand(pattern):
         try:
             ds = xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
@@ -216,6 +247,7 @@ def read_local(pattern: str, variable: str, box: Box, margin: float = 0.0, with_
             except Exception as exc:  # a file cut short fails when its data are read
                 raise io.DataValidationError(path, f"data cannot be read ({type(exc).__name__}: {exc}); is the file truncated?") from None
         if with_time:
+            calendars.append((path, calendar_of(da.indexes["time"])))
             da = to_real_days(da, path)
         parts.append((path, da))
     first_path, first = parts[0]
@@ -228,27 +260,66 @@ def read_local(pattern: str, variable: str, box: Box, margin: float = 0.0, with_
     dup = pd.DatetimeIndex(da.time.values).duplicated()
     if dup.any():
         raise io.DataValidationError(pattern, f"day {pd.Timestamp(da.time.values[dup][0]).date()} appears in more than one file")
-    return da
+    for path, calendar in calendars[1:]:
+        if calendar != calendars[0][1]:
+            raise io.DataValidationError(path, f"calendar '{calendar}' differs from '{calendars[0][1]}' of {calendars[0][0]}")
+    return fill_calendar_gaps(da, calendars[0][1])
 
 
-def select_period(da: xr.DataArray, period: tuple[str, str], pattern: str) -> xr.DataArray:
-    """The days of ``period``; an error naming the first missing day."""
-    want = io.days_in(*period)
+def select_days(da: xr.DataArray, period: tuple[str, str], required: tuple[str, str], pattern: str) -> xr.DataArray:
+    """The days of ``period`` the files have; every day of ``required`` must be there."""
     have = pd.DatetimeIndex(da.time.values)
-    missing = want.difference(have)
+    missing = io.days_in(*required).difference(have)
     if len(missing):
-        raise io.DataValidationError(pattern, f"the files cover {have[0].date()}..{have[-1].date()} with gaps; "
-                                              f"{len(missing)} day(s) of {period[0]}..{period[1]} are missing, first "
+        raise io.DataValidationError(pattern, f"the files cover {len(have)} days of {have[0].date()}..{have[-1].date()}; "
+                                              f"{len(missing)} day(s) of {required[0]}..{required[1]} are missing, first "
                                               f"{missing[0].date()}")
-    return da.sel(time=want)
+    return da.sel(time=io.days_in(*period).intersection(have))
+
+
+def covered_days(pattern: str, variable: str) -> pd.DatetimeIndex:
+    """Real days the user's files hold, from their time coordinates only (cheap)."""
+    days = []
+    for path in expand(pattern):
+        try:
+            with xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)) as ds:
+                if variable not in ds.data_vars:
+                    raise io.DataValidationError(path, f"variable '{variable}' not found")
+                time, _, _ = _axes(ds[variable], path, True)
+                times = ds.indexes[time]
+        except io.DataValidationError:
+            raise
+        except Exception as exc:
+            raise io.DataValidationError(path, f"cannot be read as netCDF ({type(exc).__name__}: {exc})") from None
+        real = real_dates(sorted(set(day_labels(times))), calendar_of(times)).dropna()
+        days.append(real.union(calendar_gaps(calendar_of(times), real[0], real[-1])) if len(real) else real)
+    return pd.DatetimeIndex(sorted(set().union(*days)))
+
+
+def fine_months(pattern: str, variable: str, coarse_period: tuple[str, str],
+                fine_period: tuple[str, str]) -> list[tuple[int, int]]:
+    """Months of the fine raw record: fine_period's, plus those of coarse_period the files reach.
+
+    Fine truth outside fine_period is never trained on; later stages score the
+    reconstruction against it. Unreadable files give fine_period's months only (the
+    job then fails with the reason).
+    """
+    months = set(io.months_in(*fine_period))
+    try:
+        days = covered_days(pattern, variable)
+    except io.DataValidationError:
+        return sorted(months)
+    inside = days[(days >= pd.Timestamp(coarse_period[0])) & (days <= pd.Timestamp(coarse_period[1]))]
+    return sorted(months | set(zip(inside.year, inside.month)))
 
 
 def normalise(pattern: str, source_variable: str, boxes: Sequence[Box], margin: float,
               out_paths: Sequence[str | os.PathLike], variable: str, attrs: dict,
-              period: tuple[str, str] | None) -> list[Path]:
+              period: tuple[str, str] | None, required: tuple[str, str] | None = None) -> list[Path]:
     """One field of data.local -> the raw files ``out_paths`` (monthly files, or elevation.nc).
 
-    ``period`` None means a time-invariant field (elevation).
+    Writes the days of ``period`` the files hold; every day of ``required`` (default:
+    ``period``) must be there. ``period`` None means a time-invariant field (elevation).
     """
     with_time = period is not None
     da = read_local(pattern, source_variable, Box.union(list(boxes)), margin, with_time)
@@ -258,14 +329,15 @@ def normalise(pattern: str, source_variable: str, boxes: Sequence[Box], margin: 
         ds = io.field_dataset(da.values.astype(np.float32), None, da.lat.values, da.lon.values, variable, attrs, global_attrs)
         io.validate_field(ds, variable, pattern, ("lat", "lon"))
         return [io.write_netcdf(ds, out_paths[0])]
-    da = select_period(da, period, pattern)
-    ds = io.field_dataset(da.values.astype(np.float32), pd.DatetimeIndex(da.time.values), da.lat.values, da.lon.values,
-                          variable, attrs, global_attrs)
+    da = select_days(da, period, required or period, pattern)
+    times = pd.DatetimeIndex(da.time.values)
+    ds = io.field_dataset(da.values.astype(np.float32), times, da.lat.values, da.lon.values, variable, attrs, global_attrs)
     io.validate_field(ds, variable, pattern)
-    expected = {Path(p).name for p in out_paths}
-    months = {io.month_file(".", y, m).name for y, m in io.months_in(*period)}
+    expected = sorted(Path(p).name for p in out_paths)
+    months = sorted({io.month_file(".", y, m).name for y, m in zip(times.year, times.month)})
     if expected != months:
-        raise ValueError(f"outputs {sorted(expected)} do not match the months of {period[0]}..{period[1]}")
+        raise io.DataValidationError(pattern, f"the files hold the months {months}, the workflow expected {expected} "
+                                              "(did the files change since the run started?)")
     written = io.write_monthly(ds, Path(out_paths[0]).parent)
     log.info("%s: %d days on %d x %d cells -> %d monthly files", pattern, ds.sizes["time"], ds.sizes["lat"],
              ds.sizes["lon"], len(written))
