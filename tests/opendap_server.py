@@ -156,6 +156,7 @@ class Gate:
     username: str
     password: str
     requests: list[str] = field(default_factory=list)
+    authorized: list[str] = field(default_factory=list)  # host+path of requests that carried a login
     fail: Callable[[str], int | None] = lambda path: None  # path+query -> HTTP status to answer instead
     hold: Callable[[str], bool] = lambda path: False       # path+query -> wait for `release` first
     release: threading.Event = field(default_factory=threading.Event)
@@ -171,6 +172,8 @@ class Gate:
             target = environ.get("PATH_INFO", "") + ("?" + unquote(environ["QUERY_STRING"]) if environ.get("QUERY_STRING") else "")
             with self.lock:
                 self.requests.append(target)
+                if environ.get("HTTP_AUTHORIZATION"):
+                    self.authorized.append(environ.get("HTTP_HOST", "") + target)
             if self.urs:
                 answer = self._urs(environ, start_response, expected)
                 if answer is not None:

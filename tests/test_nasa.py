@@ -353,7 +353,8 @@ def test_workflow_wrong_login_fails_clearly_and_logs_no_secret(server, tmp_path)
     text = all_text(tmp_path, out)
     assert "rejected the Earthdata login" in text and "~/.netrc" in text
     assert wrong not in text and PASSWORD not in text
-    assert not [p for p in (tmp_path / "raw").rglob("*") if p.is_file()] if (tmp_path / "raw").exists() else True
+    written = [p for p in (tmp_path / "raw").rglob("*") if p.is_file()] if (tmp_path / "raw").exists() else []
+    assert written == []
 
 
 def test_earthdata_redirect_flow_and_unapproved_application(server, tmp_path, monkeypatch):
@@ -368,6 +369,8 @@ def test_earthdata_redirect_flow_and_unapproved_application(server, tmp_path, mo
                         nasa.coarse_box([REGION], MARGIN), out, "DUEXTTAU", ATTRS)
     assert out.exists()
     assert server.count("/oauth/authorize") == 1  # logged in once; the session cookie did the rest
+    # the password went to the login host only, never to the data host
+    assert len(server.gate.authorized) == 1 and server.gate.authorized[0].startswith("localhost:")
 
     server.gate.approved = False
     with pytest.raises(nasa.EarthdataAuthError, match="application approved") as err:

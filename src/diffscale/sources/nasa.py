@@ -11,9 +11,9 @@ client reads the DDS (dimensions), the DAS (units, fill values), the coordinates
 then one data request per day. MERRA-2 has one granule per day; G5NR on NCCS is one
 aggregated dataset per collection, so its time axis picks the day's steps.
 
-Earthdata Login: the credentials go only to the login host (``auth_host``) and to the
-data host on the first request, the recipe NASA documents for ``requests``; redirects
-to any other host lose the Authorization header. They never appear in a message.
+Earthdata Login: a data host redirects to the login host (``auth_host``), which gets
+the credentials and redirects back with a session cookie. Only the login host ever
+sees the password, and no message, log line or exception text contains it.
 """
 
 from __future__ import annotations
@@ -100,23 +100,26 @@ def earthdata_credentials(host: str = "urs.earthdata.nasa.gov",
 
 
 class EarthdataSession(requests.Session):
-    """A session that keeps the login header only for the data host and the login host."""
+    """Sends the login to the login host only, including when a data host redirects there.
+
+    The data hosts get the session cookie the login host's redirect chain sets, never
+    the password (NASA's published recipe sends it to the data host too; no need).
+    """
 
     def __init__(self, credentials: Credentials, auth_host: str):
         super().__init__()
-        self.auth = (credentials.username, credentials.password)
+        self._login = (credentials.username, credentials.password)
         self.auth_host = auth_host
-        # With session.auth set, requests never falls back to ~/.netrc for other hosts;
-        # trust_env stays on so that proxy settings of the environment still apply.
+
+    def request(self, method, url, *args, **kwargs):
+        if urlsplit(url).hostname == self.auth_host:
+            kwargs["auth"] = self._login
+        return super().request(method, url, *args, **kwargs)
 
     def rebuild_auth(self, prepared_request, response):
-        headers = prepared_request.headers
-        new_host = urlsplit(prepared_request.url).hostname
-        old_host = urlsplit(response.request.url).hostname
-        if "Authorization" in headers and new_host != old_host and self.auth_host not in (new_host, old_host):
-            del headers["Authorization"]
-        elif new_host == self.auth_host:
-            prepared_request.prepare_auth(self.auth)
+        prepared_request.headers.pop("Authorization", None)
+        if urlsplit(prepared_request.url).hostname == self.auth_host:
+            prepared_request.prepare_auth(self._login)
 
 
 def public_url(url: str) -> str:
