@@ -10,10 +10,11 @@ that box), over the configured period.
 
 Calendars: the date labels are kept (1 March stays 1 March). Days a model calendar
 lacks (29 February in noleap/365_day) are filled by linear interpolation in time
-between the neighbouring days. A 360_day calendar is spread over the real year
-(xarray's ``convert_calendar(align_on="year")``): its 360 days map to 360 of the 365
-or 366 real days, evenly spaced, and the 5 or 6 days in between are interpolated the
-same way. Days a calendar has but reality lacks (all_leap's 29 February in a common
+between the neighbouring days. A 360_day calendar is spread over the real year (as
+xarray's ``convert_calendar(align_on="year")`` does): its 360 days map to 360 of the
+365 or 366 real days, evenly spaced, and the 5 or 6 days in between are interpolated
+the same way. Real gaps in the files (a day missing whatever the calendar) are not
+filled: they are reported when they fall in a period the workflow needs. Days a calendar has but reality lacks (all_leap's 29 February in a common
 year) are dropped.
 
 Refused, with an error that names the file: steps coarser than a day (interpolating
@@ -89,11 +90,11 @@ def _axes(da: xr.DataArray, path: Path, with_time: bool) -> tuple[str | None, st
 
 
 def _monotonic(values: np.ndarray, path: Path, name: str) -> None:
+    if not np.all(np.isfinite(values)):
+        raise io.DataValidationError(path, f"coordinate '{name}' holds missing values")
     d = np.diff(values)
     if values.size < 2 or not (np.all(d > 0) or np.all(d < 0)):
         raise io.DataValidationError(path, f"coordinate '{name}' must be strictly monotonic with at least 2 values")
-    if not np.all(np.isfinite(values)):
-        raise io.DataValidationError(path, f"coordinate '{name}' holds missing values")
 
 
 def normalise_grid(da: xr.DataArray, path: Path) -> xr.DataArray:
