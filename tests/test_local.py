@@ -86,9 +86,7 @@ def check_written(outs, margin=1.0):
     {"step_hours": 6},  # sub-daily: daily means (the field is constant within a day)
 ])
 def test_any_grid_order_names_and_steps_are_normalised(tmp_path, layout):
-    variable = layout.get("variable", "aod")
-    if "lat_name" in layout:  # names that say nothing: the CF units identify the axes
-        pass
+    variable = layout.get("variable", "aod")  # y_lat/x_lon say nothing: the CF units identify the axes
     write_user_file(tmp_path / "user.nc", "2001-01-25", 12, **layout)
     written, outs = normalise_coarse(tmp_path / "user.nc", tmp_path, variable=variable)
     assert written == outs
