@@ -38,7 +38,8 @@ def workflow_dir(tmp_path_factory) -> Path:
     assert not (work / "results/metrics").exists()
     write_split(work / "results/data/raw", work / "results/split", config)
     proc = run_snakemake(work, config)
-    assert {"sample_bicubic", "evaluate", "summarize_metrics", "plot_metrics", "plot_evaluation"} <= set(job_stats(proc.stdout + proc.stderr))
+    assert {"sample_bicubic", "sample_oracle", "evaluate", "summarize_metrics", "plot_metrics",
+            "plot_evaluation"} <= set(job_stats(proc.stdout + proc.stderr))
     return work
 
 
@@ -46,7 +47,12 @@ def workflow_dir(tmp_path_factory) -> Path:
 def test_evaluation_writes_the_summary_and_every_figure(workflow_dir):
     summary = pd.read_csv(workflow_dir / "results/metrics/summary.csv")
     assert list(summary.columns[:14]) == ["region", "season", "model", "period", *ev.METRIC_COLUMNS]
-    assert sorted(zip(summary["model"], summary["period"])) == [("bicubic", "beyond"), ("bicubic", "test")]
+    assert list(zip(summary["model"], summary["period"])) == [("bicubic", "test"), ("bicubic", "beyond"),
+                                                              ("oracle", "test"), ("oracle", "beyond")]
+    # The twin's oracle misses only the noise (std 0.075 in log10): the ceiling, far above bicubic.
+    oracle = summary[summary["model"] == "oracle"].set_index("period")
+    assert oracle["rmse"].to_numpy() == pytest.approx(0.075, abs=0.01)
+    assert (oracle["r2"].to_numpy() > summary[summary["model"] == "bicubic"]["r2"].to_numpy()).all()
     assert (summary["region"] == "solo").all() and (summary["season"] == "winter").all()
     assert summary["r2"].between(-1, 1).all() and (summary["rmse"] > 0).all()
     samples = workflow_dir / "results/samples/solo/winter/bicubic"

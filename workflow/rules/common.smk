@@ -89,6 +89,8 @@ def evaluated_models(region: str, season: str) -> list[str]:
     """
     models = [m for m in EVAL["models"] if producible(sample_path(region, season, m, "test"))]
     left = [m for m in EVAL["models"] if m not in models]
+    if EVAL["oracle"] and DATA["source"] == "synthetic":
+        models.append("oracle")  # the twin's ceiling: everything but the noise
     if left and (region, season) not in _REPORTED_LEFT_OUT:
         _REPORTED_LEFT_OUT.add((region, season))
         print(f"evaluation: no samples and no rule to make them for {', '.join(left)} "

@@ -118,3 +118,31 @@ rule plot_evaluation:
         "../../envs/evaluate.yaml"
     script:
         "../scripts/plot_evaluation.py"
+
+
+if DATA["source"] == "synthetic":
+
+    rule sample_oracle:
+        input:
+            reference=f"{RAW}/twin.json",
+            fine=[f"{SPLIT}/{r}/fine.nc" for r in REGIONS for s in SEASONS],
+            days=[f"{SPLIT}/{r}/{s}/days.json" for r in REGIONS for s in SEASONS],
+            truth=[f"{SPLIT}/{r}/truth.nc" for r in REGIONS] if beyond_truth_declared() else [],
+        output:
+            [sample_path(r, s, "oracle", p) for r in REGIONS for s in SEASONS for p in ("test", "beyond")],
+        params:
+            regions=[r for r in REGIONS for s in SEASONS],
+            seasons=[s for r in REGIONS for s in SEASONS],
+            truth_index=[REGIONS.index(r) for r in REGIONS for s in SEASONS],
+            boxes=config["regions"],
+            margin=DATA["margin_deg"],
+            period=DATA["coarse_period"],
+            variable=DATA["variable"],
+            units=DATA["units"],
+            long_name=DATA["long_name"],
+        log:
+            f"{LOGS}/sample_oracle.log",
+        conda:
+            "../../envs/evaluate.yaml"
+        script:
+            "../scripts/sample_oracle.py"
