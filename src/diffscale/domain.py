@@ -154,3 +154,19 @@ def analyse(fine: np.ndarray, fine_days: pd.DatetimeIndex, coarse: np.ndarray, c
 
 def table(region: str, results: Sequence[SeasonDistances]) -> pd.DataFrame:
     return pd.DataFrame([r.row(region) for r in results], columns=COLUMNS)
+
+
+def combine_tables(paths: Sequence[str], out: str) -> pd.DataFrame:
+    """Concatenate per-region tables (checked for the expected columns) into ``out``, atomically."""
+    from diffscale.io import DataValidationError, atomic_path
+
+    frames = []
+    for path in paths:
+        df = pd.read_csv(path)
+        if list(df.columns) != COLUMNS:
+            raise DataValidationError(path, f"columns {list(df.columns)} are not the expected {COLUMNS}")
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    with atomic_path(out) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+    return df

@@ -326,3 +326,26 @@ class Regridder:
         out = xr.Dataset(variables, attrs=dict(obj.attrs))
         out.attrs.update(self.provenance())
         return out
+
+
+def regrid_record(regridder: Regridder, in_paths: list[str | os.PathLike], out_paths: list[str | os.PathLike],
+                  variable: str) -> list[Path]:
+    """Regrid monthly files one by one (file i -> out_paths[i]); each output is written atomically."""
+    from diffscale.io import read_field, write_netcdf
+
+    if len(in_paths) != len(out_paths):
+        raise ValueError(f"{len(in_paths)} input files but {len(out_paths)} outputs")
+    if regridder.unmapped:
+        raise ValueError(f"{regridder.unmapped} target cells lie outside the source grid for method "
+                         f"'{regridder.method}' (source lat {regridder.source.lat[0]:.3f}..{regridder.source.lat[-1]:.3f}, "
+                         f"lon {regridder.source.lon[0]:.3f}..{regridder.source.lon[-1]:.3f}); raise data.margin_deg "
+                         "so the source covers the regions")
+    written = []
+    for src, dst in zip(in_paths, out_paths):
+        da = read_field(src, variable)
+        with xr.open_dataset(src, engine="netcdf4") as ds:
+            global_attrs = dict(ds.attrs)
+        out = regridder(da).astype(da.dtype).to_dataset()
+        out.attrs.update(global_attrs | regridder.provenance())
+        written.append(write_netcdf(out, dst))
+    return written

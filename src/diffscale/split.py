@@ -25,7 +25,8 @@ import pandas as pd
 import xarray as xr
 
 from diffscale import io as dio
-from diffscale.grids import Box, Grid, g5nr_grid
+from diffscale.grids import Box, Grid
+from diffscale.regrid import grid_of
 
 DAY_LISTS = ("core", "pool", "train", "val", "test", "beyond")
 
@@ -186,11 +187,6 @@ def make_split(months: Sequence[int], fine_period: Sequence[str], coarse_period:
 
 # ----------------------------------------------------------------------- region files
 
-def region_grid(box: Box) -> Grid:
-    """The fine grid of a region: the G5NR centres inside its box."""
-    return g5nr_grid(box)
-
-
 def crop(da: xr.DataArray, grid: Grid, path: str | os.PathLike | None = None) -> xr.DataArray:
     """Select exactly the grid's centres, or fail naming the file that does not cover them."""
     try:
@@ -217,8 +213,10 @@ def write_region(box: Box, variable: str, fine_paths: Sequence[str], coarse_on_f
     ``out_truth``: where to write the fine record outside the fine period; it must then
     exist in ``fine_paths`` for every day of the coarse period outside the fine period.
     """
-    grid = region_grid(box)
     fine_all = dio.read_record(fine_paths, variable)
+    # The region's fine grid: the fine record's centres inside the box (G5NR's for the
+    # paper), the same cells the regrid stage maps the coarse record onto.
+    grid = grid_of(fine_all).crop(box)
     fine_all = crop(fine_all, grid, fine_paths[0])
     fine = fine_all.sel(time=slice(*fine_period))
     want = dio.days_in(*fine_period)

@@ -30,4 +30,9 @@ def all_targets() -> list[str]:
     targets = raw_files("coarse") + raw_files("fine") + [f"{RAW}/elevation.nc"]
     if DATA["source"] == "synthetic":
         targets += [f"{RAW}/twin.json", f"{RESULTS}/figures/twin_overview.png"]
+    # regrid, split, domain (issue 4)
+    targets += expand(f"{RESULTS}/regrid/{{region}}/fine_on_coarse/{Path(raw_files('fine')[-1]).name}", region=REGIONS)
+    targets += split_targets()
+    targets += [f"{RESULTS}/domain/wasserstein.csv"]
+    targets += expand(f"{RESULTS}/domain/{{region}}/{{name}}.png", region=REGIONS, name=["per_day", "pixel_map"])
     return targets
