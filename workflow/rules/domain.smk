@@ -1,6 +1,5 @@
 # Stage 4: Wasserstein analysis of the coarse record (on the fine grid) against the
 # fine record, per region, for each season and for all days (the paper's set-up).
-DOMAIN = f"{RESULTS}/domain"
 
 
 rule domain:

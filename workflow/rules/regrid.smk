@@ -2,11 +2,6 @@
 # regrid.coarse_to_fine) and the fine record onto the region's coarse grid
 # (regrid.fine_to_coarse; domain analysis and consistency scores). Monthly files,
 # like the raw records; the weights are cached in regrid.weights_dir.
-REGRID = f"{RESULTS}/regrid"
-
-
-def regrid_outputs(field: str, kind: str) -> list[str]:
-    return [f"{REGRID}/{{region}}/{kind}/{Path(p).name}" for p in raw_files(field)]
 
 
 rule regrid:

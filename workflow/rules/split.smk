@@ -1,22 +1,6 @@
 # Stage 3: per region, the contract files every later stage reads (cropped fine record,
 # coarse record on the fine grid, elevation, fine truth beyond the fine period where the
 # source has it); per region and season, the day lists and the scaler.
-SPLIT = f"{RESULTS}/split"
-# Only the synthetic twin writes fine files outside data.fine_period (see raw_files).
-SPLIT_TRUTH = DATA["source"] == "synthetic"
-
-
-def split_region_outputs() -> dict[str, str]:
-    out = {name: f"{SPLIT}/{{region}}/{name}.nc" for name in ("fine", "coarse_on_fine", "elevation")}
-    if SPLIT_TRUTH:
-        out["truth"] = f"{SPLIT}/{{region}}/truth.nc"
-    return out
-
-
-def split_targets() -> list[str]:
-    files = [f for name in split_region_outputs() for f in expand(f"{SPLIT}/{{region}}/{name}.nc", region=REGIONS)]
-    return files + expand(f"{SPLIT}/{{region}}/{{season}}/{{name}}.json", region=REGIONS, season=SEASONS,
-                          name=["days", "scaler"])
 
 
 rule split_region:
