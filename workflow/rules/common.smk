@@ -42,8 +42,11 @@ def all_targets() -> list[str]:
 REGRID = f"{RESULTS}/regrid"
 SPLIT = f"{RESULTS}/split"
 DOMAIN = f"{RESULTS}/domain"
-# Only the synthetic twin writes fine files outside data.fine_period (see raw_files).
-SPLIT_TRUTH = DATA["source"] == "synthetic"
+# Only the synthetic twin writes fine files outside data.fine_period (see raw_files), and
+# there is truth to write only where the coarse period reaches beyond the fine one.
+SPLIT_TRUTH = DATA["source"] == "synthetic" and (
+    DATA["coarse_period"][0] < DATA["fine_period"][0] or DATA["coarse_period"][1] > DATA["fine_period"][1]
+)
 
 
 def regrid_outputs(field: str, kind: str) -> list[str]:
