@@ -93,3 +93,15 @@ def test_analyse_refuses_fine_days_missing_from_the_coarse_record():
     x = np.ones((10, 4, 4))
     with pytest.raises(ValueError, match="lacks 1 fine day"):
         analyse(x, days, x[:9], days[:9], {"w": [1]}, True, 1e-6, 2, 4, [0], 100)
+
+
+def test_float32_records_give_the_float64_distances():
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2001-01-01", periods=20)
+    fine = np.exp(rng.normal(-4, 1, size=(20, 8, 8)))
+    coarse = np.exp(rng.normal(-3.8, 0.5, size=(20, 8, 8)))
+    args = ({"w": [1]}, True, 1e-6, 4, 8, [0], 100)
+    r64 = analyse(fine, days, coarse, days, *args)[0]
+    r32 = analyse(fine.astype(np.float32), days, coarse.astype(np.float32), days, *args)[0]
+    np.testing.assert_allclose(r32.per_day, r64.per_day, rtol=1e-4)
+    assert r32.pooled == pytest.approx(r64.pooled, rel=1e-4)

@@ -195,3 +195,26 @@ def test_xesmf_and_builtin_weights_agree(tmp_path, method):  # pragma: no cover 
     again = Regridder(src, dst, method, backend="builtin", weights_path=tmp_path / "esmf.nc")
     assert again.backend == "xesmf"
     np.testing.assert_array_equal(again(da).values, esmf(da).values)
+
+
+def test_bad_method_backend_and_missing_are_named():
+    coarse, fine = nested_grids()
+    with pytest.raises(ValueError, match="method 'cubic'"):
+        Regridder(fine, coarse, "cubic")
+    with pytest.raises(ValueError, match="missing 'drop'"):
+        Regridder(fine, coarse, "conservative", missing="drop")
+    with pytest.raises(ValueError, match="backend 'esmf'"):
+        Regridder(fine, coarse, "conservative", backend="esmf")
+    if not xesmf_available():
+        with pytest.raises(ImportError, match="conda-forge"):
+            Regridder(fine, coarse, "conservative", backend="xesmf")
+        assert Regridder(fine, coarse, "conservative", backend="auto").backend == "builtin"
+
+
+def test_spatial_dims_first_are_kept_in_place():
+    coarse, fine = nested_grids()
+    da = field(fine, 2).transpose("lat", "lon", "time")
+    out = Regridder(fine, coarse, "conservative", backend="builtin")(da)
+    assert out.dims == ("lat", "lon", "time") and out.shape == (*coarse.shape, 2)
+    ref = Regridder(fine, coarse, "conservative", backend="builtin")(field(fine, 2))
+    np.testing.assert_allclose(out.transpose("time", "lat", "lon").values, ref.values, rtol=1e-12)

@@ -158,3 +158,12 @@ def test_write_region_refuses_a_short_fine_record(tmp_path):
                      ("2000-02-01", "2000-03-31"), ("2000-01-01", "2000-02-29"),
                      *(str(tmp_path / f"{k}.nc") for k in ("f", "c", "e")))
     assert not (tmp_path / "f.nc").exists()
+
+
+def test_broken_scaler_and_day_files_name_the_file(tmp_path):
+    (tmp_path / "scaler.json").write_text('{"log10": true, "floor": 1e-6, "lo": 0.0}')
+    with pytest.raises(dio.DataValidationError, match=r"scaler.json.*'hi'"):
+        Scaler.from_json(tmp_path / "scaler.json")
+    (tmp_path / "days.json").write_text("{not json")
+    with pytest.raises(dio.DataValidationError, match="days.json: not valid JSON"):
+        DaySplit.from_json(tmp_path / "days.json")
