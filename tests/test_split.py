@@ -152,12 +152,12 @@ def test_write_region_contract_files(tmp_path):
 
 def test_write_region_refuses_a_short_fine_record(tmp_path):
     box, _ = _raw(tmp_path, "2000-01-01", "2000-02-29")
-    with pytest.raises(dio.DataValidationError, match="days of data.fine_period"):
+    with pytest.raises(dio.DataValidationError, match=r"fine/2000-01.nc: .* lacks 31 of the 60 days"):
         write_region(box, "DUEXTTAU", sorted(map(str, (tmp_path / "fine").glob("*.nc"))),
                      sorted(map(str, (tmp_path / "cof").glob("*.nc"))), str(tmp_path / "elev.nc"),
                      ("2000-02-01", "2000-03-31"), ("2000-01-01", "2000-02-29"),
                      *(str(tmp_path / f"{k}.nc") for k in ("f", "c", "e")))
-    assert not (tmp_path / "f.nc").exists()
+    assert not (tmp_path / "f.nc").exists() and not list(tmp_path.glob(".f.nc*"))  # no half-written file
 
 
 def test_broken_scaler_and_day_files_name_the_file(tmp_path):
@@ -167,3 +167,15 @@ def test_broken_scaler_and_day_files_name_the_file(tmp_path):
     (tmp_path / "days.json").write_text("{not json")
     with pytest.raises(dio.DataValidationError, match="days.json: not valid JSON"):
         DaySplit.from_json(tmp_path / "days.json")
+
+
+def test_write_region_refuses_nan_in_the_coarse_record(tmp_path):
+    box, region = _raw(tmp_path, "2000-01-01", "2000-01-31")
+    cof = dio.open_dataset(tmp_path / "cof/2000-01.nc")
+    cof["DUEXTTAU"].values[3, 0, 0] = np.nan  # a coarse cell the regridding could not fill
+    dio.write_netcdf(cof, tmp_path / "cof/2000-01.nc")
+    with pytest.raises(dio.DataValidationError, match="missing values inside the region on 1 day.*margin_deg"):
+        write_region(box, "DUEXTTAU", [str(tmp_path / "fine/2000-01.nc")], [str(tmp_path / "cof/2000-01.nc")],
+                     str(tmp_path / "elev.nc"), ("2000-01-10", "2000-01-20"), ("2000-01-01", "2000-01-31"),
+                     *(str(tmp_path / f"{k}.nc") for k in ("f", "c", "e")))
+    assert not (tmp_path / "c.nc").exists()

@@ -197,59 +197,106 @@ def crop(da: xr.DataArray, grid: Grid, path: str | os.PathLike | None = None) ->
                   f"lon {grid.lon[0]:.4f}..{grid.lon[-1]:.4f} (spacing {grid.dlat} deg)") from exc
 
 
-def _as_record(da: xr.DataArray, grid: Grid, template: xr.DataArray) -> xr.Dataset:
-    """A CF dataset of a cropped field with exact lattice coordinates and the source's attributes."""
-    times = pd.DatetimeIndex(da.time.values) if "time" in da.dims else None
-    return dio.field_dataset(np.asarray(da.values, dtype=np.float32), times, grid.lat, grid.lon,
-                             str(template.name), dict(template.attrs))
-
-
 def write_region(box: Box, variable: str, fine_paths: Sequence[str], coarse_on_fine_paths: Sequence[str],
                  elevation_path: str, fine_period: Sequence[str], coarse_period: Sequence[str],
                  out_fine: str, out_coarse_on_fine: str, out_elevation: str,
                  out_truth: str | None = None) -> dict[str, int]:
     """Write a region's contract files; returns the number of days in each record.
 
-    ``out_truth``: where to write the fine record outside the fine period; it must then
-    exist in ``fine_paths`` for every day of the coarse period outside the fine period.
+    The region's fine grid is the fine record's centres inside the box (G5NR's for the
+    paper), the same cells the regrid stage maps the coarse record onto.
+    ``out_truth``: where to write the fine record outside the fine period; the fine
+    files must then hold every day of the coarse period outside the fine period.
     """
-    fine_all = dio.read_record(fine_paths, variable)
-    # The region's fine grid: the fine record's centres inside the box (G5NR's for the
-    # paper), the same cells the regrid stage maps the coarse record onto.
-    grid = grid_of(fine_all).crop(box)
-    fine_all = crop(fine_all, grid, fine_paths[0])
-    fine = fine_all.sel(time=slice(*fine_period))
-    want = dio.days_in(*fine_period)
-    if fine.sizes["time"] != want.size:
-        raise dio.DataValidationError(fine_paths[0], f"the fine record has {fine.sizes['time']} of the {want.size} "
-                                                     f"days of data.fine_period {list(fine_period)}")
-    dio.write_netcdf(_as_record(fine, grid, fine_all), out_fine)
-    counts = {"fine": int(fine.sizes["time"])}
+    fine_days = dio.days_in(*fine_period)
+    grid = stream_record(fine_paths, variable, box, fine_days, out_fine)
+    counts = {"fine": fine_days.size}
 
-    coarse = dio.read_record(coarse_on_fine_paths, variable, *coarse_period)
-    coarse = crop(coarse, grid, coarse_on_fine_paths[0])
-    if coarse.isnull().any():
-        raise dio.DataValidationError(coarse_on_fine_paths[0], "the coarse record on the fine grid has missing "
-                                      "values inside the region (raise data.margin_deg so the coarse cells around "
-                                      "the region are fetched)")
-    dio.write_netcdf(_as_record(coarse, grid, coarse), out_coarse_on_fine)
-    counts["coarse_on_fine"] = int(coarse.sizes["time"])
+    coarse_days = dio.days_in(*coarse_period)
+    coarse_grid = stream_record(coarse_on_fine_paths, variable, box, coarse_days, out_coarse_on_fine)
+    if coarse_grid.shape != grid.shape or not np.allclose(coarse_grid.lat, grid.lat, atol=1e-6):
+        Path(out_coarse_on_fine).unlink()
+        raise dio.DataValidationError(coarse_on_fine_paths[0], f"grid {coarse_grid.shape} is not the region's fine "
+                                      f"grid {grid.shape}")
+    with xr.open_dataset(out_coarse_on_fine, engine="netcdf4") as ds:
+        # A day at a time, so memory holds one day: NaN here means the coarse cells
+        # around the region were not fetched.
+        nan_days = sum(bool(ds[variable][t].isnull().any()) for t in range(ds.sizes["time"]))
+    if nan_days:
+        Path(out_coarse_on_fine).unlink()
+        raise dio.DataValidationError(coarse_on_fine_paths[0], f"the coarse record on the fine grid has missing "
+                                      f"values inside the region on {nan_days} day(s) (raise data.margin_deg so the "
+                                      "coarse cells around the region are fetched)")
+    counts["coarse_on_fine"] = coarse_days.size
 
     elevation = crop(dio.read_field(elevation_path, "elevation", dims=("lat", "lon")), grid, elevation_path)
-    dio.write_netcdf(_as_record(elevation, grid, elevation), out_elevation)
+    dio.write_netcdf(dio.field_dataset(np.asarray(elevation.values, dtype=np.float32), None, grid.lat, grid.lon,
+                                       "elevation", dict(elevation.attrs)), out_elevation)
 
     if out_truth is not None:
-        outside = dio.days_in(*coarse_period)
-        outside = outside[(outside < pd.Timestamp(fine_period[0])) | (outside > pd.Timestamp(fine_period[1]))]
-        have = pd.DatetimeIndex(fine_all.time.values)
-        lacking = outside.difference(have)
-        if outside.size == 0 or lacking.size:
-            raise dio.DataValidationError(fine_paths[0], f"truth beyond the fine period requested but the fine files "
-                                          f"lack {lacking.size} of its {outside.size} days")
-        truth = fine_all.sel(time=outside)
-        dio.write_netcdf(_as_record(truth, grid, fine_all), out_truth)
-        counts["truth"] = int(truth.sizes["time"])
+        outside = coarse_days[(coarse_days < fine_days[0]) | (coarse_days > fine_days[-1])]
+        if outside.size == 0:
+            raise ValueError("truth beyond the fine period requested but data.coarse_period has no day outside "
+                             "data.fine_period")
+        stream_record(fine_paths, variable, box, outside, out_truth)
+        counts["truth"] = outside.size
     return counts
+
+
+def _month_times(path: str | os.PathLike) -> pd.DatetimeIndex:
+    """The days a monthly file holds, read without loading its data."""
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            return pd.DatetimeIndex(ds["time"].values)
+    except Exception as exc:
+        raise dio.DataValidationError(path, f"cannot read its time coordinate ({exc})") from exc
+
+
+def stream_record(paths: Sequence[str | os.PathLike], variable: str, box: Box, days: pd.DatetimeIndex,
+                  out: str | os.PathLike) -> Grid:
+    """Write ``days`` of a monthly record, cropped to the box, into one CF file, a month at a time.
+
+    Memory holds one month, not the record (25 years of a paper region are ~6 GB). The
+    file grows along an unlimited time dimension under a temporary name and is renamed
+    only when every wanted day is in. Returns the region grid (the centres inside the box).
+    """
+    import netCDF4
+
+    days = pd.DatetimeIndex(days)
+    written: list[pd.DatetimeIndex] = []
+    grid = None
+    with dio.atomic_path(out) as tmp:
+        for path in sorted(map(str, paths)):
+            if not _month_times(path).isin(days).any():
+                continue
+            month = dio.read_field(path, variable)
+            if grid is None:
+                grid = grid_of(month).crop(box)
+            month = crop(month, grid, path)
+            month = month.isel(time=np.flatnonzero(pd.DatetimeIndex(month.time.values).isin(days)))
+            times = pd.DatetimeIndex(month.time.values)
+            if written and times[0] <= written[-1][-1]:
+                raise dio.DataValidationError(path, f"days overlap an earlier file or go back in time ({times[0].date()})")
+            values = np.asarray(month.values, dtype=np.float32)  # (t, ny, nx)
+            if not written:
+                ds = dio.field_dataset(values, times, grid.lat, grid.lon, variable, dict(month.attrs))
+                ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", unlimited_dims=["time"], encoding={
+                    variable: {"zlib": True, "complevel": 4, "shuffle": True, "_FillValue": np.float32(np.nan),
+                               "chunksizes": (1, *grid.shape)},
+                    "time": {"units": "days since 1980-01-01", "calendar": "proleptic_gregorian", "dtype": "float64"}})
+            else:
+                with netCDF4.Dataset(tmp, "a") as nc:
+                    n, t = nc.dimensions["time"].size, nc.variables["time"]
+                    t[n:n + times.size] = netCDF4.date2num(times.to_pydatetime(), t.units, t.calendar)
+                    nc.variables[variable][n:n + times.size] = values
+            written.append(times)
+        have = written[0].append(written[1:]) if written else days[:0]
+        lacking = days.difference(have)
+        if lacking.size:
+            raise dio.DataValidationError(paths[0] if len(paths) else None,
+                                          f"the record of '{variable}' lacks {lacking.size} of the {days.size} days "
+                                          f"wanted ({days[0].date()}..{days[-1].date()}), first {lacking[0].date()}")
+    return grid
 
 
 def fit_scaler(fine_path: str | os.PathLike, variable: str, train: pd.DatetimeIndex, log10: bool,
