@@ -105,3 +105,10 @@ def test_float32_records_give_the_float64_distances():
     r32 = analyse(fine.astype(np.float32), days, coarse.astype(np.float32), days, *args)[0]
     np.testing.assert_allclose(r32.per_day, r64.per_day, rtol=1e-4)
     assert r32.pooled == pytest.approx(r64.pooled, rel=1e-4)
+
+
+def test_pooled_distance_of_a_million_float32_values_is_exact():
+    rng = np.random.default_rng(4)
+    a = rng.random(1_000_000).astype(np.float32)
+    b = a + np.float32(0.05)  # a pure shift: W1 = 0.05
+    assert pooled_w1(a, b) == pytest.approx(0.05, rel=1e-5)

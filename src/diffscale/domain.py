@@ -33,8 +33,8 @@ COLUMNS = ["region", "season", "days", "mean", "median", "p10", "p90", "pooled",
 
 
 def log_transform(x: np.ndarray, log10: bool, floor: float) -> np.ndarray:
-    # float32 stays float32: 25 years of a paper region are ~6 GB in float32, and
-    # distances of ~1e-2 need nowhere near double precision.
+    # float32 stays float32 for storage: 25 years of a paper region are ~6 GB in
+    # float32; the distances themselves are computed in float64 (see _f64).
     x = np.asarray(x)
     x = x.astype(np.result_type(x.dtype, np.float32), copy=False)
     return np.log10(np.maximum(x, x.dtype.type(floor))) if log10 else x
@@ -49,13 +49,20 @@ def joint_minmax(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(((a - a.dtype.type(lo)) / a.dtype.type(hi - lo)) for a in arrays)
 
 
+def _f64(x: np.ndarray) -> np.ndarray:
+    """POT sums uniform weights 1/n cumulatively in the values' dtype: in float32 a million
+    samples drift by percents, so distances are always taken in float64."""
+    return np.asarray(x, dtype=np.float64)
+
+
 def per_day_w1(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
     """(T, ny, nx) x 2 -> (T,) W1 between the two fields' pixel values, day by day."""
     if fine.shape != coarse.shape:
         raise ValueError(f"per-day distances need fields of equal shape, got {fine.shape} and {coarse.shape}")
     t = fine.shape[0]
-    # POT takes samples along axis 0 and batches over the rest: (pixels, T).
-    return np.asarray(ot.wasserstein_1d(fine.reshape(t, -1).T, coarse.reshape(t, -1).T, p=1))
+    # POT takes samples along axis 0 and batches over the rest: (pixels, T). Its CDFs
+    # are cumulative sums in the values' dtype, so float64 keeps them exact.
+    return np.asarray(ot.wasserstein_1d(_f64(fine.reshape(t, -1).T), _f64(coarse.reshape(t, -1).T), p=1))
 
 
 def per_pixel_w1(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
@@ -63,13 +70,13 @@ def per_pixel_w1(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
     if fine.shape[1:] != coarse.shape[1:]:
         raise ValueError(f"per-pixel distances need the same grid, got {fine.shape[1:]} and {coarse.shape[1:]}")
     ny, nx = fine.shape[1:]
-    return np.asarray(ot.wasserstein_1d(fine.reshape(fine.shape[0], -1), coarse.reshape(coarse.shape[0], -1), p=1)
-                      ).reshape(ny, nx)
+    return np.asarray(ot.wasserstein_1d(_f64(fine.reshape(fine.shape[0], -1)), _f64(coarse.reshape(coarse.shape[0], -1)),
+                                        p=1)).reshape(ny, nx)
 
 
 def pooled_w1(fine: np.ndarray, coarse: np.ndarray) -> float:
     """W1 between all values of the two records, whatever their number of days."""
-    return float(ot.wasserstein_1d(np.ravel(fine), np.ravel(coarse), p=1))
+    return float(ot.wasserstein_1d(_f64(np.ravel(fine)), _f64(np.ravel(coarse)), p=1))
 
 
 def standardised_patches(x: np.ndarray, k: int) -> np.ndarray:
