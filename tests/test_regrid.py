@@ -74,7 +74,18 @@ def test_bilinear_outside_the_source_is_nan():
     out = r(field(src, 1)).values[0]
     below = dst.lat < src.lat[0] - 1e-9
     assert below.any() and np.isnan(out[below]).all() and np.isfinite(out[~below]).all()
-    assert r.unmapped == below.sum() * dst.lon.size
+    assert r.unmapped == below.sum() * dst.lon.size and r.partial == 0
+
+
+def test_partly_covered_conservative_target_is_the_mean_of_its_covered_part():
+    coarse, fine = nested_grids()
+    inner = Grid(fine.lat[4:], fine.lon, fine.dlat, fine.dlon)  # first coarse row: only its upper 4 of 8 fine rows
+    r = Regridder(inner, coarse, "conservative", backend="builtin")
+    assert r.partial == coarse.lon.size and r.unmapped == 0
+    da = field(inner, 1)
+    out = r(da).values[0]
+    area = inner.cell_area()[:4, :10]
+    np.testing.assert_allclose(out[0, 0], (da.values[0, :4, :10] * area).sum() / area.sum(), rtol=1e-12)
 
 
 def test_nearest_copies_the_closest_coarse_cell():

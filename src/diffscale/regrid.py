@@ -274,6 +274,11 @@ class Regridder:
         """Target cells no source cell maps to (NaN in every output)."""
         return int((self._rowsum <= 0).sum())
 
+    @property
+    def partial(self) -> int:
+        """Target cells only partly covered by the source (conservative weights summing to < 1)."""
+        return int(((self._rowsum > 0) & (self._rowsum < 1 - 1e-9)).sum())
+
     def to_netcdf(self, path: str | os.PathLike) -> Path:
         return write_weights(path, self.weights, self.source, self.target, self.method, self.backend)
 
@@ -377,6 +382,9 @@ def regrid_record(regridder: Regridder, in_paths: list[str | os.PathLike], out_p
                          f"'{regridder.method}' (source lat {regridder.source.lat[0]:.3f}..{regridder.source.lat[-1]:.3f}, "
                          f"lon {regridder.source.lon[0]:.3f}..{regridder.source.lon[-1]:.3f}); raise data.margin_deg "
                          "so the source covers the regions")
+    if regridder.partial:
+        log.warning("%d target cells are only partly covered by the source grid: their values are the mean "
+                    "over the covered part", regridder.partial)
     written = []
     for src, dst in zip(in_paths, out_paths):
         da = read_field(src, variable)
