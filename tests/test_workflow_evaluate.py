@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import run_snakemake, tiny_config
-from split_fixture import write_split
 
 from diffscale import evaluate as ev
 
@@ -31,14 +30,11 @@ def job_stats(output: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def workflow_dir(tmp_path_factory) -> Path:
-    """make_synthetic by the workflow, split-contract files cut from it, then the evaluation."""
+    """The whole chain on a tiny twin: data, regrid, split, domain, bicubic, oracle, evaluation."""
     work = tmp_path_factory.mktemp("wf")
     config = tiny_config(evaluation={"models": ["bicubic"], "variogram_pairs": 2000})
-    run_snakemake(work, config)  # without split files: only the data rules
-    assert not (work / "results/metrics").exists()
-    write_split(work / "results/data/raw", work / "results/split", config)
     proc = run_snakemake(work, config)
-    assert {"sample_bicubic", "sample_oracle", "evaluate", "summarize_metrics", "plot_metrics",
+    assert {"split", "sample_bicubic", "sample_oracle", "evaluate", "summarize_metrics", "plot_metrics",
             "plot_evaluation"} <= set(job_stats(proc.stdout + proc.stderr))
     return work
 
@@ -76,4 +72,4 @@ def test_forcing_evaluate_reruns_only_it_and_what_depends_on_it(workflow_dir):
     changed = {p.relative_to(workflow_dir / "results").as_posix() for p, t in before.items() if p.stat().st_mtime_ns != t}
     assert "metrics/solo/winter/scores.csv" in changed and "metrics/summary.csv" in changed
     assert "figures/evaluation/solo/winter/maps.png" in changed
-    assert not any(c.startswith(("samples/", "data/", "split/")) for c in changed), changed
+    assert not any(c.startswith(("samples/", "data/", "split/", "regrid/", "domain/")) for c in changed), changed
