@@ -347,9 +347,8 @@ def diagnostics_figures(diagnostics_path: str | Path, variable: str, outs: dict[
             x = np.asarray(d["days_from_record"])
             for ax, key in zip(axes, ("rmse", "r2")):
                 ax.plot(x, d[key], ".", ms=3, color=_colour(model, i), alpha=0.5)
-                order = np.argsort(x)
-                ax.plot(x[order], _running_mean(np.asarray(d[key], float)[order], 15), color=_colour(model, i),
-                        label=f"{model} (15-day running mean)")
+                xs, ys = _segments(x, np.asarray(d[key], float), 15)
+                ax.plot(xs, ys, color=_colour(model, i), label=f"{model} (15-day running mean)")
         for ax, key in zip(axes, ("daily RMSE", "daily R2 (spatial)")):
             ax.axvline(0, color="k", lw=0.8)
             ax.set(xlabel="days from the fine record (negative = before it, positive = after it)", ylabel=key,
@@ -377,6 +376,18 @@ def diagnostics_figures(diagnostics_path: str | Path, variable: str, outs: dict[
     else:
         done["rank_histogram"] = _placeholder(outs["rank_histogram"], f"{where}: rank histograms", "No scored ensemble.")
     return done
+
+
+def _segments(x: np.ndarray, y: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Running means within runs of consecutive days, NaN between runs so lines never bridge a gap."""
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    breaks = np.flatnonzero(np.diff(x) > 1) + 1
+    xs, ys = [], []
+    for xi, yi in zip(np.split(x, breaks), np.split(y, breaks)):
+        xs += [xi, [np.nan]]
+        ys += [_running_mean(yi, n), [np.nan]]
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def _running_mean(x: np.ndarray, n: int) -> np.ndarray:
