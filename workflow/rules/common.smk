@@ -22,6 +22,8 @@ def raw_files(field: str) -> list[str]:
     The synthetic twin writes fine truth over the whole coarse period (the 'beyond'
     truth); later stages cut the fine record to data.fine_period themselves.
     """
+    if field == "fine" and DATA["source"] == "local":
+        return local_fine_files()
     period = DATA["coarse_period"] if field == "coarse" or DATA["source"] == "synthetic" else DATA["fine_period"]
     return [str(p) for p in dio.month_files(f"{RAW}/{field}", *period)]
 
@@ -31,3 +33,24 @@ def all_targets() -> list[str]:
     if DATA["source"] == "synthetic":
         targets += [f"{RAW}/twin.json", f"{RESULTS}/figures/twin_overview.png"]
     return targets
+
+
+def local_files(field: str) -> list[str]:
+    """The user's files of data.local.<field> (source local), as rule inputs.
+
+    As inputs, Snakemake reruns the job when they change; no match leaves the input
+    empty and the job fails with an error naming the pattern.
+    """
+    import glob
+    import os
+
+    return sorted(glob.glob(os.path.expanduser(DATA["local"][field]["path"])))
+
+
+def local_fine_files() -> list[str]:
+    """Source local: fine months of fine_period plus those of coarse_period the user's files reach."""
+    from diffscale.sources.local import fine_months
+
+    f = DATA["local"]["fine"]
+    months = fine_months(f["path"], f["variable"], DATA["coarse_period"], DATA["fine_period"])
+    return [str(dio.month_file(f"{RAW}/fine", y, m)) for y, m in months]
