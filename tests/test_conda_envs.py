@@ -104,6 +104,10 @@ def third_party_imports(script: Path) -> set[str]:
         seen.add(path)
         tree = ast.parse(path.read_text(), filename=str(path))
         parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        # Backends a module probes for with importlib.util.find_spec("name") are optional.
+        probed = {node.args[0].value for node in ast.walk(tree)
+                  if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("find_spec")
+                  and node.args and isinstance(node.args[0], ast.Constant)}
         here = None
         if SRC in path.parents:
             rel = path.relative_to(SRC).with_suffix("")
@@ -121,7 +125,7 @@ def third_party_imports(script: Path) -> set[str]:
                 names = [mod] + [f"{mod}.{a.name}" for a in node.names]
             else:
                 continue
-            if _optional(node, parents):
+            if _optional(node, parents) or any(n.split(".")[0] in probed for n in names if n):
                 continue
             for name in names:
                 top = name.split(".")[0]
@@ -187,14 +191,19 @@ def test_rule_env_has_what_its_script_imports(rule):
 
 
 def test_import_tracer_follows_the_library(tmp_path):
-    """The tracer reaches third-party imports through diffscale modules, and leaves out
-    optional ones (try/except ImportError) — otherwise the test above proves nothing."""
+    """The tracer reaches third-party imports through diffscale modules and inside
+    functions, and leaves out optional ones (try/except ImportError, probed with
+    find_spec): otherwise the test above proves nothing."""
     script = tmp_path / "s.py"
     script.write_text(
         "from _helpers import log_to\n"
         "from diffscale.sources.synthetic import make_twin\n"
         "try:\n    import xesmf\nexcept ImportError:\n    xesmf = None\n"
+        "import importlib.util\n"
+        "def regrid():\n    import esmpy\n    import torch\n"
+        "HAVE_ESMPY = importlib.util.find_spec('esmpy') is not None\n"
     )
     found = third_party_imports(script)
     assert {"numpy", "scipy", "pandas", "xarray"} <= found  # via synthetic, io, grids
-    assert "xesmf" not in found and "diffscale" not in found and "_helpers" not in found
+    assert "torch" in found  # a lazy import inside a function is still needed
+    assert not {"xesmf", "esmpy", "diffscale", "_helpers"} & found  # optional / local
