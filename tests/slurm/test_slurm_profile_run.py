@@ -27,6 +27,11 @@ from slurm_helpers import (
 )
 
 CONFIG = "tests/slurm/tiny.yaml"
+# One thread per job in both runs: the profile's 8 threads of the GPU rules would
+# oversubscribe this test's two cores (test_slurm_gpu_routing.py checks that they reach
+# sbatch as --cpus-per-task=8). A command-line --set-threads replaces the profile's whole
+# mapping, so every rule the profile sizes is named.
+THREADS = ["--set-threads", "make_synthetic=1", *(f"{rule}=1" for rule in GPU_RULES)]
 
 
 def _tail(text: str, n: int = 60) -> str:
@@ -60,9 +65,9 @@ def test_workflow_on_slurm_matches_local_run(slurm_cluster, tmp_path):
     local = make_clone(tmp_path / "local")
     cluster = make_clone(tmp_path / "slurm")
 
-    # Locally with as many cores as the largest set-threads of the workflow profile, so
-    # that every job runs with the same thread count as in its Slurm job.
-    run = snakemake(local, "--cores", "8", "--configfile", CONFIG)
+    # Locally with enough cores that no rule's own `threads:` is capped, so that every job
+    # runs with the same thread count as in its Slurm job.
+    run = snakemake(local, "--cores", "8", "--configfile", CONFIG, *THREADS)
     assert run.returncode == 0, f"local run failed:\n{_tail(run.stdout)}"
 
     t0 = time.perf_counter()
@@ -70,6 +75,7 @@ def test_workflow_on_slurm_matches_local_run(slurm_cluster, tmp_path):
         cluster,
         "--profile", "profiles/slurm",
         "--configfile", CONFIG,
+        *THREADS,
         # The test cluster has no accounting database, so no account can be validated.
         "--slurm-no-account",
         "--slurm-init-seconds-before-status-checks", "1",
