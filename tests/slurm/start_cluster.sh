@@ -16,6 +16,7 @@
 # requests are accepted; jobs still run on the real cores. Nothing is enforced
 # (proctrack/linuxproc, task/none), which is fine for a test of job submission.
 set -euo pipefail
+PATH=$PATH:/usr/sbin:/sbin  # the daemons live in sbin, often not on a user's PATH
 
 CONF_DIR=/etc/slurm
 CONF=$CONF_DIR/slurm.conf
