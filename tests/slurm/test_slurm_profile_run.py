@@ -8,6 +8,7 @@ rules went to the GPU partition with a GPU request (and CPU rules did not), and 
 outputs are the same as the local run's.
 """
 
+import re
 import time
 from pathlib import Path
 
@@ -56,6 +57,22 @@ def test_profiles_ask_gpus_for_the_gpu_rules():
     gpu_parts = [p for p, lim in parts["partitions"].items() if (lim or {}).get("max_gpu", 0) > 0]
     cpu_parts = [p for p, lim in parts["partitions"].items() if not (lim or {}).get("max_gpu", 0)]
     assert gpu_parts == ["gpu"] and cpu_parts == ["cpu"]
+
+
+def test_download_rules_are_local():
+    """Downloads run on the login node (compute nodes often have no internet): every
+    download_* rule is in a `localrules:` list, which the Slurm executor honours."""
+    text = "\n".join(p.read_text() for p in [REPO / "Snakefile", *(REPO / "workflow/rules").glob("*.smk")])
+    downloads = set(re.findall(r"^\s*(?:rule|use rule \w+ as) (download_\w+)", text, re.M))
+    local, lines = set(), text.splitlines()
+    for i, line in enumerate(lines):
+        if m := re.match(r"^(\s*)localrules:(.*)$", line):
+            local |= set(re.findall(r"\w+", m.group(2)))
+            for nxt in lines[i + 1:]:  # the indented list under it
+                if len(nxt) - len(nxt.lstrip()) <= len(m.group(1)) or not re.fullmatch(r"[\w,\s]+", nxt):
+                    break
+                local |= set(re.findall(r"\w+", nxt))
+    assert downloads <= local, f"download rules not in localrules: {sorted(downloads - local)}"
 
 
 @pytest.mark.slow
