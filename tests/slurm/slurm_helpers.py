@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 START = HERE / "start_cluster.sh"
@@ -58,6 +60,32 @@ def start_cluster() -> str:
 
 def stop_cluster() -> None:
     subprocess.run(["bash", str(STOP)], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The one-node cluster for tests marked `slurm` (import this fixture into the module;
+    tests/slurm has no conftest.py, so that `from conftest import ...` in tests/ keeps
+    meaning tests/conftest.py).
+
+    Skips, saying why, where Slurm cannot run (not root, packages missing, a real Slurm
+    configuration present); under CI=true it fails instead, because CI installs Slurm
+    (.ci/run). Daemons this session started are stopped at its end.
+    """
+    if _SESSION["was_up"] is None:  # the first module to ask decides for the session
+        _SESSION["was_up"] = cluster_is_up()
+    try:
+        summary = start_cluster()
+    except ClusterUnavailable as why:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but the Slurm test cluster cannot run: {why}")
+        pytest.skip(f"no Slurm test cluster: {why}")
+    yield summary
+    if not _SESSION["was_up"]:
+        stop_cluster()  # idempotent: the fixture runs once per module that imports it
+
+
+_SESSION: dict[str, bool | None] = {"was_up": None}
 
 
 def make_clone(dest: Path) -> Path:

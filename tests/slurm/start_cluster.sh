@@ -111,6 +111,11 @@ if (( changed )); then
 fi
 alive /run/diffscale-slurmctld.pid || slurmctld
 alive /run/diffscale-slurmd.pid || slurmd
+# Both fork into the background and write their pid files a moment later.
+for _ in $(seq 50); do
+    alive /run/diffscale-slurmctld.pid && alive /run/diffscale-slurmd.pid && break
+    sleep 0.2
+done
 
 # Wait until the node takes jobs.
 for _ in $(seq 120); do

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from slurm_helpers import GPU_RULES, REPO, RunLog, job_records, short_sbatch, snakemake
+from slurm_helpers import slurm_cluster  # noqa: F401 (fixture)
 
 SNAKEFILE = f'''
 import sys

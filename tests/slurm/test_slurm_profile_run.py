@@ -24,6 +24,7 @@ from slurm_helpers import (
     make_clone,
     output_files,
     short_sbatch,
+    slurm_cluster,  # noqa: F401 (fixture)
     snakemake,
 )
 
