@@ -32,6 +32,9 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/regrid.smk"
+include: "workflow/rules/split.smk"
+include: "workflow/rules/domain.smk"
 
 
 rule all:

@@ -46,3 +46,52 @@ def twin_overview(coarse_path: str | Path, fine_path: str | Path, elevation_path
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return out
+
+
+def _save(fig, out: str | Path) -> Path:
+    out = Path(out)
+    with io.atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return out
+
+
+def domain_per_day(region: str, results: list, paper: dict, out: str | Path) -> Path:
+    """Per-day W1 of coarse-on-fine vs fine: the series over the fine period and its spread per season.
+
+    ``results``: diffscale.domain.SeasonDistances, the last one for all days; ``paper``:
+    the paper's figures per area (mean/median/p10/p90/pooled), drawn as references.
+    """
+    every = results[-1]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [2, 1]}, constrained_layout=True)
+    ax.plot(every.days, every.per_day, lw=0.8, color="0.3", label="per day (ours)")
+    ax.axhline(np.median(every.per_day), color="C0", lw=1.5, label=f"our median {np.median(every.per_day):.4f}")
+    ax.axhline(every.pooled, color="C0", ls=":", lw=1.5, label=f"our pooled {every.pooled:.4f}")
+    for (area, vals), colour in zip(paper.items(), ("C3", "C2")):
+        ax.axhline(vals["median"], color=colour, ls="--", lw=1, label=f"paper {area} median {vals['median']}")
+        ax.axhline(vals["pooled"], color=colour, ls="-.", lw=1, label=f"paper {area} pooled {vals['pooled']}")
+    ax.set_ylabel("W1 (jointly min-max scaled log10)")
+    ax.set_title(f"{region}: per-day Wasserstein distance, coarse on fine grid vs fine")
+    ax.legend(fontsize=7, ncol=2)
+    bx.boxplot([r.per_day for r in results], whis=(10, 90), showfliers=False)
+    bx.set_xticks(range(1, len(results) + 1), [f"{r.season}\n({r.per_day.size} d)" for r in results])
+    for area, vals in paper.items():
+        bx.axhline(vals["median"], color="C3" if area == "area0" else "C2", ls="--", lw=1)
+    bx.set_title("per season (box: quartiles, whiskers: p10-p90)")
+    return _save(fig, out)
+
+
+def domain_pixel_map(region: str, results: list, lat: np.ndarray, lon: np.ndarray, out: str | Path) -> Path:
+    """Per-pixel W1 over the days of each season (and all days), one shared colour scale."""
+    vmax = max(float(np.nanmax(r.pixel_map)) for r in results)
+    fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results) + 1, 3.4), constrained_layout=True,
+                             squeeze=False)
+    for ax, r in zip(axes[0], results):
+        m = ax.pcolormesh(lon, lat, r.pixel_map, vmin=0, vmax=vmax, cmap="magma_r", shading="nearest")
+        ax.set_title(f"{r.season}: mean {np.mean(r.pixel_map):.4f}")
+        ax.set_xlabel("lon")
+        ax.set_aspect("equal")
+    axes[0, 0].set_ylabel("lat")
+    fig.colorbar(m, ax=axes[0].tolist(), label="W1 over time (scaled log10)")
+    fig.suptitle(f"{region}: where the coarse record's distribution differs from the fine one")
+    return _save(fig, out)

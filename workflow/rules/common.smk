@@ -30,4 +30,38 @@ def all_targets() -> list[str]:
     targets = raw_files("coarse") + raw_files("fine") + [f"{RAW}/elevation.nc"]
     if DATA["source"] == "synthetic":
         targets += [f"{RAW}/twin.json", f"{RESULTS}/figures/twin_overview.png"]
+    # regrid, split, domain (issue 4)
+    targets += expand(f"{REGRID}/{{region}}/fine_on_coarse/{Path(raw_files('fine')[-1]).name}", region=REGIONS)
+    targets += split_targets()
+    targets += [f"{DOMAIN}/wasserstein.csv"]
+    targets += expand(f"{DOMAIN}/{{region}}/{{name}}.png", region=REGIONS, name=["per_day", "pixel_map"])
     return targets
+
+
+# ---- regrid, split, domain (issue 4)
+REGRID = f"{RESULTS}/regrid"
+SPLIT = f"{RESULTS}/split"
+DOMAIN = f"{RESULTS}/domain"
+# Only the synthetic twin writes fine files outside data.fine_period (see raw_files), and
+# there is truth to write only where the coarse period reaches beyond the fine one.
+SPLIT_TRUTH = DATA["source"] == "synthetic" and (
+    DATA["coarse_period"][0] < DATA["fine_period"][0] or DATA["coarse_period"][1] > DATA["fine_period"][1]
+)
+
+
+def regrid_outputs(field: str, kind: str) -> list[str]:
+    """Monthly files of one region's regridded record, named like the raw ones."""
+    return [f"{REGRID}/{{region}}/{kind}/{Path(p).name}" for p in raw_files(field)]
+
+
+def split_region_outputs() -> dict[str, str]:
+    out = {name: f"{SPLIT}/{{region}}/{name}.nc" for name in ("fine", "coarse_on_fine", "elevation")}
+    if SPLIT_TRUTH:
+        out["truth"] = f"{SPLIT}/{{region}}/truth.nc"
+    return out
+
+
+def split_targets() -> list[str]:
+    files = [f for name in split_region_outputs() for f in expand(f"{SPLIT}/{{region}}/{name}.nc", region=REGIONS)]
+    return files + expand(f"{SPLIT}/{{region}}/{{season}}/{{name}}.json", region=REGIONS, season=SEASONS,
+                          name=["days", "scaler"])

@@ -1,0 +1,114 @@
+"""Wasserstein domain analysis on cases that can be computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from diffscale.domain import (COLUMNS, analyse, joint_minmax, per_day_w1, per_pixel_w1, pooled_w1, sliced_w,
+                              standardised_patches, table)
+
+
+def test_per_day_w1_of_a_shift_is_the_shift():
+    rng = np.random.default_rng(0)
+    fine = rng.random((5, 6, 7))
+    shifts = np.array([0.0, 0.1, 0.2, 0.3, 0.4])
+    np.testing.assert_allclose(per_day_w1(fine, fine + shifts[:, None, None]), shifts, atol=1e-12)
+
+
+def test_per_day_w1_two_point_masses_against_their_middle():
+    fine = np.zeros((1, 2, 2))
+    fine[0, 0] = 1.0  # half the pixels 0, half 1
+    coarse = np.full((1, 2, 2), 0.5)
+    assert per_day_w1(fine, coarse)[0] == pytest.approx(0.5)
+    # W1 ignores where a value sits: a permuted day is at distance 0.
+    assert per_day_w1(fine, fine[:, ::-1, ::-1])[0] == pytest.approx(0.0)
+
+
+def test_per_pixel_w1_compares_each_pixels_time_series():
+    fine = np.zeros((4, 2, 3))
+    coarse = np.zeros((4, 2, 3))
+    coarse[:, 1, 2] = 0.25  # one pixel off by 0.25 on every day
+    coarse[:2, 0, 0] = 1.0  # another off by 1 on half the days
+    expected = np.zeros((2, 3))
+    expected[1, 2], expected[0, 0] = 0.25, 0.5
+    np.testing.assert_allclose(per_pixel_w1(fine, coarse), expected, atol=1e-12)
+
+
+def test_pooled_w1_with_different_sample_sizes():
+    assert pooled_w1(np.array([0.0, 0.0, 1.0, 1.0]), np.array([0.0, 1.0])) == pytest.approx(0.0)
+    assert pooled_w1(np.array([0.0, 1.0]), np.array([0.5, 0.5, 0.5])) == pytest.approx(0.5)
+
+
+def test_joint_minmax_uses_one_range_for_both():
+    a, b = joint_minmax(np.array([1.0, 2.0]), np.array([3.0, 5.0]))
+    np.testing.assert_allclose(a, [0.0, 0.25])
+    np.testing.assert_allclose(b, [0.5, 1.0])
+
+
+def test_standardised_patches():
+    x = np.arange(2 * 5 * 6, dtype=float).reshape(2, 5, 6)
+    p = standardised_patches(x, 2)
+    assert p.shape == (2 * 2 * 3, 4)  # the last row (5 // 2 = 2) is dropped
+    np.testing.assert_allclose(p.mean(axis=1), 0, atol=1e-12)
+    np.testing.assert_allclose(p.std(axis=1), 1, atol=1e-12)
+    # The first patch holds x[0, 0:2, 0:2] = 0, 1, 6, 7, z-scored.
+    raw = np.array([0.0, 1.0, 6.0, 7.0])
+    np.testing.assert_allclose(p[0], (raw - raw.mean()) / raw.std())
+    assert (standardised_patches(np.ones((1, 4, 4)), 2) == 0).all()
+
+
+def test_sliced_w_zero_for_same_texture_positive_for_different():
+    rng = np.random.default_rng(1)
+    rough = rng.normal(size=(20, 16, 16))
+    # Same texture at another level and scale: standardised patches are identical.
+    assert sliced_w(rough, 3 * rough + 7, 4, 32, [0, 1], 10_000) == pytest.approx([0.0, 0.0], abs=1e-9)
+    smooth = np.cumsum(np.cumsum(rng.normal(size=(20, 16, 16)), axis=1), axis=2)
+    values = sliced_w(rough, smooth, 4, 32, [0, 1, 2], 10_000)
+    assert (values > 0.1).all() and values.std() > 0  # seeds give a spread
+
+
+def test_analyse_recovers_a_known_log_shift():
+    days = pd.date_range("2001-01-01", "2001-12-31")
+    rng = np.random.default_rng(2)
+    log_fine = rng.uniform(-3, -1, size=(days.size, 8, 8))
+    log_fine[0, 0, 0], log_fine[0, 0, 1] = -3.0, -1.0  # pin the joint range: -3 .. -0.9
+    fine, coarse = 10 ** log_fine, 10 ** (log_fine + 0.1)
+    results = analyse(fine, days, coarse, days, {"DJF": [12, 1, 2], "JJA": [6, 7, 8]}, True, 1e-6, 4, 16, [0, 1], 1000)
+    assert [r.season for r in results] == ["DJF", "JJA", "all"]
+    expected = 0.1 / 2.1  # the shift in log10 over the joint range
+    for r in results:
+        np.testing.assert_allclose(r.per_day, expected, rtol=1e-9)
+        np.testing.assert_allclose(r.pixel_map, expected, rtol=1e-9)
+        assert r.pooled == pytest.approx(expected, rel=1e-9)
+        np.testing.assert_allclose(r.sliced, 0.0, atol=1e-9)  # a level shift leaves the texture alone
+    df = table("area0", results)
+    assert list(df.columns) == COLUMNS and df.loc[2, "days"] == 365 and df.loc[0, "days"] == 31 + 28 + 31
+    assert df.loc[2, "median"] == pytest.approx(expected)
+
+
+def test_analyse_refuses_fine_days_missing_from_the_coarse_record():
+    days = pd.date_range("2001-01-01", periods=10)
+    x = np.ones((10, 4, 4))
+    with pytest.raises(ValueError, match="lacks 1 fine day"):
+        analyse(x, days, x[:9], days[:9], {"w": [1]}, True, 1e-6, 2, 4, [0], 100)
+
+
+def test_float32_records_give_the_float64_distances():
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2001-01-01", periods=20)
+    fine = np.exp(rng.normal(-4, 1, size=(20, 8, 8)))
+    coarse = np.exp(rng.normal(-3.8, 0.5, size=(20, 8, 8)))
+    args = ({"w": [1]}, True, 1e-6, 4, 8, [0], 100)
+    r64 = analyse(fine, days, coarse, days, *args)[0]
+    r32 = analyse(fine.astype(np.float32), days, coarse.astype(np.float32), days, *args)[0]
+    np.testing.assert_allclose(r32.per_day, r64.per_day, rtol=1e-4)
+    assert r32.pooled == pytest.approx(r64.pooled, rel=1e-4)
+
+
+def test_pooled_distance_of_a_million_float32_values_is_exact():
+    rng = np.random.default_rng(4)
+    a = rng.random(1_000_000).astype(np.float32)
+    b = a + np.float32(0.05)  # a pure shift: W1 = 0.05
+    assert pooled_w1(a, b) == pytest.approx(0.05, rel=1e-5)

@@ -1,0 +1,49 @@
+# Stage 3: per region, the contract files every later stage reads (cropped fine record,
+# coarse record on the fine grid, elevation, fine truth beyond the fine period where the
+# source has it); per region and season, the day lists and the scaler.
+
+
+rule split_region:
+    input:
+        fine=raw_files("fine"),
+        coarse_on_fine=rules.regrid.output,
+        elevation=f"{RAW}/elevation.nc",
+    output:
+        **split_region_outputs(),
+    params:
+        box=lambda w: config["regions"][w.region],
+        variable=DATA["variable"],
+        fine_period=DATA["fine_period"],
+        coarse_period=DATA["coarse_period"],
+    log:
+        f"{LOGS}/split/{{region}}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/split_region.py"
+
+
+rule split:
+    input:
+        fine=f"{SPLIT}/{{region}}/fine.nc",
+    output:
+        days=f"{SPLIT}/{{region}}/{{season}}/days.json",
+        scaler=f"{SPLIT}/{{region}}/{{season}}/scaler.json",
+    params:
+        months=lambda w: config["seasons"][w.season],
+        fine_period=DATA["fine_period"],
+        coarse_period=DATA["coarse_period"],
+        buffer_days=config["split"]["buffer_days"],
+        test_fraction=config["split"]["test_fraction"],
+        val_fraction=config["split"]["val_fraction"],
+        seed=config["split"]["seed"],
+        history=config["encoder"]["history"],
+        log10=config["transform"]["log10"],
+        floor=config["transform"]["floor"],
+        variable=DATA["variable"],
+    log:
+        f"{LOGS}/split/{{region}}_{{season}}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/split.py"

@@ -1,0 +1,13 @@
+"""Rule split_region: a region's fine record, coarse record on its fine grid, elevation (and truth)."""
+
+from _helpers import log_to
+
+from diffscale.grids import Box
+from diffscale.split import write_region
+
+log = log_to(snakemake.log[0])
+p, i, o = snakemake.params, snakemake.input, snakemake.output
+counts = write_region(Box.from_config(p.box), p.variable, list(i.fine), list(i.coarse_on_fine), i.elevation,
+                      p.fine_period, p.coarse_period, o.fine, o.coarse_on_fine, o.elevation,
+                      o.get("truth"))
+log.info("%s: days written %s", snakemake.wildcards.region, counts)
