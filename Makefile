@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: install demo test report clean
+.PHONY: install demo test report config-docs clean
 .DEFAULT_GOAL := demo
 
 $(VENV)/.installed: pyproject.toml
@@ -29,6 +29,9 @@ report: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+config-docs: install
+	$(PY) -m diffscale.config --update-readme config/README.md
 
 clean:
 	rm -rf results .snakemake

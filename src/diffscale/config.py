@@ -120,3 +120,85 @@ def load_config(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict
         return validate_config(raw, schema_path)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def _type_of(node: dict) -> str:
+    if "$ref" in node:
+        return node["$ref"].rsplit("/", 1)[-1]
+    if "enum" in node:
+        return " \\| ".join(map(str, node["enum"]))
+    kind = node.get("type", "")
+    if kind == "array" and "items" in node:
+        return f"list of {_type_of(node['items'])}"
+    return kind
+
+
+KEYS_MARKER = "<!-- keys: generated from the schema by `make config-docs`; do not edit below -->"
+
+
+def schema_markdown(schema: dict | None = None) -> str:
+    """The key reference in config/README.md, generated from the schema so the two never drift."""
+    schema = schema or load_schema()
+    defs = schema.get("$defs", {})
+    rows = []
+
+    def walk(node: dict, prefix: str) -> None:
+        for name, sub in node.get("properties", {}).items():
+            key = prefix + name
+            ref = defs.get(sub.get("$ref", "").rsplit("/", 1)[-1], {})
+            default = sub.get("default", "(required)" if name in node.get("required", []) else "")
+            if isinstance(default, dict) and not default:
+                default = ""
+            desc = " ".join(str(sub.get("description", ref.get("description", ""))).split())
+            rows.append(f"| `{key}` | {_type_of(sub)} | {json_default(default)} | {desc} |")
+            walk(sub if "properties" in sub else ref, key + ".")
+            extra = sub.get("additionalProperties")
+            if isinstance(extra, dict) and ("properties" in extra or "items" in extra):
+                placeholder = "<name>"
+                rows.append(f"| `{key}.{placeholder}` | {_type_of(extra)} | | one entry per name |")
+                walk(extra, f"{key}.{placeholder}.")
+
+    walk(schema, "")
+    header = "| key | type | default | description |\n| --- | --- | --- | --- |\n"
+    return header + "\n".join(rows) + "\n"
+
+
+def json_default(value: Any) -> str:
+    if value == "":
+        return ""
+    text = value if isinstance(value, str) and value.startswith("(") else yaml.safe_dump(value, default_flow_style=True).strip()
+    return f"`{text.removesuffix('...').strip()}`" if not text.startswith("(") else text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m diffscale.config [--markdown | --update-readme README | CONFIG.yaml ...]``.
+
+    Print the key table, rewrite it in config/README.md, or check config files.
+    """
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "--markdown":
+        print(schema_markdown(), end="")
+        return 0
+    if args and args[0] == "--update-readme":
+        path = Path(args[1])
+        text = path.read_text()
+        head, sep, _ = text.partition(KEYS_MARKER)
+        if not sep:
+            print(f"{path}: marker {KEYS_MARKER!r} not found", file=sys.stderr)
+            return 1
+        path.write_text(head + KEYS_MARKER + "\n\n" + schema_markdown())
+        return 0
+    for path in args:
+        try:
+            load_config(path)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f"{path}: valid")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -60,7 +60,7 @@ class TwinParameters:
     noise_length: float = 0.04
     coarse_bias: float = 0.05
     coarse_noise: float = 0.04
-    elevation_relief: float = 1500.0
+    elevation_relief: float = 900.0
 
 
 @dataclass
@@ -108,7 +108,7 @@ def twin_grids(boxes: list[Box], margin: float) -> tuple[Grid, Grid]:
 
 
 def synthetic_elevation(fine: Grid, rng: np.random.Generator, relief: float) -> np.ndarray:
-    """A positive terrain (m) with ridges at all scales: a red-noise field, shifted above sea level."""
+    """A positive terrain (m) with ridges at all scales: a red-noise field lifted above sea level."""
     ny, nx = fine.shape
     ky = np.fft.fftfreq(ny)[:, None]
     kx = np.fft.rfftfreq(nx)[None, :]
@@ -118,7 +118,8 @@ def synthetic_elevation(fine: Grid, rng: np.random.Generator, relief: float) -> 
     spectrum[0, 0] = 0.0
     z = np.fft.irfft2(spectrum * np.fft.rfft2(rng.standard_normal((ny, nx))), s=(ny, nx))
     z = (z - z.mean()) / z.std()
-    return (relief * (1.5 + z)).clip(min=0.0)
+    # Lowest point at 200 m, one relief unit per standard deviation: valleys to high ridges.
+    return 200.0 + relief * (z - z.min())
 
 
 class TwinGenerator:
@@ -169,7 +170,7 @@ class TwinGenerator:
                     self.mode_amp = rho_l * self.mode_amp + np.sqrt(1 - rho_l**2) * self.rng.standard_normal(self.mode_amp.size)
                     dy, dx = self._wind(i)
                     self.anomaly = p.anomaly_rho * _shift(self.anomaly, dy, dx) + np.sqrt(1 - p.anomaly_rho**2) * p.anomaly_std * self.anomaly_field.draw(self.rng)
-                seasonal = p.seasonal_amplitude * np.cos(2 * np.pi * (day.dayofyear - p.seasonal_peak_doy) / 365.25)
+                seasonal = p.seasonal_amplitude * np.cos(2 * np.pi * (day.day_of_year - p.seasonal_peak_doy) / 365.25)
                 large = p.large_scale_std * np.tensordot(self.mode_amp, self.modes, axes=1)
                 known = p.mean + seasonal + large + self.static + self.anomaly
                 oracle.append(known)

@@ -1,0 +1,64 @@
+"""Shared fixtures: a tiny config and a way to run the real Snakemake on it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def tiny_config(**overrides) -> dict:
+    """Two months of coarse record, one small region, one season: seconds to run."""
+    config = {
+        "data": {
+            "source": "synthetic",
+            "coarse_period": ["2000-01-01", "2000-02-29"],
+            "fine_period": ["2000-01-15", "2000-02-15"],
+            "margin_deg": 0.5,
+        },
+        "regions": {"solo": {"lat": [33.0, 34.0], "lon": [64.0, 65.25]}},
+        "seasons": {"winter": [12, 1, 2]},
+    }
+    for key, value in overrides.items():
+        config[key] = value
+    return config
+
+
+def run_snakemake(workdir: Path, config: dict | None, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real workflow (this checkout's Snakefile) in ``workdir``.
+
+    The config is written to ``workdir/config.yaml`` and given with --configfile;
+    results land in ``workdir/results`` because the rules use relative paths.
+    """
+    cmd = [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--cores", "2", "--workflow-profile", str(ROOT / "profiles" / "default"), *args]
+    if config is not None:
+        path = workdir / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        cmd += ["--configfile", str(path)]
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Two cores are shared by the whole suite; keep torch from oversubscribing them."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
