@@ -35,6 +35,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/regrid.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/domain.smk"
+include: "workflow/rules/model.smk"
 
 
 rule all:

@@ -8,7 +8,6 @@ which is enough for tests of the method.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,32 +18,13 @@ from diffscale.grids import Box
 from scipy.interpolate import RectBivariateSpline
 
 from diffscale.sources.synthetic import make_twin
-
-
-@dataclass
-class SimpleScaler:
-    """The contract's Scaler (log10 + min-max), for fixtures only."""
-
-    log10: bool
-    floor: float
-    lo: float
-    hi: float
-
-    def forward(self, x):
-        v = np.log10(np.maximum(x, self.floor)) if self.log10 else np.asarray(x)
-        return (v - self.lo) / (self.hi - self.lo)
-
-    def inverse(self, s):
-        v = np.asarray(s) * (self.hi - self.lo) + self.lo
-        return 10.0 ** v if self.log10 else v
-
-    def to_json(self, path):
-        Path(path).write_text(json.dumps(self.__dict__))
+from diffscale import split as split_mod
+from diffscale.split import Scaler
 
 
 def make_split(out: Path, box: Box, coarse_period=("2000-01-01", "2000-12-31"), fine_period=("2000-04-01", "2000-09-30"),
                months=(6, 7, 8), buffer_days=20, history=4, test_fraction=0.1, val_fraction=0.1, seed=0,
-               variable="DUEXTTAU", raw: Path | None = None, season="S") -> tuple[Path, SimpleScaler]:
+               variable="DUEXTTAU", raw: Path | None = None, season="S") -> tuple[Path, Scaler]:
     """Write raw twin files under out/raw (unless ``raw`` is given) and split files under out/split.
 
     Returns (split_dir, scaler).
@@ -65,7 +45,7 @@ def make_split(out: Path, box: Box, coarse_period=("2000-01-01", "2000-12-31"), 
     cof_r = np.stack([10.0 ** RectBivariateSpline(coarse.lat.values, coarse.lon.values, c, kx=3, ky=3)(fine_r.lat.values, fine_r.lon.values)
                       for c in logc])
     split = out / "split"
-    split.mkdir(parents=True, exist_ok=True)
+    (split / season).mkdir(parents=True, exist_ok=True)
     attrs = {"units": "1", "long_name": "Dust"}
     days = pd.DatetimeIndex(fine.time.values)
     in_fine = (days >= fine_period[0]) & (days <= fine_period[1])
@@ -74,26 +54,9 @@ def make_split(out: Path, box: Box, coarse_period=("2000-01-01", "2000-12-31"), 
     io.write_netcdf(io.field_dataset(cof_r.astype(np.float32), days, fine_r.lat, fine_r.lon, variable, attrs), split / "coarse_on_fine.nc")
     io.write_netcdf(io.field_dataset(elev.values[lat_ok.values][:, lon_ok.values], None, fine_r.lat, fine_r.lon, "elevation", {"units": "m"}),
                     split / "elevation.nc")
-    fdays = days[in_fine]
-    core = fdays[np.isin(fdays.month, months)]
-    pool = set(core)
-    for d in core:
-        pool.update(x for x in pd.date_range(d - pd.Timedelta(days=buffer_days), d) if x in set(fdays))
-    rng = np.random.default_rng(seed)
-    shuffled = list(rng.permutation(core))
-    n_test = max(1, round(test_fraction * len(core)))
-    test = sorted(shuffled[:n_test])
-    rest = shuffled[n_test:]
-    val = sorted(rest[:max(1, round(val_fraction * len(rest)))])
-    blocked = set(test) | set(val)
-    train = sorted(d for d in pool if d not in blocked
-                   and not any((t > d and (t - d).days <= history) for t in test))
-    beyond = days[~in_fine & np.isin(days.month, months)]
-    iso = lambda ds: [pd.Timestamp(d).strftime("%Y-%m-%d") for d in ds]
-    (split / season).mkdir(exist_ok=True)
-    (split / season / "days.json").write_text(json.dumps({"core": iso(core), "pool": iso(sorted(pool)), "train": iso(train),
-                                                        "val": iso(val), "test": iso(test), "beyond": iso(beyond)}))
-    train_vals = np.log10(np.maximum(fine_r.sel(time=pd.DatetimeIndex(train)).values, 1e-6))
-    scaler = SimpleScaler(True, 1e-6, float(train_vals.min()), float(train_vals.max()))
+    split_days = split_mod.make_split(months, fine_period, coarse_period, buffer_days, test_fraction, val_fraction, seed, history)
+    split_days.to_json(split / season / "days.json")
+    train = pd.DatetimeIndex(split_days.train)
+    scaler = Scaler.fit(fine_r.sel(time=pd.DatetimeIndex(train)).values, log10=True, floor=1e-6)
     scaler.to_json(split / season / "scaler.json")
     return split, scaler

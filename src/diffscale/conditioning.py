@@ -23,7 +23,6 @@ Shapes: fields (T, H, W) or (H, W); raw condition (RAW_CHANNELS, H, W); history 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from diffscale import io
+from diffscale.split import DAY_LISTS, DaySplit, Scaler
 
 RAW_CHANNELS = 6  # coarse, elevation, lat, lon, sin(doy), cos(doy)
 
@@ -116,34 +116,12 @@ def true_history(data: SeasonData, day: pd.Timestamp, history: int) -> np.ndarra
     return np.stack([data.fine_on(d) for d in history_window(day, history)])
 
 
-def _dates(values: list[str], path: Path, key: str) -> pd.DatetimeIndex:
-    try:
-        return pd.DatetimeIndex(pd.to_datetime(values, format="%Y-%m-%d"))
-    except (ValueError, TypeError) as exc:
-        raise io.DataValidationError(path, f"key '{key}' must be a list of YYYY-MM-DD dates ({exc})") from exc
-
-
-def read_days(path: str | os.PathLike) -> dict[str, pd.DatetimeIndex]:
-    """days.json of the split contract, validated."""
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise io.DataValidationError(path, f"cannot read the day lists ({exc})") from exc
-    keys = ("core", "pool", "train", "val", "test", "beyond")
-    missing = [k for k in keys if k not in raw]
-    if missing:
-        raise io.DataValidationError(path, f"missing day lists {missing} (expected keys {list(keys)})")
-    return {k: _dates(raw[k], path, k) for k in keys}
-
-
 def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler: ScalerLike | None = None) -> SeasonData:
     """Read ``<split_dir>/{fine,coarse_on_fine,elevation[,truth]}.nc`` and ``<split_dir>/<season>/{days,scaler}.json``."""
     split_dir = Path(split_dir)
     if scaler is None:
-        from diffscale.split import Scaler  # the split stage owns the scaler's file format
-
         scaler = Scaler.from_json(split_dir / season / "scaler.json")
+    day_lists = DaySplit.from_json(split_dir / season / "days.json")
     fine = io.read_field(split_dir / "fine.nc", variable)
     coarse = io.read_field(split_dir / "coarse_on_fine.nc", variable)
     elevation = io.read_field(split_dir / "elevation.nc", "elevation", dims=("lat", "lon"))
@@ -170,7 +148,7 @@ def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler
         fine_times=pd.DatetimeIndex(fine.time.values), fine=scaled(fine),
         coarse_times=pd.DatetimeIndex(coarse.time.values), coarse=scaled(coarse),
         elevation=np.asarray(elevation.values, dtype=np.float64),
-        days=read_days(split_dir / season / "days.json"),
+        days={name: getattr(day_lists, name) for name in DAY_LISTS},
         scaler=scaler, truth_times=truth_times, truth=truth,
     )
 

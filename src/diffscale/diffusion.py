@@ -100,7 +100,9 @@ def cosine_sigmas(steps: int, sigma_data: float, sigma_min: float, sigma_max: fl
     t = torch.linspace(1, 0, steps + 1, dtype=torch.float64)[:-1]
     ab = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
     sig = (2 * sigma_data * ((1 - ab) / ab.clamp(min=1e-12)).sqrt()).clamp(sigma_min, sigma_max)
-    return torch.cat([sig, torch.zeros(1, dtype=torch.float64)])
+    # The first levels of the cosine schedule lie above sigma_max (pure noise); clamped, they
+    # would repeat and cost evaluations that change nothing.
+    return torch.cat([torch.unique_consecutive(sig), torch.zeros(1, dtype=torch.float64)])
 
 
 def _start(cond: torch.Tensor, sigma0: float, generator: torch.Generator | None,
@@ -113,7 +115,7 @@ def _start(cond: torch.Tensor, sigma0: float, generator: torch.Generator | None,
 def sample_ddpm(denoiser: DenoiseFn, cond: torch.Tensor, steps: int = 200, generator: torch.Generator | None = None,
                 sigma_data: float = 0.5, sigma_min: float = 0.002, sigma_max: float = 80.0,
                 shape: tuple[int, ...] | None = None) -> torch.Tensor:
-    """The paper's ancestral DDPM sampler on the cosine schedule; NFE = steps. Returns (B, 1, H, W).
+    """The paper's ancestral DDPM sampler on the cosine schedule; NFE <= steps. Returns (B, 1, H, W).
 
     Each step draws from the DDPM posterior q(x_s | x_t, x0 = D(x_t)), which in EDM
     units is N(x0 + (s^2/t^2)(x_t - x0), s^2 (1 - s^2/t^2)).

@@ -11,7 +11,6 @@ import math
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from diffscale.conditioning import SeasonData
@@ -44,7 +43,7 @@ def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint:
     log.info("encoder: %d parameters, %d training / %d validation days, %d steps per epoch, up to %d epochs",
              count_parameters(model), len(train_idx), len(val_idx), steps_per_epoch, cfg["epochs"])
     result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if len(val_idx) else None,
-                        stop_after=stop_after)
+                        stop_after=stop_after, signature={"encoder": dict(cfg), "months": list(months)})
     return result.model.cpu().eval(), result
 
 
@@ -70,7 +69,7 @@ def train_diffusion(data: SeasonData, encoder: UNet | None, enc_cfg: dict, cfg: 
                       val_every=cfg["checkpoint_every"] if task.val is not None else 0, seed=cfg["seed"],
                       log_every=max(1, cfg["steps"] // 20))
     result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val is not None else None,
-                        stop_after=stop_after)
+                        stop_after=stop_after, signature={"spec": spec, "diffusion": dict(cfg)})
     return result.model.cpu().eval(), result
 
 
@@ -85,23 +84,3 @@ def save_encoder(model: UNet, cfg: dict, path: str | os.PathLike, extra: dict | 
     with atomic_path(path) as tmp:
         torch.save({"history": cfg["history"], "channels": list(cfg["channels"]), "attention": cfg["attention"],
                     "state": model.state_dict(), **(extra or {})}, tmp)
-
-
-def scores(samples: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Quick self-check scores in the space given: r2 of the ensemble mean, rmse, fair crps, spread/skill.
-
-    samples (M, T, H, W), truth (T, H, W). The evaluation stage has the full set.
-    """
-    m = samples.shape[0]
-    mean = samples.mean(axis=0)
-    sse = float(np.square(mean - truth).sum())
-    sst = float(np.square(truth - truth.mean()).sum())
-    rmse = math.sqrt(sse / truth.size)
-    skill = np.abs(samples - truth[None]).mean(axis=0)
-    if m > 1:
-        pair = np.abs(samples[:, None] - samples[None, :]).sum(axis=(0, 1)) / (2 * m * (m - 1))
-        spread = math.sqrt(float(samples.var(axis=0, ddof=1).mean()) * (m + 1) / m)
-    else:
-        pair, spread = 0.0, 0.0
-    return {"r2": 1 - sse / sst, "rmse": rmse, "crps": float((skill - pair).mean()),
-            "spread_skill": spread / rmse if rmse > 0 else float("nan")}

@@ -133,7 +133,47 @@ def samples_dataset(scaled: np.ndarray, days: pd.DatetimeIndex, data: SeasonData
     return ds
 
 
-def timed(fn, *args, **kwargs) -> tuple[np.ndarray, float]:
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t0
+def ensemble_scores(samples: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Self-check scores in the space given (log10 for the twin): samples (M, T, H, W), truth (T, H, W).
+
+    r2 (1 - SSE/SST of the ensemble mean), rmse of the ensemble mean, fair CRPS, and
+    spread/skill with the finite-ensemble factor (M+1)/M. The evaluation stage has the full set.
+    """
+    m = samples.shape[0]
+    mean = samples.mean(axis=0)
+    sse = float(np.square(mean - truth).sum())
+    sst = float(np.square(truth - truth.mean()).sum())
+    rmse = float(np.sqrt(sse / truth.size))
+    skill = np.abs(samples - truth[None]).mean(axis=0)
+    if m > 1:
+        pair = sum(np.abs(samples[i] - samples[j]) for i in range(m) for j in range(i + 1, m)) / (m * (m - 1))
+        spread = float(np.sqrt(samples.var(axis=0, ddof=1).mean() * (m + 1) / m))
+    else:
+        pair, spread = 0.0, 0.0
+    return {"r2": 1 - sse / sst, "rmse": rmse, "crps": float((skill - pair).mean()),
+            "spread_skill": spread / rmse if rmse > 0 else float("nan")}
+
+
+def model_space(data: SeasonData, log10: bool, floor: float):
+    """Scaled -> the space metrics are computed in (log10 of the physical value, or the value)."""
+    def convert(scaled: np.ndarray) -> np.ndarray:
+        physical = np.asarray(data.scaler.inverse(scaled.astype(np.float64)))
+        return np.log10(np.maximum(physical, floor)) if log10 else physical
+    return convert
+
+
+def compare_samplers(model: Downscaler, data: SeasonData, days: pd.DatetimeIndex, members: int,
+                     runs: list[tuple[str, int]], convert, seed: int = 0, tile: int | None = None,
+                     stride: int | None = None) -> list[dict]:
+    """Teacher-forced ensembles of ``days`` by each (sampler, steps); rows of sampler, steps, nfe, crps, rmse, seconds."""
+    truth = convert(np.stack([data.fine_on(d) for d in days]))
+    rows = []
+    for name, steps in runs:
+        t0 = time.perf_counter()
+        samples = teacher_forced(model, data, days, members, name, steps, seed, tile, stride)
+        seconds = time.perf_counter() - t0
+        sc = ensemble_scores(convert(samples), truth)
+        rows.append({"sampler": name, "steps": steps, "nfe": steps, "crps": sc["crps"], "rmse": sc["rmse"], "seconds": seconds,
+                     "days": len(days), "members": members})
+        log.info("%s %d steps: crps %.4f rmse %.4f in %.1f s", name, steps, sc["crps"], sc["rmse"], seconds)
+    return rows

@@ -100,8 +100,11 @@ def _save(path: Path, state: dict) -> None:
 def train_loop(model: nn.Module, batch_fn: Callable[[int, torch.Generator], Any],
                loss_fn: Callable[[nn.Module, Any, torch.Generator], torch.Tensor], cfg: LoopConfig,
                checkpoint: str | os.PathLike, val_fn: Callable[[nn.Module], float] | None = None,
-               stop_after: int | None = None) -> LoopResult:
+               stop_after: int | None = None, signature: dict | None = None) -> LoopResult:
     """Train ``model`` for ``cfg.steps`` steps, resuming from ``checkpoint`` when it exists.
+
+    ``signature`` (any picklable description of the model and data set-up) is stored in
+    the checkpoint; a checkpoint with another signature or loop config is stale and ignored.
 
     ``stop_after`` ends the run after that many steps without a final checkpoint, the
     way a kill would (tests use it to prove resume is exact).
@@ -114,8 +117,12 @@ def train_loop(model: nn.Module, batch_fn: Callable[[int, torch.Generator], Any]
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
     result = LoopResult(model=model)
     start, best, bad, best_state = 0, math.inf, 0, None
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=dev, weights_only=False)
+    state = torch.load(checkpoint, map_location=dev, weights_only=False) if checkpoint.exists() else None
+    if state is not None and (state.get("signature") != signature or state.get("config") != asdict(cfg)):
+        if rank == 0:
+            log.warning("ignoring checkpoint %s: it was written for another configuration", checkpoint)
+        state = None
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if ema is not None:
@@ -132,7 +139,7 @@ def train_loop(model: nn.Module, batch_fn: Callable[[int, torch.Generator], Any]
         return {"model": model.state_dict(), "optimizer": opt.state_dict(), "ema": ema.state_dict() if ema else None,
                 "step": step, "best": best, "bad": bad, "best_state": best_state, "losses": result.losses,
                 "val": result.val, "seconds": result.seconds, "stopped_early": result.stopped_early,
-                "done": done, "config": asdict(cfg)}
+                "done": done, "config": asdict(cfg), "signature": signature}
 
     t0 = time.perf_counter() - result.seconds
     bar = tqdm(total=cfg.steps, initial=start, file=_TqdmToLog(), mininterval=10,

@@ -35,6 +35,8 @@ def all_targets() -> list[str]:
     targets += split_targets()
     targets += [f"{DOMAIN}/wasserstein.csv"]
     targets += expand(f"{DOMAIN}/{{region}}/{{name}}.png", region=REGIONS, name=["per_day", "pixel_map"])
+    # encoder, diffusion, samples, product (issue 5)
+    targets += model_targets()
     return targets
 
 
