@@ -105,7 +105,7 @@ def static_channels(lat: np.ndarray, lon: np.ndarray, elevation: np.ndarray) -> 
 
 def raw_condition(coarse_t: np.ndarray, static: np.ndarray, day: pd.Timestamp) -> np.ndarray:
     """(RAW_CHANNELS, H, W): the coarse field of day t, the static channels, the season's phase."""
-    angle = 2 * np.pi * day.dayofyear / 365.25
+    angle = 2 * np.pi * day.day_of_year / 365.25
     h, w = coarse_t.shape
     phase = [np.full((1, h, w), f(angle), dtype=np.float32) for f in (np.sin, np.cos)]
     return np.concatenate([coarse_t[None].astype(np.float32), static.astype(np.float32), *phase])

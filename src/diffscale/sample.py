@@ -1,7 +1,8 @@
 """Ensembles of fine fields: teacher-forced on test days, autoregressive beyond the fine record.
 
 * Teacher-forced (test days): the history of day t is the true fine record of days
-  t-H..t-1; every member shares it.
+  t-H..t-1; every member shares it. History days before the fine record starts (a test
+  day in the record's first H days) are filled as the autoregressive run's start (below).
 * Autoregressive (beyond days): the history is the member's *own* earlier predictions,
   so each member is one self-consistent trajectory and the ensemble spread carries the
   accumulated uncertainty. The season's beyond days fall into blocks (one per year);
@@ -56,9 +57,13 @@ def teacher_forced(model: Downscaler, data: SeasonData, days: Iterable[pd.Timest
                    steps: int, seed: int = 0, tile: int | None = None, stride: int | None = None) -> np.ndarray:
     """(M, T, H, W) scaled samples of ``days``, history = true fine days before each day."""
     static = cm.static_channels(data.lat, data.lon, data.elevation)
+    start_guess = mean_residual(data)
     out = []
     for day in tqdm(list(days), desc="teacher-forced", file=_TqdmToLog(), mininterval=10, ascii=True):
-        history = cm.true_history(data, day, model.spec.history)[None] if model.encoder is not None else None
+        history = None
+        if model.encoder is not None:
+            history = np.stack([data.fine_on(d) if data.has_fine(d) else _start_guess(data, d, start_guess)
+                                for d in cm.history_window(day, model.spec.history)])[None]
         out.append(_predict(model, data, static, day, history, members, sampler, steps, seed, tile, stride))
     h, w = data.shape
     return np.stack(out, axis=1) if out else np.empty((members, 0, h, w), np.float32)
@@ -71,6 +76,11 @@ def blocks(days: pd.DatetimeIndex) -> list[pd.DatetimeIndex]:
     days = pd.DatetimeIndex(sorted(days))
     breaks = np.flatnonzero(np.diff(days.values).astype("timedelta64[D]").astype(int) != 1) + 1
     return [pd.DatetimeIndex(b) for b in np.split(days, breaks)]
+
+
+def _start_guess(data: SeasonData, day: pd.Timestamp, residual: np.ndarray) -> np.ndarray:
+    """A history day without fine data: its coarse field (the first one before the record) + the mean residual."""
+    return data.coarse_on(max(day, data.coarse_times[0])) + residual
 
 
 def mean_residual(data: SeasonData) -> np.ndarray:
@@ -102,8 +112,7 @@ def autoregressive(model: Downscaler, data: SeasonData, days: Iterable[pd.Timest
                 elif data.has_fine(d):
                     frames.append(data.fine_on(d)[None])
                 else:
-                    c = data.coarse_on(max(d, first_coarse))
-                    frames.append((c + start_guess)[None])
+                    frames.append(_start_guess(data, d, start_guess)[None])
             frames = [np.broadcast_to(f, (members, h, w)) for f in frames]
             return np.stack(frames, axis=1)  # (M, k, H, W)
 
@@ -177,3 +186,10 @@ def compare_samplers(model: Downscaler, data: SeasonData, days: pd.DatetimeIndex
                      "days": len(days), "members": members})
         log.info("%s %d steps: crps %.4f rmse %.4f in %.1f s", name, steps, sc["crps"], sc["rmse"], seconds)
     return rows
+
+
+def timed(fn, *args, **kwargs):
+    """(fn(*args, **kwargs), seconds it took)."""
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
