@@ -170,3 +170,10 @@ def sample(name: str, denoiser: DenoiseFn, cond: torch.Tensor, steps: int, gener
         raise ValueError(f"unknown sampler '{name}' (expected one of {sorted(SAMPLERS)})")
     return SAMPLERS[name](denoiser, cond, steps, generator, sigma_data=sigma_data,
                           sigma_min=0.004 * sigma_data, sigma_max=160.0 * sigma_data, shape=shape)
+
+
+def nfe(name: str, steps: int, sigma_data: float) -> int:
+    """Denoiser evaluations one sample of ``name`` with ``steps`` steps costs."""
+    if name == "ddpm":
+        return len(cosine_sigmas(steps, sigma_data, 0.004 * sigma_data, 160.0 * sigma_data)) - 1
+    return steps

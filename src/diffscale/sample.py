@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from diffscale import conditioning as cm
 from diffscale.conditioning import SeasonData
+from diffscale.diffusion import nfe
 from diffscale.downscaler import Downscaler
 from diffscale.io import field_dataset
 from diffscale.train import _TqdmToLog, step_generator
@@ -182,7 +183,7 @@ def compare_samplers(model: Downscaler, data: SeasonData, days: pd.DatetimeIndex
         samples = teacher_forced(model, data, days, members, name, steps, seed, tile, stride)
         seconds = time.perf_counter() - t0
         sc = ensemble_scores(convert(samples), truth)
-        rows.append({"sampler": name, "steps": steps, "nfe": steps, "crps": sc["crps"], "rmse": sc["rmse"], "seconds": seconds,
+        rows.append({"sampler": name, "steps": steps, "nfe": nfe(name, steps, float(model.spec.sigma_data)), "crps": sc["crps"], "rmse": sc["rmse"], "seconds": seconds,
                      "days": len(days), "members": members})
         log.info("%s %d steps: crps %.4f rmse %.4f in %.1f s", name, steps, sc["crps"], sc["rmse"], seconds)
     return rows
@@ -193,3 +194,9 @@ def timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
+
+
+def stride_of(model: Downscaler, sampling: dict) -> int:
+    """Stride between tile cores from the config's sampling.tile, halo and overlap."""
+    core = (sampling["tile"] or model.spec.patch) - 2 * model.spec.halo
+    return max(1, round(core * (1 - sampling["overlap"])))

@@ -67,3 +67,21 @@ def split_targets() -> list[str]:
     files = [f for name in split_region_outputs() for f in expand(f"{SPLIT}/{{region}}/{name}.nc", region=REGIONS)]
     return files + expand(f"{SPLIT}/{{region}}/{{season}}/{{name}}.json", region=REGIONS, season=SEASONS,
                           name=["days", "scaler"])
+
+
+# ---- encoder, diffusion, samples, product (issue 5)
+MODELS = f"{RESULTS}/models"
+SAMPLES = f"{RESULTS}/samples"
+
+
+def split_inputs(w) -> dict[str, str]:
+    files = {name: f"{SPLIT}/{w.region}/{name}.nc" for name in ("fine", "coarse_on_fine", "elevation")}
+    if SPLIT_TRUTH:
+        files["truth"] = f"{SPLIT}/{w.region}/truth.nc"
+    return files | {"days": f"{SPLIT}/{w.region}/{w.season}/days.json", "scaler": f"{SPLIT}/{w.region}/{w.season}/scaler.json"}
+
+
+def model_targets() -> list[str]:
+    return (expand(f"{SAMPLES}/{{region}}/{{season}}/diffusion/{{name}}.nc", region=REGIONS, season=SEASONS, name=["test", "beyond"])
+            + expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
+            + [f"{RESULTS}/metrics/samplers.csv"])

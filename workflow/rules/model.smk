@@ -2,23 +2,6 @@
 # continuous product. Checkpoints (*.ckpt beside the models) are not outputs, so they
 # survive a killed job and training resumes from them; scripts delete them on success.
 
-MODELS = f"{RESULTS}/models"
-SAMPLES = f"{RESULTS}/samples"
-
-
-def split_inputs(w) -> dict[str, str]:
-    files = {name: f"{SPLIT}/{w.region}/{name}.nc" for name in ("fine", "coarse_on_fine", "elevation")}
-    if SPLIT_TRUTH:
-        files["truth"] = f"{SPLIT}/{w.region}/truth.nc"
-    return files | {"days": f"{SPLIT}/{w.region}/{w.season}/days.json", "scaler": f"{SPLIT}/{w.region}/{w.season}/scaler.json"}
-
-
-def model_targets() -> list[str]:
-    return (expand(f"{SAMPLES}/{{region}}/{{season}}/diffusion/{{name}}.nc", region=REGIONS, season=SEASONS, name=["test", "beyond"])
-            + expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
-            + [f"{RESULTS}/metrics/samplers.csv"])
-
-
 rule pretrain_encoder:
     input:
         unpack(split_inputs),

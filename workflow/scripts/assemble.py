@@ -13,7 +13,7 @@ seasons = list(p.seasons)
 provenance = {"source": "diffscale: frozen transfer encoder + conditional diffusion (Xiang et al. 2025)",
               "region": snakemake.wildcards.region,
               "model_checkpoints": json.dumps(dict(zip(seasons, map(str, snakemake.input.models)))),
-              "sampler": json.dumps({k: p.sampling[k] for k in ("sampler", "steps", "beyond_members", "halo", "tile", "stride",
+              "sampler": json.dumps({k: p.sampling[k] for k in ("sampler", "steps", "beyond_members", "halo", "tile", "overlap",
                                                                 "spinup_days", "seed")}),
               "config": json.dumps(p.config, default=str)}
 ds = assemble(snakemake.input.fine, dict(zip(seasons, snakemake.input.beyond)), p.seasons, p.variable,

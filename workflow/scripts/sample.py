@@ -11,7 +11,7 @@ import torch
 from diffscale import io
 from diffscale.conditioning import load_season
 from diffscale.downscaler import Downscaler
-from diffscale.sample import autoregressive, ensemble_scores, model_space, samples_dataset, teacher_forced, timed
+from diffscale.sample import stride_of, autoregressive, ensemble_scores, model_space, samples_dataset, teacher_forced, timed
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -19,7 +19,7 @@ p = snakemake.params
 s = p.sampling
 data = load_season(Path(snakemake.input.fine).parent, snakemake.wildcards.season, p.variable)
 model = Downscaler.load(snakemake.input.model)
-opts = dict(sampler=s["sampler"], steps=s["steps"], seed=s["seed"], tile=s["tile"] or None, stride=s["stride"] or None)
+opts = dict(sampler=s["sampler"], steps=s["steps"], seed=s["seed"], tile=s["tile"] or None, stride=stride_of(model, s))
 attrs = {"model": snakemake.wildcards.model, "checkpoint": snakemake.input.model, "sampler": s["sampler"],
          "sampler_steps": s["steps"], "seed": s["seed"]}
 

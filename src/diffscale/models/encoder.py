@@ -9,6 +9,8 @@ the denoiser.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import torch
@@ -16,6 +18,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from diffscale.models.unet import UNet
+from diffscale.patches import Tiling
+
+log = logging.getLogger("diffscale.encoder")
 
 
 class TransferEncoder(nn.Module):
@@ -58,12 +63,13 @@ class NextDayTask:
 
     def __init__(self, fields: np.ndarray, train_index: np.ndarray, val_index: np.ndarray, history: int, patch: int,
                  batch_size: int, val_patches: int = 256, seed: int = 0):
-        ny, nx = fields.shape[-2:]
-        if ny < patch or nx < patch:
-            raise ValueError(f"encoder.patch = {patch} is larger than the region ({ny} x {nx} fine pixels)")
         if len(train_index) == 0:
             raise ValueError("no training days for the encoder (check the coarse period and the season's months)")
         self.fields = torch.from_numpy(np.ascontiguousarray(fields, dtype=np.float32))
+        ny, nx = fields.shape[-2:]
+        if ny < patch or nx < patch:
+            # A region smaller than a patch: pad it the way sampling tiles are padded (reflection).
+            self.fields = Tiling(ny, nx, patch, 0).pad(self.fields)[..., :max(ny, patch), :max(nx, patch)]
         self.train_index, self.val_index = np.asarray(train_index), np.asarray(val_index)
         self.history, self.patch, self.batch_size = history, patch, batch_size
         g = torch.Generator().manual_seed(seed)
@@ -104,7 +110,9 @@ def pretraining_days(times: pd.DatetimeIndex, months: list[int], history: int, v
     ok = np.isin(times.month, months) & (t >= history)
     years = sorted(set(times.year[ok]))
     if val_years >= len(years):
-        raise ValueError(f"encoder.val_years = {val_years} leaves no training year (the record has {len(years)}: {years})")
+        log.warning("encoder.val_years = %d leaves no training year in a record of %d (%s): pretraining without "
+                    "validation or early stopping", val_years, len(years), years)
+        val_years = 0
     val_set = set(years[len(years) - val_years:]) if val_years else set()
     is_val = np.isin(times.year, list(val_set))
     return t[ok & ~is_val], t[ok & is_val]
