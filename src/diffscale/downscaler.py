@@ -94,6 +94,9 @@ class Downscaler(nn.Module):
         tile: side of the sampling tiles (default: the training patch; larger tiles are
         cheaper, the network being convolutional); stride: between tile cores (default half the core).
         """
+        dev = next(self.denoiser.parameters()).device
+        raw = raw.to(dev)
+        history = None if history is None else history.to(dev)
         h, w = raw.shape[-2:]
         tile = tile or self.spec.patch
         if tile % self.denoiser.net.factor:
@@ -116,7 +119,7 @@ class Downscaler(nn.Module):
             return tiling.stitch(out.reshape(tiles.shape))
 
         residual = sample(sampler, denoise, cond, steps, generator, float(self.spec.sigma_data), shape=(members, 1, h, w))
-        return raw[0][None] + residual[:, 0]  # channel 0 of the raw condition is the coarse field
+        return (raw[0][None] + residual[:, 0]).cpu()  # channel 0 of the raw condition is the coarse field
 
 
 class DiffusionTask:
