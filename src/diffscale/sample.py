@@ -37,7 +37,7 @@ from diffscale.conditioning import SeasonData
 from diffscale.diffusion import nfe
 from diffscale.downscaler import Downscaler
 from diffscale.io import field_dataset
-from diffscale.train import _TqdmToLog, step_generator
+from diffscale.train import TqdmToLog, step_generator
 
 log = logging.getLogger("diffscale.sample")
 
@@ -60,7 +60,7 @@ def teacher_forced(model: Downscaler, data: SeasonData, days: Iterable[pd.Timest
     static = cm.static_channels(data.lat, data.lon, data.elevation)
     start_guess = mean_residual(data)
     out = []
-    for day in tqdm(list(days), desc="teacher-forced", file=_TqdmToLog(), mininterval=10, ascii=True):
+    for day in tqdm(list(days), desc="teacher-forced", file=TqdmToLog(), mininterval=10, ascii=True):
         history = None
         if model.encoder is not None:
             history = np.stack([data.fine_on(d) if data.has_fine(d) else _start_guess(data, d, start_guess)
@@ -100,7 +100,7 @@ def autoregressive(model: Downscaler, data: SeasonData, days: Iterable[pd.Timest
     start_guess = mean_residual(data)
     first_coarse = data.coarse_times[0]
     out: dict[pd.Timestamp, np.ndarray] = {}
-    bar = tqdm(total=len(days), desc="autoregressive", file=_TqdmToLog(), mininterval=10, ascii=True)
+    bar = tqdm(total=len(days), desc="autoregressive", file=TqdmToLog(), mininterval=10, ascii=True)
     for block in blocks(days):
         run_start = max(block[0] - pd.Timedelta(days=spinup), first_coarse)
         known: dict[pd.Timestamp, np.ndarray] = {}  # day -> (M or 1, H, W) scaled field fed as history

@@ -75,7 +75,7 @@ def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
 
 
-class _TqdmToLog(_io.StringIO):
+class TqdmToLog(_io.StringIO):
     """tqdm writes here; each refreshed line becomes one log record (the rule's log file)."""
 
     def write(self, text: str) -> int:
@@ -142,7 +142,7 @@ def train_loop(model: nn.Module, batch_fn: Callable[[int, torch.Generator], Any]
                 "done": done, "config": asdict(cfg), "signature": signature}
 
     t0 = time.perf_counter() - result.seconds
-    bar = tqdm(total=cfg.steps, initial=start, file=_TqdmToLog(), mininterval=10,
+    bar = tqdm(total=cfg.steps, initial=start, file=TqdmToLog(), mininterval=10,
                disable=rank != 0, desc="train", ascii=True)
     step = start
     while step < cfg.steps and not result.stopped_early:
