@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--shape", type=int, nargs=2, default=[33, 41])
     ap.add_argument("--days", type=int, default=3, help="test days sampled for samples/second")
+    ap.add_argument("--params-only", action="store_true", help="print parameter counts and stop (e.g. the paper config on a CPU)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
@@ -82,6 +83,12 @@ def main() -> None:
     print(f"device {dev}, torch threads {torch.get_num_threads()}, region {h} x {w}, config {args.config}")
 
     unet = encoder_unet(enc["history"], tuple(enc["channels"]), enc["attention"])
+    if args.params_only:
+        model = Downscaler(spec_from_config(enc, dif, smp["halo"]), unet)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        print(f"encoder U-Net: {count_parameters(unet):,} parameters; diffusion denoiser: {trainable:,} trainable "
+              f"(+{count_parameters(model) - trainable:,} frozen encoder)")
+        return
     task = NextDayTask(data.coarse, np.arange(enc["history"], 100), np.arange(100, 110), enc["history"], enc["patch"], enc["batch_size"])
     per_step = time_steps(unet, task.batch, task.loss, args.steps, dev)
     per_epoch = math.ceil(3 * 92 * math.ceil(h / enc["patch"]) * math.ceil(w / enc["patch"]) / enc["batch_size"])
