@@ -11,7 +11,8 @@ from conftest import run_snakemake, tiny_config
 
 METHOD = {
     "encoder": {"history": 3, "patch": 16, "channels": [4, 8], "epochs": 1, "batch_size": 8},
-    "diffusion": {"channels": [8, 8], "steps": 30, "batch_size": 8, "checkpoint_every": 10},
+    # two processes: train_diffusion goes through torchrun + DDP (gloo on this CPU)
+    "diffusion": {"channels": [8, 8], "steps": 30, "batch_size": 8, "checkpoint_every": 10, "processes": 2},
     "sampling": {"steps": 3, "members": 3, "beyond_members": 2, "members_saved": 2, "halo": 2, "spinup_days": 2,
                  "ddpm_steps": 8, "benchmark_days": 1, "benchmark_members": 2},
 }
@@ -27,7 +28,7 @@ def test_method_rules_write_every_output(tmp_path):
         assert f"rule {rule}:" in proc.stdout + proc.stderr
     # training logs carry the loss curve; checkpoints are removed once the model is saved
     log = (res / "logs/train_diffusion/solo_winter.log").read_text()
-    assert "step 30 loss" in log
+    assert "launching 2 processes" in log and "step 30 loss" in log
     curve = pd.read_csv(res / "models/solo/winter/diffusion_loss.csv")
     assert list(curve.columns) == ["step", "loss", "val_loss"] and len(curve) == 30
     assert not list((res / "models").rglob("*.ckpt"))

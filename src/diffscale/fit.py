@@ -84,3 +84,46 @@ def save_encoder(model: UNet, cfg: dict, path: str | os.PathLike, extra: dict | 
     with atomic_path(path) as tmp:
         torch.save({"history": cfg["history"], "channels": list(cfg["channels"]), "attention": cfg["attention"],
                     "state": model.state_dict(), **(extra or {})}, tmp)
+
+
+def train_diffusion_files(split_dir: str | os.PathLike, season: str, variable: str, encoder_path: str | os.PathLike,
+                          enc_cfg: dict, cfg: dict, halo: int, checkpoint: str | os.PathLike, output: str | os.PathLike,
+                          curve: str | os.PathLike) -> LoopResult:
+    """train_diffusion from files to files; under torchrun every process calls it and rank 0 writes."""
+    from diffscale.conditioning import load_season
+
+    data = load_season(split_dir, season, variable)
+    model, result = train_diffusion(data, load_encoder(encoder_path), enc_cfg, cfg, halo, checkpoint)
+    if int(os.environ.get("RANK", 0)) == 0:
+        trainable = sum(q.numel() for q in model.denoiser.parameters())
+        model.save(output, extra={"trainable_parameters": trainable, "parameters": count_parameters(model),
+                                  "seconds": result.seconds, "steps": result.steps, "encoder": str(encoder_path)})
+        write_curve(result, curve)
+        Path(checkpoint).unlink(missing_ok=True)
+        log.info("diffusion: %d trainable parameters, %d steps in %.1f s, validation loss %s", trainable, result.steps,
+                 result.seconds, result.val)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``torchrun --nproc_per_node N -m diffscale.fit ARGS``: the multi-process (DDP) entry of train_diffusion."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(prog="python -m diffscale.fit", description=main.__doc__)
+    for name in ("split-dir", "season", "variable", "encoder", "config", "checkpoint", "output", "curve"):
+        ap.add_argument(f"--{name}", required=True)
+    ap.add_argument("--halo", type=int, required=True)
+    ap.add_argument("--log-file", default=None)
+    a = ap.parse_args(argv)
+    from diffscale.runlog import log_to
+
+    if int(os.environ.get("RANK", 0)) == 0:
+        log_to(a.log_file)
+    cfg = json.loads(Path(a.config).read_text())
+    train_diffusion_files(a.split_dir, a.season, a.variable, a.encoder, cfg["encoder"], cfg["diffusion"], a.halo,
+                          a.checkpoint, a.output, a.curve)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,25 +1,43 @@
-"""Rule train_diffusion: the conditional diffusion model with the frozen transfer encoder."""
+"""Rule train_diffusion: the conditional diffusion model with the frozen transfer encoder.
 
+diffusion.processes > 1 launches the same training under torchrun (DistributedDataParallel,
+one process per GPU, or gloo processes on a CPU); otherwise it runs in this process.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from _helpers import log_to
 
 import torch
 
-from diffscale.conditioning import load_season
-from diffscale.fit import load_encoder, train_diffusion, write_curve
-from diffscale.models.unet import count_parameters
+from diffscale.fit import train_diffusion_files
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
-data = load_season(Path(snakemake.input.fine).parent, snakemake.wildcards.season, p.variable)
-encoder = load_encoder(snakemake.input.encoder)
-model, result = train_diffusion(data, encoder, p.encoder, p.diffusion, p.halo, p.checkpoint)
-trainable = sum(q.numel() for q in model.denoiser.parameters())
-model.save(snakemake.output.model, extra={"trainable_parameters": trainable, "parameters": count_parameters(model),
-                                          "seconds": result.seconds, "steps": result.steps, "encoder": snakemake.input.encoder})
-write_curve(result, snakemake.output.curve)
-Path(p.checkpoint).unlink(missing_ok=True)
-log.info("diffusion: %d trainable parameters, %d steps in %.1f s, validation loss %s", trainable, result.steps,
-         result.seconds, result.val)
+split_dir = str(Path(snakemake.input.fine).parent)
+procs = p.diffusion["processes"]
+if procs == 1:
+    train_diffusion_files(split_dir, snakemake.wildcards.season, p.variable, snakemake.input.encoder, p.encoder, p.diffusion,
+                          p.halo, p.checkpoint, snakemake.output.model, snakemake.output.curve)
+else:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump({"encoder": dict(p.encoder), "diffusion": dict(p.diffusion)}, fh)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}", "-m", "diffscale.fit",
+           "--split-dir", split_dir, "--season", snakemake.wildcards.season, "--variable", p.variable,
+           "--encoder", snakemake.input.encoder, "--config", fh.name, "--halo", str(p.halo), "--checkpoint", p.checkpoint,
+           "--output", snakemake.output.model, "--curve", snakemake.output.curve, "--log-file", snakemake.log[0] + ".rank0"]
+    log.info("launching %d processes: %s", procs, " ".join(cmd))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    rank0 = Path(snakemake.log[0] + ".rank0")
+    try:
+        subprocess.run(cmd, check=True, env=env)
+    finally:
+        if rank0.exists():  # fold rank 0's log into the rule's log
+            log.info("rank 0:\n%s", rank0.read_text())
+            rank0.unlink()
