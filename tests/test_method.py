@@ -185,3 +185,15 @@ def test_product_is_continuous_with_flags_and_provenance(trained, tmp_path):
     assert ds.DUEXTTAU.encoding.get("zlib")
     with pytest.raises(ValueError, match="members_saved"):
         assemble(trained["split"] / "fine.nc", {"S": path}, {"S": MONTHS}, "DUEXTTAU", ("2000-01-01", "2000-12-31"), 5, {})
+
+
+def test_training_is_reproducible(trained, tmp_path):
+    """Same config and seed, same machine: the same encoder and the same diffusion losses."""
+    data = trained["data"]
+    a, ra = pretrain_encoder(data, MONTHS, ENC, tmp_path / "a.ckpt")
+    b, rb = pretrain_encoder(data, MONTHS, ENC, tmp_path / "b.ckpt")
+    assert ra.losses == rb.losses
+    cfg = dict(DIFF, steps=5)
+    _, da = train_diffusion(data, a, ENC, cfg, HALO, tmp_path / "c.ckpt")
+    _, db = train_diffusion(data, b, ENC, cfg, HALO, tmp_path / "d.ckpt")
+    assert da.losses == db.losses

@@ -39,6 +39,7 @@ def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint:
     loop = LoopConfig(steps=cfg["epochs"] * steps_per_epoch, lr=cfg["lr"], weight_decay=0.0, ema_decay=None,
                       grad_clip=1.0, checkpoint_every=steps_per_epoch, val_every=steps_per_epoch,
                       patience=cfg["patience"], seed=cfg["seed"], log_every=max(1, steps_per_epoch // 2))
+    torch.manual_seed(cfg["seed"])  # the initial weights
     model = encoder_unet(cfg["history"], tuple(cfg["channels"]), cfg["attention"])
     log.info("encoder: %d parameters, %d training / %d validation days, %d steps per epoch, up to %d epochs",
              count_parameters(model), len(train_idx), len(val_idx), steps_per_epoch, cfg["epochs"])
