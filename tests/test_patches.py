@@ -50,7 +50,8 @@ def test_overlapping_disagreeing_tiles_blend_smoothly():
 
 def test_seam_ratio_flags_seams():
     t = Tiling(48, 48, 16, 4, stride=8)
-    smooth = torch.randn(48, 48, dtype=torch.float64).cumsum(0).cumsum(1) / 48
+    y, x = torch.meshgrid(torch.arange(48.0, dtype=torch.float64), torch.arange(48.0, dtype=torch.float64), indexing="ij")
+    smooth = torch.sin(x / 3.1) + torch.cos(y / 4.3) + 0.5 * torch.sin((x + y) / 2.2)
     assert 0.7 < seam_ratio(smooth, t) < 1.3
     blocky = smooth.clone()
     for k, (y, x) in enumerate(t.origins):
