@@ -41,6 +41,8 @@ def all_targets() -> list[str]:
     targets += [f"{DOMAIN}/wasserstein.csv"]
     targets += expand(f"{DOMAIN}/{{region}}/{{name}}.png", region=REGIONS, name=["per_day", "pixel_map"])
     targets += evaluation_targets()
+    # encoder, diffusion, samples, product (issue 5)
+    targets += model_targets()
     return targets
 
 
@@ -167,3 +169,20 @@ def evaluation_figure(kind: str, title: str):
         subcategory=title,
         labels={"region": "{region}", "season": "{season}"},
     )
+
+
+# ---- encoder, diffusion, samples, product (issue 5)
+MODELS = f"{RESULTS}/models"
+
+
+def split_inputs(w) -> dict[str, str]:
+    files = {name: f"{SPLIT}/{w.region}/{name}.nc" for name in ("fine", "coarse_on_fine", "elevation")}
+    if SPLIT_TRUTH:
+        files["truth"] = f"{SPLIT}/{w.region}/truth.nc"
+    return files | {"days": f"{SPLIT}/{w.region}/{w.season}/days.json", "scaler": f"{SPLIT}/{w.region}/{w.season}/scaler.json"}
+
+
+def model_targets() -> list[str]:
+    return (expand(f"{SAMPLES}/{{region}}/{{season}}/diffusion/{{name}}.nc", region=REGIONS, season=SEASONS, name=["test", "beyond"])
+            + expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
+            + [f"{RESULTS}/metrics/samplers.csv"])

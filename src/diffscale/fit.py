@@ -1,0 +1,130 @@
+"""Fitting the method's two models from the config's ``encoder`` and ``diffusion`` sections.
+
+Thin glue between the tasks (:class:`diffscale.models.encoder.NextDayTask`,
+:class:`diffscale.downscaler.DiffusionTask`) and the loop (:func:`diffscale.train.train_loop`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from diffscale.conditioning import SeasonData
+from diffscale.downscaler import DiffusionTask, Downscaler, ModelSpec, encoder_unet
+from diffscale.io import atomic_path
+from diffscale.models.encoder import NextDayTask, pretraining_days
+from diffscale.models.unet import UNet, count_parameters
+from diffscale.train import LoopConfig, LoopResult, loss_curve_lines, train_loop
+
+log = logging.getLogger("diffscale.fit")
+
+
+def write_curve(result: LoopResult, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("step,loss,val_loss\n" + "\n".join(loss_curve_lines(result)) + "\n")
+
+
+def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint: str | os.PathLike,
+                     stop_after: int | None = None) -> tuple[UNet, LoopResult]:
+    """Next-day U-Net on the scaled coarse-on-fine record (days of ``months``), validated on the last years."""
+    train_idx, val_idx = pretraining_days(data.coarse_times, months, cfg["history"], cfg["val_years"])
+    task = NextDayTask(data.coarse, train_idx, val_idx, cfg["history"], cfg["patch"], cfg["batch_size"], seed=cfg["seed"])
+    h, w = data.shape
+    per_day = math.ceil(h / cfg["patch"]) * math.ceil(w / cfg["patch"])
+    steps_per_epoch = max(1, math.ceil(len(train_idx) * per_day / cfg["batch_size"]))
+    loop = LoopConfig(steps=cfg["epochs"] * steps_per_epoch, lr=cfg["lr"], weight_decay=0.0, ema_decay=None,
+                      grad_clip=1.0, checkpoint_every=steps_per_epoch, val_every=steps_per_epoch,
+                      patience=cfg["patience"], seed=cfg["seed"], log_every=max(1, steps_per_epoch // 2))
+    torch.manual_seed(cfg["seed"])  # the initial weights
+    model = encoder_unet(cfg["history"], tuple(cfg["channels"]), cfg["attention"])
+    log.info("encoder: %d parameters, %d training / %d validation days, %d steps per epoch, up to %d epochs",
+             count_parameters(model), len(train_idx), len(val_idx), steps_per_epoch, cfg["epochs"])
+    result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if len(val_idx) else None,
+                        stop_after=stop_after, signature={"encoder": dict(cfg), "months": list(months)})
+    return result.model.cpu().eval(), result
+
+
+def spec_from_config(enc: dict, diff: dict, halo: int, sigma_data: float = 0.5) -> ModelSpec:
+    return ModelSpec(history=enc["history"], patch=enc["patch"], halo=halo, encoder_channels=tuple(enc["channels"]),
+                     encoder_attention=enc["attention"], channels=tuple(diff["channels"]), blocks=diff["blocks"],
+                     attention=diff["attention"], use_encoder=diff["use_encoder"], sigma_data=sigma_data)
+
+
+def train_diffusion(data: SeasonData, encoder: UNet | None, enc_cfg: dict, cfg: dict, halo: int,
+                    checkpoint: str | os.PathLike, stop_after: int | None = None) -> tuple[Downscaler, LoopResult]:
+    """The conditional diffusion model on the training days, the encoder frozen inside it."""
+    spec = spec_from_config(enc_cfg, cfg, halo)
+    task = DiffusionTask(spec, data, cfg["batch_size"], seed=cfg["seed"])
+    spec = spec_from_config(enc_cfg, cfg, halo, sigma_data=task.target_std())
+    torch.manual_seed(cfg["seed"])  # the initial weights
+    model = Downscaler(spec, encoder if spec.use_encoder else None)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("diffusion: %d trainable parameters (+%d frozen encoder), sigma_data %.4f, %d training days",
+             trainable, count_parameters(model) - trainable, spec.sigma_data, task.train[0].shape[0])
+    loop = LoopConfig(steps=cfg["steps"], lr=cfg["lr"], weight_decay=cfg["weight_decay"], ema_decay=cfg["ema_decay"],
+                      grad_clip=cfg["grad_clip"], checkpoint_every=cfg["checkpoint_every"],
+                      val_every=cfg["checkpoint_every"] if task.val is not None else 0, seed=cfg["seed"],
+                      log_every=max(1, cfg["steps"] // 20))
+    result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val is not None else None,
+                        stop_after=stop_after, signature={"spec": spec, "diffusion": dict(cfg)})
+    return result.model.cpu().eval(), result
+
+
+def load_encoder(path: str | os.PathLike) -> UNet:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = encoder_unet(state["history"], tuple(state["channels"]), state["attention"])
+    model.load_state_dict(state["state"])
+    return model.eval()
+
+
+def save_encoder(model: UNet, cfg: dict, path: str | os.PathLike, extra: dict | None = None) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"history": cfg["history"], "channels": list(cfg["channels"]), "attention": cfg["attention"],
+                    "state": model.state_dict(), **(extra or {})}, tmp)
+
+
+def train_diffusion_files(split_dir: str | os.PathLike, season: str, variable: str, encoder_path: str | os.PathLike,
+                          enc_cfg: dict, cfg: dict, halo: int, checkpoint: str | os.PathLike, output: str | os.PathLike,
+                          curve: str | os.PathLike) -> LoopResult:
+    """train_diffusion from files to files; under torchrun every process calls it and rank 0 writes."""
+    from diffscale.conditioning import load_season
+
+    data = load_season(split_dir, season, variable)
+    model, result = train_diffusion(data, load_encoder(encoder_path), enc_cfg, cfg, halo, checkpoint)
+    if int(os.environ.get("RANK", 0)) == 0:
+        trainable = sum(q.numel() for q in model.denoiser.parameters())
+        model.save(output, extra={"trainable_parameters": trainable, "parameters": count_parameters(model),
+                                  "seconds": result.seconds, "steps": result.steps, "encoder": str(encoder_path)})
+        write_curve(result, curve)
+        Path(checkpoint).unlink(missing_ok=True)
+        log.info("diffusion: %d trainable parameters, %d steps in %.1f s, validation loss %s", trainable, result.steps,
+                 result.seconds, result.val)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``torchrun --nproc_per_node N -m diffscale.fit ARGS``: the multi-process (DDP) entry of train_diffusion."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(prog="python -m diffscale.fit", description=main.__doc__)
+    for name in ("split-dir", "season", "variable", "encoder", "config", "checkpoint", "output", "curve"):
+        ap.add_argument(f"--{name}", required=True)
+    ap.add_argument("--halo", type=int, required=True)
+    ap.add_argument("--log-file", default=None)
+    a = ap.parse_args(argv)
+    from diffscale.runlog import log_to
+
+    if int(os.environ.get("RANK", 0)) == 0:
+        log_to(a.log_file)
+    cfg = json.loads(Path(a.config).read_text())
+    train_diffusion_files(a.split_dir, a.season, a.variable, a.encoder, cfg["encoder"], cfg["diffusion"], a.halo,
+                          a.checkpoint, a.output, a.curve)
+
+
+if __name__ == "__main__":
+    main()

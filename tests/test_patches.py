@@ -1,0 +1,68 @@
+"""Halo tiling and Hann stitching: exact round trip, smooth blending, errors."""
+
+import pytest
+import torch
+
+from diffscale.patches import Tiling, seam_ratio
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("shape,tile,halo,stride", [((33, 41), 32, 4, None), ((33, 41), 16, 4, None), ((33, 41), 32, 4, 24),
+                                                    ((5, 7), 16, 4, None), ((40, 17), 12, 2, 3), ((16, 16), 16, 0, None)])
+def test_cut_then_stitch_gives_the_field_back(shape, tile, halo, stride):
+    tiling = Tiling(*shape, tile, halo, stride)
+    field = torch.randn(2, 3, *shape, dtype=torch.float64)
+    tiles = tiling.cut(field)
+    assert tiles.shape == (len(tiling.origins), 2, 3, tile, tile)
+    torch.testing.assert_close(tiling.stitch(tiles), field, rtol=0, atol=1e-12)
+
+
+def test_window_is_hann_on_the_core_and_zero_in_the_halo():
+    t = Tiling(40, 40, 16, 4)
+    w = t.window
+    assert (w[:4] == 0).all() and (w[:, -4:] == 0).all()
+    assert (w[4:12, 4:12] > 0).all()
+    # separable and symmetric, peaking at the core's centre
+    torch.testing.assert_close(w[4:12, 4:12], w[4:12, 4:12].T)
+    assert w[7, 7] == w[4:12, 4:12].max()
+
+
+def test_each_tile_only_contributes_its_core():
+    """A tile's halo never reaches the result: garbage in the halo changes nothing."""
+    t = Tiling(30, 30, 16, 4)
+    field = torch.randn(30, 30, dtype=torch.float64)
+    tiles = t.cut(field)
+    tiles[:, :4, :] = 1e6
+    tiles[:, :, -4:] = -1e6
+    torch.testing.assert_close(t.stitch(tiles), field, rtol=0, atol=1e-9)
+
+
+def test_overlapping_disagreeing_tiles_blend_smoothly():
+    """Tiles holding different constants (0 or 1) blend without the jump a hard seam would make."""
+    t = Tiling(48, 48, 16, 4)
+    values = torch.tensor([float((y // 4 + x // 4) % 2) for y, x in t.origins], dtype=torch.float64)
+    tiles = values[:, None, None].expand(-1, 16, 16).clone()
+    out = t.stitch(tiles)
+    jumps = max(float((out[1:] - out[:-1]).abs().max()), float((out[:, 1:] - out[:, :-1]).abs().max()))
+    assert jumps < 0.5  # a hard seam jumps by 1
+
+
+def test_seam_ratio_flags_seams():
+    t = Tiling(48, 48, 16, 4, stride=8)
+    y, x = torch.meshgrid(torch.arange(48.0, dtype=torch.float64), torch.arange(48.0, dtype=torch.float64), indexing="ij")
+    smooth = torch.sin(x / 3.1) + torch.cos(y / 4.3) + 0.5 * torch.sin((x + y) / 2.2)
+    assert 0.7 < seam_ratio(smooth, t) < 1.3
+    blocky = smooth.clone()
+    for k, (y, x) in enumerate(t.origins):
+        blocky[y:y + 8, x:x + 8] += 5.0 * (k % 3)
+    assert seam_ratio(blocky, t) > 3
+
+
+def test_bad_tilings_are_refused():
+    with pytest.raises(ValueError, match="leaves no core"):
+        Tiling(10, 10, 8, 4)
+    with pytest.raises(ValueError, match="stride"):
+        Tiling(10, 10, 16, 4, stride=9)
+    with pytest.raises(ValueError, match="does not match"):
+        Tiling(10, 10, 8, 2).cut(torch.zeros(11, 10))

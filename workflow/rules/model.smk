@@ -1,0 +1,131 @@
+# Stages 5-8 (issue 5): the transfer encoder, the diffusion downscaler, its samples and the
+# continuous product. Checkpoints (*.ckpt beside the models) are not outputs, so they
+# survive a killed job and training resumes from them; scripts delete them on success.
+
+rule pretrain_encoder:
+    input:
+        unpack(split_inputs),
+    output:
+        model=f"{MODELS}/{{region}}/{{season}}/encoder.pt",
+        curve=f"{MODELS}/{{region}}/{{season}}/encoder_loss.csv",
+    params:
+        encoder=config["encoder"],
+        months=lambda w: config["seasons"][w.season],
+        variable=DATA["variable"],
+        checkpoint=lambda w, output: f"{output.model}.ckpt",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    log:
+        f"{LOGS}/pretrain_encoder/{{region}}_{{season}}.log",
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/pretrain_encoder.py"
+
+
+rule train_diffusion:
+    input:
+        unpack(split_inputs),
+        encoder=rules.pretrain_encoder.output.model,
+    output:
+        model=f"{MODELS}/{{region}}/{{season}}/diffusion.pt",
+        curve=f"{MODELS}/{{region}}/{{season}}/diffusion_loss.csv",
+    params:
+        encoder=config["encoder"],
+        diffusion=config["diffusion"],
+        halo=config["sampling"]["halo"],
+        variable=DATA["variable"],
+        checkpoint=lambda w, output: f"{output.model}.ckpt",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=config["diffusion"]["gpus"],
+    log:
+        f"{LOGS}/train_diffusion/{{region}}_{{season}}.log",
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/train_diffusion.py"
+
+
+rule sample:
+    input:
+        unpack(split_inputs),
+        model=f"{MODELS}/{{region}}/{{season}}/{{model}}.pt",
+    output:
+        test=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/test.nc",
+        beyond=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/beyond.nc",
+        scores=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/selfcheck.json",
+    wildcard_constraints:
+        model="diffusion",
+    params:
+        sampling=config["sampling"],
+        transform=config["transform"],
+        variable=DATA["variable"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    log:
+        f"{LOGS}/sample/{{region}}_{{season}}_{{model}}.log",
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/sample.py"
+
+
+rule sampler_benchmark:
+    input:
+        unpack(split_inputs),
+        model=f"{MODELS}/{{region}}/{{season}}/diffusion.pt",
+    output:
+        f"{RESULTS}/metrics/samplers/{{region}}_{{season}}.csv",
+    params:
+        sampling=config["sampling"],
+        transform=config["transform"],
+        variable=DATA["variable"],
+    threads: 1
+    log:
+        f"{LOGS}/sampler_benchmark/{{region}}_{{season}}.log",
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/sampler_benchmark.py"
+
+
+rule samplers_table:
+    input:
+        expand(f"{RESULTS}/metrics/samplers/{{region}}_{{season}}.csv", region=REGIONS, season=SEASONS),
+    output:
+        f"{RESULTS}/metrics/samplers.csv",
+    log:
+        f"{LOGS}/samplers_table.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/samplers_table.py"
+
+
+rule assemble:
+    input:
+        fine=f"{SPLIT}/{{region}}/fine.nc",
+        beyond=expand(f"{SAMPLES}/{{{{region}}}}/{{season}}/diffusion/beyond.nc", season=SEASONS),
+        models=expand(f"{MODELS}/{{{{region}}}}/{{season}}/diffusion.pt", season=SEASONS),
+    output:
+        f"{RESULTS}/downscaled/{{region}}.nc",
+    params:
+        seasons=config["seasons"],
+        variable=DATA["variable"],
+        coarse_period=DATA["coarse_period"],
+        members_saved=config["sampling"]["members_saved"],
+        sampling=config["sampling"],
+        config=config,
+    log:
+        f"{LOGS}/assemble/{{region}}.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/assemble.py"

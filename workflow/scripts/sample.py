@@ -1,0 +1,50 @@
+"""Rule sample: teacher-forced ensembles on the test days, the autoregressive run over the beyond days."""
+
+import json
+from pathlib import Path
+
+from _helpers import log_to
+
+import numpy as np
+import torch
+
+from diffscale import io
+from diffscale.conditioning import load_season
+from diffscale.downscaler import Downscaler
+from diffscale.sample import stride_of, autoregressive, ensemble_scores, model_space, samples_dataset, teacher_forced, timed
+
+log = log_to(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+p = snakemake.params
+s = p.sampling
+data = load_season(Path(snakemake.input.fine).parent, snakemake.wildcards.season, p.variable)
+model = Downscaler.load(snakemake.input.model)
+opts = dict(sampler=s["sampler"], steps=s["steps"], seed=s["seed"], tile=s["tile"] or None, stride=stride_of(model, s))
+attrs = {"model": snakemake.wildcards.model, "checkpoint": snakemake.input.model, "sampler": s["sampler"],
+         "sampler_steps": s["steps"], "seed": s["seed"]}
+
+test_days, beyond_days = data.days["test"], data.days["beyond"]
+test, t_test = timed(teacher_forced, model, data, test_days, s["members"], **opts)
+log.info("test: %d days x %d members in %.1f s", len(test_days), s["members"], t_test)
+io.write_netcdf(samples_dataset(test, test_days, data, attrs | {"mode": "teacher-forced (history = true fine days before t)"}),
+                snakemake.output.test)
+beyond, t_beyond = timed(autoregressive, model, data, beyond_days, s["beyond_members"], spinup=s["spinup_days"], **opts)
+log.info("beyond: %d days x %d members in %.1f s", len(beyond_days), s["beyond_members"], t_beyond)
+io.write_netcdf(samples_dataset(beyond, beyond_days, data, attrs | {"mode": "autoregressive (history = own predictions)",
+                                                                     "spinup_days": s["spinup_days"]}),
+                snakemake.output.beyond)
+
+# The method's own check against the truth (the official metrics are the evaluation stage's).
+convert = model_space(data, p.transform["log10"], p.transform["floor"])
+report = {"seconds": {"test": t_test, "beyond": t_beyond}, "days": {"test": len(test_days), "beyond": len(beyond_days)}}
+truth_test = convert(np.stack([data.fine_on(d) for d in test_days]))
+report["test"] = ensemble_scores(convert(test), truth_test)
+report["test_coarse_on_fine"] = ensemble_scores(convert(np.stack([data.coarse_on(d) for d in test_days]))[None], truth_test)
+truth = [data.truth_on(d) for d in beyond_days]
+if len(beyond_days) and all(t is not None for t in truth):
+    truth_beyond = convert(np.stack(truth))
+    report["beyond"] = ensemble_scores(convert(beyond), truth_beyond)
+    report["beyond_coarse_on_fine"] = ensemble_scores(convert(np.stack([data.coarse_on(d) for d in beyond_days]))[None], truth_beyond)
+log.info("self-check scores: %s", json.dumps(report, indent=1))
+with io.atomic_path(snakemake.output.scores) as tmp:
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
