@@ -36,6 +36,7 @@ include: "workflow/rules/regrid.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/domain.smk"
 include: "workflow/rules/model.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:

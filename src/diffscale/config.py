@@ -166,7 +166,7 @@ def schema_markdown(schema: dict | None = None) -> str:
 def json_default(value: Any) -> str:
     if value == "":
         return ""
-    text = value if isinstance(value, str) and value.startswith("(") else yaml.safe_dump(value, default_flow_style=True).strip()
+    text = value if isinstance(value, str) and value.startswith("(") else yaml.safe_dump(value, default_flow_style=True, width=float("inf")).strip()
     return f"`{text.removesuffix('...').strip()}`" if not text.startswith("(") else text
 
 

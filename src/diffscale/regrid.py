@@ -2,7 +2,8 @@
 
 A :class:`Regridder` holds one sparse weight matrix ``W`` (n_target x n_source) over
 the grids' cells flattened in C order (lat outer, lon inner), which is also the order
-ESMF/xESMF use for 2-D grids built from 1-D lat/lon. Applying it is a sparse product.
+ESMF/xESMF use for 2-D grids built from 1-D lat/lon. Applying it is a sparse product;
+built-in weights are kept as their two 1-D factors and applied as ``Wy @ X @ Wx.T``.
 
 Two backends make the weights:
 
@@ -93,6 +94,14 @@ def nearest_weights_1d(src: np.ndarray, dst: np.ndarray, src_bounds: np.ndarray)
 
 def builtin_weights(source: Grid, target: Grid, method: str) -> sp.csr_matrix:
     """Exact weights (n_target, n_source) for rectilinear grids, as kron(Wy, Wx)."""
+    wy, wx = builtin_factors(source, target, method)
+    w = sp.kron(sp.csr_matrix(wy), sp.csr_matrix(wx), format="csr")  # C order of both grids
+    w.eliminate_zeros()
+    return w
+
+
+def builtin_factors(source: Grid, target: Grid, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """The separable factors Wy (ny_dst, ny_src) and Wx (nx_dst, nx_src) of the exact weights."""
     if method == "conservative":
         wy, wx = conservative_matrices(source, target)
     elif method == "bilinear":
@@ -102,9 +111,7 @@ def builtin_weights(source: Grid, target: Grid, method: str) -> sp.csr_matrix:
         wx = nearest_weights_1d(source.lon, target.lon, source.lon_bounds)
     else:
         raise ValueError(f"regrid method '{method}' is not one of {', '.join(METHODS)}")
-    w = sp.kron(sp.csr_matrix(wy), sp.csr_matrix(wx), format="csr")  # C order of both grids
-    w.eliminate_zeros()
-    return w
+    return wy, wx
 
 
 def _grid_dataset(grid: Grid, with_bounds: bool) -> xr.Dataset:
@@ -229,36 +236,68 @@ class Regridder:
             raise ValueError(f"regrid missing '{missing}' is not one of {', '.join(MISSING)}")
         self.source, self.target, self.method, self.missing = source_grid, target_grid, method, missing
         self.weights_path = Path(weights_path) if weights_path is not None else None
+        # The built-in weights stay factored, W = kron(Wy, Wx): applying the two small
+        # factors is as fast as the full matrix and building them is 10x cheaper. The
+        # full matrix is made only to write or hand out weights.
+        self._factors: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
+        self._weights: sp.csr_matrix | None = None
         if self.weights_path is not None and self.weights_path.exists():
-            self.weights, creator = read_weights(self.weights_path, source_grid, target_grid)
-            self.backend = creator
-            log.info("regrid %s: weights read from %s (made by %s)", method, self.weights_path, creator)
+            self._weights, self.backend = read_weights(self.weights_path, source_grid, target_grid)
+            log.info("regrid %s: weights read from %s (made by %s)", method, self.weights_path, self.backend)
         else:
             self.backend = resolve_backend(backend)
-            make = xesmf_weights if self.backend == "xesmf" else builtin_weights
-            self.weights = make(source_grid, target_grid, method)
+            if self.backend == "xesmf":
+                self._weights = xesmf_weights(source_grid, target_grid, method)
+            else:
+                wy, wx = builtin_factors(source_grid, target_grid, method)
+                self._factors = (sp.csr_matrix(wy), sp.csr_matrix(wx))
             if self.weights_path is not None:
                 write_weights(self.weights_path, self.weights, source_grid, target_grid, method, self.backend)
                 log.info("regrid %s: weights written to %s", method, self.weights_path)
-        self._rowsum = np.asarray(self.weights.sum(axis=1)).ravel()  # (n_target,)
+        if self._factors is not None:
+            wy, wx = self._factors
+            self._rowsum = np.outer(np.asarray(wy.sum(axis=1)).ravel(), np.asarray(wx.sum(axis=1)).ravel()).ravel()
+        else:
+            self._rowsum = np.asarray(self._weights.sum(axis=1)).ravel()  # (n_target,)
+
+    @property
+    def weights(self) -> sp.csr_matrix:
+        """The full sparse matrix (n_target, n_source), C order of both grids (ESMF's order)."""
+        if self._weights is None:
+            wy, wx = self._factors
+            self._weights = sp.kron(wy, wx, format="csr")
+            self._weights.eliminate_zeros()
+        return self._weights
 
     @property
     def unmapped(self) -> int:
         """Target cells no source cell maps to (NaN in every output)."""
         return int((self._rowsum <= 0).sum())
 
+    @property
+    def partial(self) -> int:
+        """Target cells only partly covered by the source (conservative weights summing to < 1)."""
+        return int(((self._rowsum > 0) & (self._rowsum < 1 - 1e-9)).sum())
+
     def to_netcdf(self, path: str | os.PathLike) -> Path:
         return write_weights(path, self.weights, self.source, self.target, self.method, self.backend)
 
-    def _matvecs(self, flat: np.ndarray) -> np.ndarray:
-        """W @ each row of (m, n_src) -> (m, n_dst).
+    def _product(self, flat: np.ndarray) -> np.ndarray:
+        """W @ each row of (m, n_src) -> (m, n_dst), in float64.
 
-        One CSR mat-vec a row reads the C-ordered data in place; a single sparse-dense
-        product would first transpose the whole block, which costs 5x more.
+        A row at a time reads the C-ordered data in place; one sparse-dense product
+        over the block would first transpose all of it, which costs 5x more.
         """
-        out = np.empty((flat.shape[0], self.weights.shape[0]))
+        out = np.empty((flat.shape[0], self._rowsum.size))
+        if self._factors is None:
+            for k in range(flat.shape[0]):
+                out[k] = self._weights @ flat[k]
+            return out
+        wy, wx = self._factors
+        fields = flat.reshape(-1, *self.source.shape)  # (m, ny_src, nx_src)
         for k in range(flat.shape[0]):
-            out[k] = self.weights @ flat[k]
+            # Wy @ X @ Wx.T, the second product on the small (ny_dst, nx_src) result.
+            out[k] = (wx @ (wy @ fields[k]).T).T.ravel()
         return out
 
     def regrid_array(self, x: np.ndarray) -> np.ndarray:
@@ -267,21 +306,24 @@ class Regridder:
         if x.shape[-2:] != (ny, nx):
             raise ValueError(f"array ends in {x.shape[-2:]}, the source grid is {(ny, nx)}")
         lead = x.shape[:-2]
-        flat = np.asarray(x, dtype=np.float64).reshape(-1, ny * nx)  # (m, n_src)
+        flat = np.asarray(x)
+        if not np.issubdtype(flat.dtype, np.floating):
+            flat = flat.astype(np.float64)
+        flat = flat.reshape(-1, ny * nx)  # (m, n_src)
         with np.errstate(invalid="ignore", divide="ignore"):
             # A NaN source cell that any weight touches shows up as NaN in the plain
             # product, so the masked products are only needed then (most fields have none).
-            out = self._matvecs(flat)
+            out = self._product(flat)
             if not np.isnan(out).any():
                 out /= self._rowsum
             else:
                 valid = ~np.isnan(flat)
-                num = self._matvecs(np.where(valid, flat, 0.0))  # (m, n_dst)
+                num = self._product(np.where(valid, flat, 0.0))  # (m, n_dst)
                 if self.missing == "renormalise":
-                    out = num / self._matvecs(valid.astype(np.float64))
+                    out = num / self._product(valid.astype(np.float64))
                 else:
                     out = num / self._rowsum
-                    out[self._matvecs((~valid).astype(np.float64)) > 0] = np.nan
+                    out[self._product((~valid).astype(np.float64)) > 0] = np.nan
         out[:, self._rowsum <= 0] = np.nan
         out[~np.isfinite(out)] = np.nan
         dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
@@ -340,6 +382,9 @@ def regrid_record(regridder: Regridder, in_paths: list[str | os.PathLike], out_p
                          f"'{regridder.method}' (source lat {regridder.source.lat[0]:.3f}..{regridder.source.lat[-1]:.3f}, "
                          f"lon {regridder.source.lon[0]:.3f}..{regridder.source.lon[-1]:.3f}); raise data.margin_deg "
                          "so the source covers the regions")
+    if regridder.partial:
+        log.warning("%d target cells are only partly covered by the source grid: their values are the mean "
+                    "over the covered part", regridder.partial)
     written = []
     for src, dst in zip(in_paths, out_paths):
         da = read_field(src, variable)

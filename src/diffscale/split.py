@@ -243,11 +243,11 @@ def write_region(box: Box, variable: str, fine_paths: Sequence[str], coarse_on_f
     return counts
 
 
-def _month_times(path: str | os.PathLike) -> pd.DatetimeIndex:
-    """The days a monthly file holds, read without loading its data."""
+def _month_header(path: str | os.PathLike) -> tuple[pd.DatetimeIndex, dict]:
+    """The days a monthly file holds and its global attributes, read without loading its data."""
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
-            return pd.DatetimeIndex(ds["time"].values)
+            return pd.DatetimeIndex(ds["time"].values), dict(ds.attrs)
     except Exception as exc:
         raise dio.DataValidationError(path, f"cannot read its time coordinate ({exc})") from exc
 
@@ -267,7 +267,8 @@ def stream_record(paths: Sequence[str | os.PathLike], variable: str, box: Box, d
     grid = None
     with dio.atomic_path(out) as tmp:
         for path in sorted(map(str, paths)):
-            if not _month_times(path).isin(days).any():
+            times, global_attrs = _month_header(path)
+            if not times.isin(days).any():
                 continue
             month = dio.read_field(path, variable)
             if grid is None:
@@ -279,7 +280,7 @@ def stream_record(paths: Sequence[str | os.PathLike], variable: str, box: Box, d
                 raise dio.DataValidationError(path, f"days overlap an earlier file or go back in time ({times[0].date()})")
             values = np.asarray(month.values, dtype=np.float32)  # (t, ny, nx)
             if not written:
-                ds = dio.field_dataset(values, times, grid.lat, grid.lon, variable, dict(month.attrs))
+                ds = dio.field_dataset(values, times, grid.lat, grid.lon, variable, dict(month.attrs), global_attrs)
                 ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", unlimited_dims=["time"], encoding={
                     variable: {"zlib": True, "complevel": 4, "shuffle": True, "_FillValue": np.float32(np.nan),
                                "chunksizes": (1, *grid.shape)},

@@ -1,4 +1,7 @@
 # Paths and small helpers shared by the rules. No logic of the method lives here.
+import os
+import sys
+
 from diffscale import io as dio
 from diffscale.grids import Box
 
@@ -22,6 +25,8 @@ def raw_files(field: str) -> list[str]:
     The synthetic twin writes fine truth over the whole coarse period (the 'beyond'
     truth); later stages cut the fine record to data.fine_period themselves.
     """
+    if field == "fine" and DATA["source"] == "local":
+        return local_fine_files()
     period = DATA["coarse_period"] if field == "coarse" or DATA["source"] == "synthetic" else DATA["fine_period"]
     return [str(p) for p in dio.month_files(f"{RAW}/{field}", *period)]
 
@@ -37,7 +42,29 @@ def all_targets() -> list[str]:
     targets += expand(f"{DOMAIN}/{{region}}/{{name}}.png", region=REGIONS, name=["per_day", "pixel_map"])
     # encoder, diffusion, samples, product (issue 5)
     targets += model_targets()
+    targets += evaluation_targets()
     return targets
+
+
+def local_files(field: str) -> list[str]:
+    """The user's files of data.local.<field> (source local), as rule inputs.
+
+    As inputs, Snakemake reruns the job when they change; no match leaves the input
+    empty and the job fails with an error naming the pattern.
+    """
+    import glob
+    import os
+
+    return sorted(glob.glob(os.path.expanduser(DATA["local"][field]["path"])))
+
+
+def local_fine_files() -> list[str]:
+    """Source local: fine months of fine_period plus those of coarse_period the user's files reach."""
+    from diffscale.sources.local import fine_months
+
+    f = DATA["local"]["fine"]
+    months = fine_months(f["path"], f["variable"], DATA["coarse_period"], DATA["fine_period"])
+    return [str(dio.month_file(f"{RAW}/fine", y, m)) for y, m in months]
 
 
 # ---- regrid, split, domain (issue 4)
@@ -85,3 +112,77 @@ def model_targets() -> list[str]:
     return (expand(f"{SAMPLES}/{{region}}/{{season}}/diffusion/{{name}}.nc", region=REGIONS, season=SEASONS, name=["test", "beyond"])
             + expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
             + [f"{RESULTS}/metrics/samplers.csv"])
+
+
+# --- Evaluation (issue 6) -------------------------------------------------------------
+EVAL = config["evaluation"]
+METRICS = f"{RESULTS}/metrics"
+EVAL_FIGURES = f"{RESULTS}/figures/evaluation"
+EVAL_FIGURE_KINDS = ["maps", "spectra", "variogram", "acf", "lags", "drift", "rank_histogram"]
+
+
+def producible(path: str) -> bool:
+    """The file is on disk or some rule of this workflow can make it."""
+    return os.path.exists(path) or any(r.is_producer(path) for r in workflow.rules)
+
+
+_REPORTED_LEFT_OUT: set[tuple[str, str]] = set()
+
+
+def sample_path(region: str, season: str, model: str, period: str) -> str:
+    return f"{SAMPLES}/{region}/{season}/{model}/{period}.nc"
+
+
+def evaluated_models(region: str, season: str) -> list[str]:
+    """evaluation.models whose samples exist or can be made in this workflow.
+
+    Lets the evaluation run while some models' rules are not part of the workflow yet;
+    the models left out are named on stderr, never dropped silently.
+    """
+    models = [m for m in EVAL["models"] if producible(sample_path(region, season, m, "test"))]
+    left = [m for m in EVAL["models"] if m not in models]
+    if EVAL["oracle"] and DATA["source"] == "synthetic":
+        models.append("oracle")  # the twin's ceiling: everything but the noise
+    if left and (region, season) not in _REPORTED_LEFT_OUT:
+        _REPORTED_LEFT_OUT.add((region, season))
+        print(f"evaluation: no samples and no rule to make them for {', '.join(left)} "
+              f"({region}/{season}); they are left out", file=sys.stderr)
+    return models
+
+
+def beyond_truth_declared() -> bool:
+    # split writes truth.nc exactly then (SPLIT_TRUTH); local files that extend past the
+    # fine period may bring truth too, which evaluate then finds at run time.
+    return SPLIT_TRUTH
+
+
+def evaluation_targets() -> list[str]:
+    """summary.csv and the figures, once the split files exist or can be made."""
+    if not all(producible(f"{SPLIT}/{r}/{s}/days.json") for r in REGIONS for s in SEASONS):
+        return []
+    return [f"{METRICS}/summary.csv", f"{EVAL_FIGURES}/metrics_test.png", f"{EVAL_FIGURES}/metrics_beyond.png"] + [
+        f"{EVAL_FIGURES}/{r}/{s}/{kind}.png" for r in REGIONS for s in SEASONS for kind in EVAL_FIGURE_KINDS]
+
+
+def evaluate_inputs(wildcards) -> dict[str, str | list[str]]:
+    files = {
+        "coarse": raw_files("coarse"),
+        "fine": f"{SPLIT}/{wildcards.region}/fine.nc",
+        "days": f"{SPLIT}/{wildcards.region}/{wildcards.season}/days.json",
+    }
+    if beyond_truth_declared():
+        files["truth"] = f"{SPLIT}/{wildcards.region}/truth.nc"
+    for model in evaluated_models(wildcards.region, wildcards.season):
+        for period in ("test", "beyond"):
+            files[f"{model}_{period}"] = sample_path(wildcards.region, wildcards.season, model, period)
+    return files
+
+
+def evaluation_figure(kind: str, title: str):
+    return report(
+        f"{EVAL_FIGURES}/{{region}}/{{season}}/{kind}.png",
+        caption=f"../report/{kind}.rst",
+        category="4. Evaluation",
+        subcategory=title,
+        labels={"region": "{region}", "season": "{season}"},
+    )

@@ -47,3 +47,129 @@ if DATA["source"] == "synthetic":
             "../../envs/evaluate.yaml"
         script:
             "../scripts/plot_twin.py"
+
+
+if DATA["source"] == "nasa":
+
+    # Compute nodes often have no internet: downloads run where Snakemake runs, and the
+    # nasa_connections token (see profiles/default) caps parallel requests to NASA.
+    localrules:
+        download_merra2,
+        download_g5nr,
+        download_elevation,
+
+    rule download_merra2:
+        output:
+            f"{RAW}/coarse/{{year}}-{{month}}.nc",
+        wildcard_constraints:
+            year=r"\d{4}",
+            month=r"\d{2}",
+        params:
+            field="coarse",
+            nasa=DATA["nasa"],
+            boxes=list(BOXES.values()),
+            margin=DATA["margin_deg"],
+            period=DATA["coarse_period"],
+            variable=DATA["variable"],
+            attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
+        resources:
+            nasa_connections=1,
+        log:
+            f"{LOGS}/download_merra2/{{year}}-{{month}}.log",
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/download_nasa.py"
+
+    use rule download_merra2 as download_g5nr with:
+        output:
+            f"{RAW}/fine/{{year}}-{{month}}.nc",
+        params:
+            field="fine",
+            nasa=DATA["nasa"],
+            boxes=list(BOXES.values()),
+            margin=DATA["margin_deg"],
+            period=DATA["fine_period"],
+            variable=DATA["variable"],
+            attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
+        log:
+            f"{LOGS}/download_g5nr/{{year}}-{{month}}.log",
+
+    rule download_elevation:
+        output:
+            f"{RAW}/elevation.nc",
+        params:
+            field="elevation",
+            nasa=DATA["nasa"],
+            boxes=list(BOXES.values()),
+            margin=DATA["margin_deg"],
+            period=DATA["fine_period"],
+            variable="elevation",
+            attrs={},
+        resources:
+            nasa_connections=1,
+        log:
+            f"{LOGS}/download_elevation.log",
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/download_nasa.py"
+
+
+if DATA["source"] == "local":
+
+    rule normalise_local_coarse:
+        input:
+            local_files("coarse"),
+        output:
+            raw_files("coarse"),
+        params:
+            pattern=DATA["local"]["coarse"]["path"],
+            source_variable=DATA["local"]["coarse"]["variable"],
+            boxes=list(BOXES.values()),
+            margin=DATA["margin_deg"],
+            period=DATA["coarse_period"],
+            required=DATA["coarse_period"],
+            variable=DATA["variable"],
+            attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
+        log:
+            f"{LOGS}/normalise_local/coarse.log",
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/normalise_local.py"
+
+    use rule normalise_local_coarse as normalise_local_fine with:
+        input:
+            local_files("fine"),
+        output:
+            raw_files("fine"),
+        params:
+            pattern=DATA["local"]["fine"]["path"],
+            source_variable=DATA["local"]["fine"]["variable"],
+            boxes=list(BOXES.values()),
+            margin=DATA["margin_deg"],
+            # fine truth beyond fine_period is kept (scored, never trained on)
+            period=DATA["coarse_period"],
+            required=DATA["fine_period"],
+            variable=DATA["variable"],
+            attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
+        log:
+            f"{LOGS}/normalise_local/fine.log",
+
+    use rule normalise_local_coarse as normalise_local_elevation with:
+        input:
+            local_files("elevation"),
+        output:
+            f"{RAW}/elevation.nc",
+        params:
+            pattern=DATA["local"]["elevation"]["path"],
+            source_variable=DATA["local"]["elevation"]["variable"],
+            boxes=list(BOXES.values()),
+            margin=DATA["margin_deg"],
+            period=None,
+            required=None,
+            variable="elevation",
+            attrs={"long_name": "surface height above sea level", "units": "m"},
+        log:
+            f"{LOGS}/normalise_local/elevation.log",

@@ -31,10 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.interpolate import RectBivariateSpline
 from scipy.ndimage import gaussian_filter
 
-from diffscale import io
+from diffscale import baselines, io
 from diffscale.grids import Box, Grid, conservative_matrices, covering_fine_grid, merra2_grid
 
 
@@ -185,11 +184,7 @@ class TwinGenerator:
 
 def bicubic(coarse: np.ndarray, coarse_grid: Grid, fine_grid: Grid) -> np.ndarray:
     """Bicubic spline interpolation of (T, cy, cx) coarse fields onto fine centres (T, ny, nx)."""
-    out = np.empty((coarse.shape[0], *fine_grid.shape))
-    for t in range(coarse.shape[0]):
-        spline = RectBivariateSpline(coarse_grid.lat, coarse_grid.lon, coarse[t], kx=3, ky=3)
-        out[t] = spline(fine_grid.lat, fine_grid.lon)
-    return out
+    return baselines.bicubic(coarse, coarse_grid.lat, coarse_grid.lon, fine_grid.lat, fine_grid.lon)
 
 
 class _R2:
@@ -271,3 +266,42 @@ def make_twin(boxes: list[Box], margin: float, period: tuple[str, str], out_dir:
     with io.atomic_path(out_dir / "twin.json") as tmp:
         tmp.write_text(json.dumps({"scores": asdict(scores), "parameters": asdict(params)}, indent=2) + "\n")
     return scores
+
+
+def twin_oracle(boxes: list[Box], margin: float, period: tuple[str, str], params: TwinParameters,
+                requests: dict[str, tuple[np.ndarray, np.ndarray, list[str]]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Regenerate the twin and cut its oracle (everything but the noise) for the requested days.
+
+    requests: {key: (lat, lon, days)} with lat/lon G5NR centres inside the twin's grid and
+    ISO days inside ``period``. Returns {key: (oracle, fine)}, both (T, ny, nx) physical
+    float32, the fine field exactly as make_twin wrote it, so a caller can check that the
+    regeneration reproduces the files it scores against. One pass over the period serves
+    every request (the generator is sequential: day t needs every day before it).
+    """
+    gen = TwinGenerator(boxes, margin, params)
+    fg = gen.fine_grid
+    index = {}
+    for key, (lat, lon, days) in requests.items():
+        iy = np.searchsorted(fg.lat, np.asarray(lat) - 1e-9)
+        ix = np.searchsorted(fg.lon, np.asarray(lon) - 1e-9)
+        if (iy >= fg.lat.size).any() or (ix >= fg.lon.size).any() or not (
+                np.allclose(fg.lat[iy], lat) and np.allclose(fg.lon[ix], lon)):
+            raise ValueError(f"oracle request {key}: the grid is not part of the twin's fine grid")
+        index[key] = (iy, ix, pd.DatetimeIndex(pd.to_datetime(list(days))))
+    out = {key: ([], []) for key in requests}
+    for month_days, fine, _, oracle, _ in gen.months(*period):
+        for key, (iy, ix, days) in index.items():
+            take = np.flatnonzero(month_days.isin(days))
+            if take.size:
+                cut = np.ix_(take, iy, ix)
+                out[key][0].append(10.0 ** oracle[cut].astype(np.float32))
+                out[key][1].append(10.0 ** fine[cut].astype(np.float32))
+    result = {}
+    for key, (oracle_parts, fine_parts) in out.items():
+        ny, nx = len(requests[key][0]), len(requests[key][1])
+        stack = lambda parts: np.concatenate(parts) if parts else np.empty((0, ny, nx), np.float32)  # noqa: E731
+        result[key] = (stack(oracle_parts), stack(fine_parts))
+        if result[key][0].shape[0] != len(index[key][2]):
+            raise ValueError(f"oracle request {key}: {len(index[key][2])} days asked, "
+                             f"{result[key][0].shape[0]} inside the twin's period {period[0]}..{period[1]}")
+    return result

@@ -1,0 +1,260 @@
+"""Metrics against hand-computed values and against the libraries they wrap."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import properscoring
+import pytest
+from split_fixture import write_split
+
+from diffscale import evaluate as ev
+from diffscale import io
+from diffscale.baselines import bicubic_record
+from diffscale.grids import Box, g5nr_grid, merra2_grid
+from diffscale.samples import member_dataset
+from diffscale.sources.synthetic import make_twin
+
+
+def test_point_scores_on_a_hand_computed_case():
+    truth = np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 2, 2)
+    pred = np.array([1.0, 2.0, 3.0, 6.0]).reshape(1, 2, 2)
+    # SSE = 4, SST = 5 (mean 2.5) -> r2 = 0.2; rmse = sqrt(4/4) = 1; mae = 2/4.
+    assert ev.r2(truth, pred) == pytest.approx(0.2)
+    assert ev.rmse(truth, pred) == pytest.approx(1.0)
+    assert ev.mae(truth, pred) == pytest.approx(0.5)
+    r = np.corrcoef([1, 2, 3, 4], [1, 2, 3, 6])[0, 1]
+    assert ev.r2_pearson(truth, pred) == pytest.approx(r**2)
+    # KGE: alpha = std(pred)/std(truth), beta = 3/2.5.
+    alpha = np.std([1, 2, 3, 6]) / np.std([1, 2, 3, 4])
+    assert ev.kge(truth, pred) == pytest.approx(1 - np.sqrt((r - 1) ** 2 + (alpha - 1) ** 2 + 0.2**2))
+
+
+def test_r2_is_not_r2_pearson_for_a_biased_prediction():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(5, 4, 4))
+    pred = truth + 1.0
+    assert ev.r2_pearson(truth, pred) == pytest.approx(1.0)
+    assert ev.r2(truth, pred) < 0.5
+
+
+def test_nse_is_per_pixel_temporal():
+    # Pixel A: series [0, 2] predicted [0, 2] (NSE 1); pixel B: series [1, 3] predicted [2, 2] (NSE 0).
+    truth = np.array([[0.0, 1.0], [2.0, 3.0]]).reshape(2, 1, 2)
+    pred = np.array([[0.0, 2.0], [2.0, 2.0]]).reshape(2, 1, 2)
+    assert ev.nse(truth, pred) == pytest.approx(0.5)
+
+
+def test_nan_pixels_are_left_out():
+    truth = np.array([1.0, 2.0, np.nan, 4.0]).reshape(1, 2, 2)
+    pred = np.array([1.0, 3.0, 5.0, np.nan]).reshape(1, 2, 2)
+    assert ev.rmse(truth, pred) == pytest.approx(np.sqrt(0.5))
+    assert ev.mae(truth, pred) == pytest.approx(0.5)
+
+
+def test_fair_crps_hand_computed_and_against_properscoring():
+    # Two members 0 and 2, truth 1: mean |x - y| = 1, sum_ij |xi - xj| = 4 -> fair CRPS 1 - 4/4 = 0.
+    assert ev.crps_fair(np.array(1.0), np.array([0.0, 2.0])) == pytest.approx(0.0)
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=200)
+    x = rng.normal(size=(7, 200))
+    m = x.shape[0]
+    standard = properscoring.crps_ensemble(y, x.T)  # sum_ij/(2 M^2)
+    skill = np.mean(np.abs(x - y), axis=0)
+    pair_sum = 2 * m * m * (skill - standard)
+    assert ev.crps_fair(y, x) == pytest.approx(skill - pair_sum / (2 * m * (m - 1)))
+
+
+def test_crps_of_one_member_is_the_mae():
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=(3, 5, 6))
+    x = rng.normal(size=(1, 3, 5, 6))
+    assert ev.crps(y, x) == pytest.approx(ev.mae(y, x[0]))
+
+
+def test_spread_skill_is_one_for_a_perfect_small_ensemble():
+    # Truth and members drawn from the same distribution: the corrected ratio is 1 for any M.
+    rng = np.random.default_rng(3)
+    centre = rng.normal(size=200_000)
+    for m in (2, 5):
+        truth = centre + rng.normal(size=centre.size)
+        members = centre + rng.normal(size=(m, centre.size))
+        assert ev.spread_skill(truth, members) == pytest.approx(1.0, abs=0.02)
+    # An over-confident ensemble (half the spread) scores well below 1.
+    members = centre + 0.5 * rng.normal(size=(4, centre.size))
+    assert ev.spread_skill(centre + rng.normal(size=centre.size), members) < 0.7
+    assert np.isnan(ev.spread_skill(centre, centre[None]))
+
+
+def test_ssim_uses_data_range_and_is_one_for_identical_fields():
+    rng = np.random.default_rng(4)
+    truth = rng.normal(size=(3, 16, 16))
+    assert ev.ssim(truth, truth) == pytest.approx(1.0)
+    noisy = truth + 0.5 * rng.normal(size=truth.shape)
+    # A larger data_range makes the same error look smaller (skimage's constants scale with it).
+    assert ev.ssim(truth, noisy, data_range=100.0) > ev.ssim(truth, noisy, data_range=1.0)
+
+
+def test_rank_histogram_of_a_calibrated_ensemble_is_flat_and_counts_every_point():
+    rng = np.random.default_rng(5)
+    truth = rng.normal(size=50_000)
+    members = rng.normal(size=(4, truth.size))
+    hist = ev.rank_histogram(truth, members)
+    assert hist.size == 5 and hist.sum() == truth.size
+    assert np.all(np.abs(hist / truth.size - 0.2) < 0.01)
+    # Truth always above every member -> everything in the last bin.
+    assert ev.rank_histogram(truth + 100, members)[-1] == truth.size
+
+
+def test_power_spectrum_finds_a_sine_wave_and_spectral_ratio_sees_smoothing():
+    y, x = np.mgrid[0:64, 0:64]
+    wave = np.sin(2 * np.pi * x / 4.0)  # wavelength 4 px -> k = 0.25
+    k, p = ev.power_spectrum(wave)
+    assert abs(k[np.nanargmax(p)] - 0.25) <= 0.5 / k.size
+    rng = np.random.default_rng(6)
+    truth = rng.normal(size=(4, 64, 64))
+    assert ev.spectral_ratio(truth, truth[None], coarse_cell_px=8) == pytest.approx(1.0)
+    from scipy.ndimage import gaussian_filter
+    smooth = gaussian_filter(truth, sigma=(0, 2, 2))
+    assert ev.spectral_ratio(truth, smooth[None], coarse_cell_px=8) < 0.1
+    assert ev.spectral_ratio(truth, 2 * truth[None], coarse_cell_px=8) == pytest.approx(4.0)
+
+
+def test_coarse_consistency_of_the_truth_against_its_own_average_is_exact():
+    box = Box((33.0, 35.0), (64.0, 66.5))
+    fine, coarse = g5nr_grid(box), merra2_grid(box.padded(0.5))
+    avg = ev.CoarseAverager(fine, coarse)
+    assert avg.lat.size >= 2 and avg.lon.size >= 2
+    # A constant field averages to itself on every covered cell.
+    assert np.allclose(avg(np.full((2, *fine.shape), 0.3)), 0.3)
+    rng = np.random.default_rng(7)
+    field = 10 ** rng.normal(-1.2, 0.2, size=(3, *fine.shape))
+    coarse_field = np.full((3, *coarse.shape), np.nan)
+    coarse_field[:, np.ix_(avg.rows, avg.cols)[0], np.ix_(avg.rows, avg.cols)[1]] = avg(field)
+    out = ev.coarse_consistency(field, coarse_field, avg, log10=True)
+    assert out["rmse"] == pytest.approx(0.0, abs=1e-12)
+    out = ev.coarse_consistency(field * 10 ** 0.05, coarse_field, avg, log10=True)
+    assert out["bias"] == pytest.approx(0.05) and out["rmse"] == pytest.approx(0.05)
+
+
+def test_score_gives_every_contract_column():
+    rng = np.random.default_rng(8)
+    truth = rng.normal(size=(4, 16, 20))
+    members = truth + 0.3 * rng.normal(size=(3, *truth.shape))
+    s = ev.score(truth, members, coarse_cell=8.9)
+    assert set(ev.METRIC_COLUMNS) <= set(s)
+    assert all(np.isfinite(s[c]) for c in ev.METRIC_COLUMNS)
+    with pytest.raises(ValueError, match="do not match"):
+        ev.score(truth, members[:, :2], coarse_cell=8.9)
+
+
+# --- Scoring the workflow's files (real netCDF files from the twin) ---------------------
+
+
+TWIN_CONFIG = {"data": {"coarse_period": ["2000-01-01", "2000-03-31"], "fine_period": ["2000-01-20", "2000-03-10"]},
+               "regions": {"solo": {"lat": [33.0, 34.5], "lon": [64.0, 65.875]}}, "seasons": {"winter": [1, 2, 3]}}
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """The bicubic baseline and an ensemble exchangeable with the truth, scored from files."""
+    root = tmp_path_factory.mktemp("evaluate")
+    box = Box((33.0, 34.5), (64.0, 65.875))
+    make_twin([box], 0.5, ("2000-01-01", "2000-03-31"), root / "raw")
+    write_split(root / "raw", root / "split", TWIN_CONFIG)
+    days = json.loads((root / "split/solo/winter/days.json").read_text())
+    coarse = io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31")
+    fine = io.read_field(root / "split/solo/fine.nc", "DUEXTTAU")
+    truth = io.read_field(root / "split/solo/truth.nc", "DUEXTTAU")
+    samples = {"bicubic": {}, "diffusion": {}}
+    rng = np.random.default_rng(0)
+    for period, source in (("test", fine), ("beyond", truth)):
+        path = io.write_netcdf(bicubic_record(coarse, "DUEXTTAU", days[period], fine.lat.values, fine.lon.values, True, 1e-6),
+                               root / f"bicubic_{period}.nc")
+        samples["bicubic"][period] = str(path)
+        # Members and truth are draws around the same centre: a calibrated 8-member ensemble.
+        y = np.log10(source.sel(time=pd.to_datetime(days[period])).values)
+        z = rng.normal(size=(9, *y.shape)) * 0.1
+        members = 10 ** (y[None] - z[:1] + z[1:])
+        ds = member_dataset(members, pd.to_datetime(days[period]), fine.lat.values, fine.lon.values, "DUEXTTAU", {"units": "1"})
+        samples["diffusion"][period] = str(io.write_netcdf(ds, root / f"ens_{period}.nc"))
+    rows, diag = ev.evaluate_region_season(samples, root / "split/solo/fine.nc", root / "split/solo/truth.nc",
+                                           root / "split/solo/winter/days.json", coarse, "DUEXTTAU", True, 1e-6,
+                                           ("2000-01-20", "2000-03-10"), {"variogram_pairs": 4000})
+    return root, samples, days, pd.DataFrame(rows).set_index(["model", "period"]), diag
+
+
+def test_every_model_and_period_is_scored(scored):
+    _, _, days, table, _ = scored
+    assert set(table.index) == {(m, p) for m in ("bicubic", "diffusion") for p in ("test", "beyond")}
+    assert table.loc[("bicubic", "beyond"), "days"] == len(days["beyond"])
+    assert table.loc[("diffusion", "test"), "members"] == 8
+
+
+def test_scores_tell_a_calibrated_ensemble_from_interpolation(scored):
+    _, _, _, table, diag = scored
+    for period in ("test", "beyond"):
+        ens, bic = table.loc[("diffusion", period)], table.loc[("bicubic", period)]
+        assert ens["spread_skill"] == pytest.approx(1.0, abs=0.1)
+        assert np.isnan(bic["spread_skill"])
+        assert bic["crps"] == pytest.approx(bic["mae"])
+        assert ens["crps"] < bic["crps"] and ens["r2"] > bic["r2"]
+        assert bic["spectral_ratio"] < 0.2 < ens["spectral_ratio"]
+        hist = np.asarray(diag["rank_histogram"][period]["diffusion"], float)
+        assert hist.size == 9 and np.all(np.abs(hist / hist.sum() - 1 / 9) < 0.03)
+    # The twin's coarse record is the fine area mean + 0.05 bias + 0.04 noise (log10 units):
+    # that is what the truth's own coarse consistency must measure.
+    t = table.loc[("bicubic", "beyond")]
+    assert t["coarse_bias_truth"] == pytest.approx(-0.05, abs=0.015)
+    assert t["coarse_rmse_truth"] == pytest.approx(np.hypot(0.05, 0.04), abs=0.015)
+    assert "drift_rmse_per_year" in table and np.isfinite(table.loc[("bicubic", "beyond"), "drift_rmse_per_year"])
+
+
+def test_diagnostics_hold_every_curve(scored):
+    *_, diag = scored
+    assert {"record truth", "beyond truth", "beyond bicubic", "beyond diffusion"} <= set(diag["acf"])
+    assert len(diag["acf"]["record truth"]["acf"]) == 31
+    assert diag["lags"]["lag"] == list(range(1, 11))
+    assert {"test truth", "test diffusion", "beyond bicubic"} <= set(diag["variogram"])
+    assert len(diag["variogram_distance_km"]) == 24
+    assert set(diag["drift"]) == {"bicubic", "diffusion"}
+    json.dumps(diag)  # writable as JSON
+
+
+def test_a_sample_file_for_other_days_is_named(scored):
+    root, samples, days, _, _ = scored
+    wrong = dict(samples)
+    wrong["diffusion"] = {"test": samples["diffusion"]["beyond"], "beyond": samples["diffusion"]["beyond"]}
+    with pytest.raises(io.DataValidationError, match="ens_beyond.nc.*expected the"):
+        ev.evaluate_region_season(wrong, root / "split/solo/fine.nc", None, root / "split/solo/winter/days.json",
+                                  io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31"), "DUEXTTAU", True,
+                                  1e-6, ("2000-01-20", "2000-03-10"))
+
+
+def test_summary_table_orders_rows_and_keeps_the_contract_columns(tmp_path):
+    a = tmp_path / "a.csv"
+    b = tmp_path / "b.csv"
+    ev.scores_frame([{"region": "r", "season": "S", "model": "diffusion", "period": "test", "r2": 0.9}]).to_csv(a, index=False)
+    ev.scores_frame([{"region": "r", "season": "S", "model": "bicubic", "period": "beyond", "r2": 0.5},
+                     {"region": "r", "season": "S", "model": "bicubic", "period": "test", "r2": 0.6}]).to_csv(b, index=False)
+    table = ev.summary_table([a, b])
+    assert list(table.columns[:14]) == ["region", "season", "model", "period", *ev.METRIC_COLUMNS]
+    assert list(zip(table["model"], table["period"])) == [("bicubic", "test"), ("bicubic", "beyond"), ("diffusion", "test")]
+    a.write_text("nonsense\n1\n")
+    with pytest.raises(io.DataValidationError, match="a.csv"):
+        ev.summary_table([a])
+
+
+def test_figures_of_an_ensemble_and_a_deterministic_model(scored, tmp_path):
+    from diffscale import plots
+
+    root, samples, days, _, diag = scored
+    path = tmp_path / "diagnostics.json"
+    path.write_text(json.dumps({"region": "solo", "season": "winter", "models": list(samples)} | diag))
+    outs = {k: tmp_path / f"{k}.png" for k in ("spectra", "variogram", "acf", "lags", "drift", "rank_histogram")}
+    plots.diagnostics_figures(path, "DUEXTTAU", outs)
+    coarse = io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31")
+    plots.evaluation_maps(samples, root / "split/solo/fine.nc", root / "split/solo/winter/days.json", coarse,
+                          "DUEXTTAU", "1", True, 1e-6, 1, 2, tmp_path / "maps.png")
+    for out in [*outs.values(), tmp_path / "maps.png"]:
+        assert out.stat().st_size > 10_000, out

@@ -1,0 +1,148 @@
+# Stage 9: the bicubic baseline, scores of every model, the paper's diagnostics, figures.
+
+
+rule sample_bicubic:
+    input:
+        coarse=raw_files("coarse"),
+        fine=f"{SPLIT}/{{region}}/fine.nc",
+        days=f"{SPLIT}/{{region}}/{{season}}/days.json",
+    output:
+        test=f"{SAMPLES}/{{region}}/{{season}}/bicubic/test.nc",
+        beyond=f"{SAMPLES}/{{region}}/{{season}}/bicubic/beyond.nc",
+    params:
+        variable=DATA["variable"],
+        log10=config["transform"]["log10"],
+        floor=config["transform"]["floor"],
+    log:
+        f"{LOGS}/sample_bicubic/{{region}}/{{season}}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/sample_bicubic.py"
+
+
+rule evaluate:
+    input:
+        unpack(evaluate_inputs),
+    output:
+        scores=f"{METRICS}/{{region}}/{{season}}/scores.csv",
+        diagnostics=f"{METRICS}/{{region}}/{{season}}/diagnostics.json",
+    params:
+        models=lambda w: evaluated_models(w.region, w.season),
+        truth=lambda w: f"{SPLIT}/{w.region}/truth.nc",
+        variable=DATA["variable"],
+        log10=config["transform"]["log10"],
+        floor=config["transform"]["floor"],
+        fine_period=DATA["fine_period"],
+        settings=EVAL,
+    log:
+        f"{LOGS}/evaluate/{{region}}/{{season}}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule summarize_metrics:
+    input:
+        scores=expand(f"{METRICS}/{{region}}/{{season}}/scores.csv", region=REGIONS, season=SEASONS),
+    output:
+        report(
+            f"{METRICS}/summary.csv",
+            caption="../report/summary.rst",
+            category="4. Evaluation",
+            subcategory="Scores",
+            labels={"figure": "table: summary.csv", "period": "test and beyond"},
+        ),
+    params:
+        regions=REGIONS,
+        seasons=SEASONS,
+    log:
+        f"{LOGS}/summarize_metrics.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/summarize_metrics.py"
+
+
+rule plot_metrics:
+    input:
+        summary=f"{METRICS}/summary.csv",
+        reference=[f"{RAW}/twin.json"] if DATA["source"] == "synthetic" else [],
+    output:
+        test=report(
+            f"{EVAL_FIGURES}/metrics_test.png",
+            caption="../report/metrics.rst",
+            category="4. Evaluation",
+            subcategory="Scores",
+            labels={"figure": "metric bars", "period": "test"},
+        ),
+        beyond=report(
+            f"{EVAL_FIGURES}/metrics_beyond.png",
+            caption="../report/metrics.rst",
+            category="4. Evaluation",
+            subcategory="Scores",
+            labels={"figure": "metric bars", "period": "beyond"},
+        ),
+    log:
+        f"{LOGS}/plot_metrics.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/plot_metrics.py"
+
+
+rule plot_evaluation:
+    input:
+        unpack(evaluate_inputs),
+        diagnostics=f"{METRICS}/{{region}}/{{season}}/diagnostics.json",
+    output:
+        maps=evaluation_figure("maps", "maps"),
+        spectra=evaluation_figure("spectra", "power spectra"),
+        variogram=evaluation_figure("variogram", "semivariograms"),
+        acf=evaluation_figure("acf", "ACF and PACF"),
+        lags=evaluation_figure("lags", "persistence curves"),
+        drift=evaluation_figure("drift", "drift"),
+        rank_histogram=evaluation_figure("rank_histogram", "rank histograms"),
+    params:
+        models=lambda w: evaluated_models(w.region, w.season),
+        variable=DATA["variable"],
+        units=DATA["units"],
+        log10=config["transform"]["log10"],
+        floor=config["transform"]["floor"],
+        map_days=EVAL["map_days"],
+        map_members=EVAL["map_members"],
+    log:
+        f"{LOGS}/plot_evaluation/{{region}}/{{season}}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/plot_evaluation.py"
+
+
+if DATA["source"] == "synthetic":
+
+    rule sample_oracle:
+        input:
+            reference=f"{RAW}/twin.json",
+            fine=[f"{SPLIT}/{r}/fine.nc" for r in REGIONS for s in SEASONS],
+            days=[f"{SPLIT}/{r}/{s}/days.json" for r in REGIONS for s in SEASONS],
+            truth=[f"{SPLIT}/{r}/truth.nc" for r in REGIONS] if beyond_truth_declared() else [],
+        output:
+            [sample_path(r, s, "oracle", p) for r in REGIONS for s in SEASONS for p in ("test", "beyond")],
+        params:
+            regions=[r for r in REGIONS for s in SEASONS],
+            seasons=[s for r in REGIONS for s in SEASONS],
+            truth_index=[REGIONS.index(r) for r in REGIONS for s in SEASONS],
+            boxes=config["regions"],
+            margin=DATA["margin_deg"],
+            period=DATA["coarse_period"],
+            variable=DATA["variable"],
+            units=DATA["units"],
+            long_name=DATA["long_name"],
+        log:
+            f"{LOGS}/sample_oracle.log",
+        conda:
+            "../../envs/evaluate.yaml"
+        script:
+            "../scripts/sample_oracle.py"
