@@ -110,8 +110,21 @@ def split_inputs(w) -> dict[str, str]:
 
 def model_targets() -> list[str]:
     return (expand(f"{SAMPLES}/{{region}}/{{season}}/diffusion/{{name}}.nc", region=REGIONS, season=SEASONS, name=["test", "beyond"])
+            + baseline_targets()
             + expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
             + [f"{RESULTS}/metrics/samplers.csv"])
+
+
+# ---- trained baselines (issue 6, section 1): unet, vae, transfer_unet
+from diffscale.fit import baseline_settings
+from diffscale.regressors import KINDS as BASELINE_KINDS
+
+
+def baseline_targets() -> list[str]:
+    """Samples of the trained baselines that evaluation.models asks for."""
+    models = [m for m in config["evaluation"]["models"] if m in BASELINE_KINDS]
+    return expand(f"{SAMPLES}/{{region}}/{{season}}/{{model}}/{{name}}.nc", region=REGIONS, season=SEASONS, model=models,
+                  name=["test", "beyond"])
 
 
 # --- Evaluation (issue 6) -------------------------------------------------------------
