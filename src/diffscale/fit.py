@@ -104,9 +104,11 @@ def train_baseline(data: SeasonData, kind: str, encoder: UNet | None, enc_cfg: d
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("%s: %d trainable parameters (+%d frozen encoder), residual scale %.4f, %d training days", kind,
              trainable, count_parameters(model) - trainable, final.scale, task.train[0].shape[0])
+    # patience longer than the run: never stops early, but the loop returns the best validated weights.
     loop = LoopConfig(steps=cfg["steps"], lr=cfg["lr"], weight_decay=cfg["weight_decay"], ema_decay=cfg["ema_decay"],
                       grad_clip=cfg["grad_clip"], checkpoint_every=cfg["checkpoint_every"],
-                      val_every=cfg["checkpoint_every"] if task.val is not None else 0, seed=cfg["seed"],
+                      val_every=cfg["checkpoint_every"] if task.val is not None else 0,
+                      patience=cfg["steps"] // cfg["checkpoint_every"] + 1, seed=cfg["seed"],
                       log_every=max(1, cfg["steps"] // 20))
     result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val is not None else None,
                         stop_after=stop_after, signature={"spec": final, "baselines": dict(cfg)})
@@ -121,13 +123,13 @@ def train_baseline_files(split_dir: str | os.PathLike, season: str, variable: st
 
     data = load_season(split_dir, season, variable)
     model, result = train_baseline(data, kind, load_encoder(encoder_path), enc_cfg, cfg, halo, checkpoint)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trainable = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("encoder."))
     model.save(output, extra={"trainable_parameters": trainable, "parameters": count_parameters(model),
                               "seconds": result.seconds, "steps": result.steps, "encoder": str(encoder_path)})
     write_curve(result, curve)
     Path(checkpoint).unlink(missing_ok=True)
-    log.info("%s: %d trainable parameters, %d steps in %.1f s, validation loss %s", kind, trainable, result.steps,
-             result.seconds, result.val)
+    log.info("%s: %d trainable parameters, %d steps in %.1f s, validation loss %s (the best is kept)", kind, trainable,
+             result.steps, result.seconds, result.val)
     return result
 
 

@@ -14,11 +14,15 @@ head and the loss differ:
   method's own conditioning) decoded by a deterministic U-Net, MSE loss; the earlier
   transfer-learning downscaler (ASDMTE-like); one member.
 * ``vae``: a conditional VAE with a per-pixel latent (``latent_channels``): a posterior
-  U-Net q(z | target, condition), a decoder U-Net p(target | z, condition) with a learned
+  U-Net q(z | target, condition) of half the width, a decoder U-Net p(target | z, condition) with a learned
   global noise scale (the sigma-VAE of Rybkin et al. 2021: the ELBO then needs no
   hand-set KL weight) and prior N(0, I). Members are decoder outputs for latents drawn
   from the prior; the latent is drawn once per member over the whole region and cut
   into the same tiles as the condition, so overlapping tiles decode the same latent.
+
+Each baseline keeps the weights that scored best on the validation days (checked every
+``checkpoint_every`` steps; the last ones when there are no validation days): with a
+few dozen training days, the deterministic regressors overfit within the budget.
 
 Targets are divided by ``scale`` (the training residuals' standard deviation), so the
 networks work with unit-variance outputs, as the EDM-preconditioned denoiser does.
@@ -107,7 +111,10 @@ class Regressor(nn.Module):
         latent = spec.latent_channels if spec.kind == "vae" else 0
         self.net = UNet(cond + latent, 1, tuple(spec.channels), spec.blocks, spec.attention, stem_kernel=1)
         if spec.kind == "vae":
-            self.posterior = UNet(1 + cond, 2 * latent, tuple(spec.channels), spec.blocks, attention=False, stem_kernel=1)
+            # The posterior only guides training (sampling draws from the prior): half the
+            # decoder's width keeps the vae's step cost near the other models'.
+            half = tuple(max(1, c // 2) for c in spec.channels)
+            self.posterior = UNet(1 + cond, 2 * latent, half, 1, attention=False, stem_kernel=1)
             self.log_sigma = nn.Parameter(torch.zeros(()))
 
     @property
