@@ -35,8 +35,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/regrid.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/domain.smk"
-include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/model.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:

@@ -128,6 +128,8 @@ def _type_of(node: dict) -> str:
     if "enum" in node:
         return " \\| ".join(map(str, node["enum"]))
     kind = node.get("type", "")
+    if isinstance(kind, list):  # e.g. [integer, "null"]: a value or null
+        return " or ".join(_type_of({**node, "type": k}) for k in kind)
     if kind == "array" and "items" in node:
         return f"list of {_type_of(node['items'])}"
     return kind

@@ -50,6 +50,8 @@ def encoder_unet(history: int, channels: tuple[int, ...], attention: bool = True
 
 
 class Downscaler(nn.Module):
+    deterministic = False  # an ensemble of members (the baselines in diffscale.regressors may be deterministic)
+
     def __init__(self, spec: ModelSpec, encoder: UNet | None = None):
         super().__init__()
         self.spec = spec
@@ -63,6 +65,11 @@ class Downscaler(nn.Module):
         net = UNet(1 + RAW_CHANNELS + features, 1, tuple(spec.channels), spec.blocks, spec.attention, noise_embedding=True,
                    stem_kernel=1)
         self.denoiser = Denoiser(net, spec.sigma_data)
+
+    @property
+    def uses_history(self) -> bool:
+        """Whether sampling must pass the previous days (not for the ablation without the encoder)."""
+        return self.encoder is not None
 
     def condition(self, raw: torch.Tensor, history: torch.Tensor | None) -> torch.Tensor:
         """(N, R, P, P) raw condition + (N, history, P, P) history -> (N, C, P, P)."""

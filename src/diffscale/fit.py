@@ -1,4 +1,4 @@
-"""Fitting the method's two models from the config's ``encoder`` and ``diffusion`` sections.
+"""Fitting the method's two models and the trained baselines from the config's sections.
 
 Thin glue between the tasks (:class:`diffscale.models.encoder.NextDayTask`,
 :class:`diffscale.downscaler.DiffusionTask`) and the loop (:func:`diffscale.train.train_loop`).
@@ -18,6 +18,7 @@ from diffscale.downscaler import DiffusionTask, Downscaler, ModelSpec, encoder_u
 from diffscale.io import atomic_path
 from diffscale.models.encoder import NextDayTask, pretraining_days
 from diffscale.models.unet import UNet, count_parameters
+from diffscale.regressors import RegressionTask, Regressor, RegressorSpec
 from diffscale.train import LoopConfig, LoopResult, loss_curve_lines, train_loop
 
 log = logging.getLogger("diffscale.fit")
@@ -72,6 +73,65 @@ def train_diffusion(data: SeasonData, encoder: UNet | None, enc_cfg: dict, cfg: 
     result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val is not None else None,
                         stop_after=stop_after, signature={"spec": spec, "diffusion": dict(cfg)})
     return result.model.cpu().eval(), result
+
+
+# Keys of `baselines` that default (null) to the diffusion model's value: the same budget.
+SHARED_WITH_DIFFUSION = ("channels", "blocks", "attention", "steps", "batch_size", "lr", "weight_decay", "ema_decay",
+                         "grad_clip", "checkpoint_every", "seed")
+
+
+def baseline_settings(baselines: dict, diffusion: dict) -> dict:
+    """The baselines' section with every null key replaced by the diffusion section's value."""
+    return {k: (diffusion[k] if v is None and k in SHARED_WITH_DIFFUSION else v) for k, v in baselines.items()}
+
+
+def train_baseline(data: SeasonData, kind: str, encoder: UNet | None, enc_cfg: dict, cfg: dict, halo: int,
+                   checkpoint: str | os.PathLike, stop_after: int | None = None) -> tuple[Regressor, LoopResult]:
+    """One trained baseline (diffscale.regressors) on the method's training crops, by the method's loop.
+
+    cfg: the resolved ``baselines`` section (:func:`baseline_settings`); encoder: the
+    pretrained temporal U-Net (used, frozen, by transfer_unet only).
+    """
+    def spec(scale: float) -> RegressorSpec:
+        return RegressorSpec(kind=kind, history=enc_cfg["history"], patch=enc_cfg["patch"], halo=halo,
+                             encoder_channels=tuple(enc_cfg["channels"]), encoder_attention=enc_cfg["attention"],
+                             channels=tuple(cfg["channels"]), blocks=cfg["blocks"], attention=cfg["attention"],
+                             latent_channels=cfg["latent_channels"], scale=scale)
+
+    task = RegressionTask(spec(1.0), data, cfg["batch_size"], seed=cfg["seed"])
+    final = spec(task.target_std())
+    torch.manual_seed(cfg["seed"])  # the initial weights
+    model = Regressor(final, encoder if kind == "transfer_unet" else None)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("%s: %d trainable parameters (+%d frozen encoder), residual scale %.4f, %d training days", kind,
+             trainable, count_parameters(model) - trainable, final.scale, task.train[0].shape[0])
+    # patience longer than the run: never stops early, but the loop returns the best validated weights.
+    loop = LoopConfig(steps=cfg["steps"], lr=cfg["lr"], weight_decay=cfg["weight_decay"], ema_decay=cfg["ema_decay"],
+                      grad_clip=cfg["grad_clip"], checkpoint_every=cfg["checkpoint_every"],
+                      val_every=cfg["checkpoint_every"] if task.val is not None else 0,
+                      patience=cfg["steps"] // cfg["checkpoint_every"] + 1, seed=cfg["seed"],
+                      log_every=max(1, cfg["steps"] // 20))
+    result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val is not None else None,
+                        stop_after=stop_after, signature={"spec": final, "baselines": dict(cfg)})
+    return result.model.cpu().eval(), result
+
+
+def train_baseline_files(split_dir: str | os.PathLike, season: str, variable: str, kind: str,
+                         encoder_path: str | os.PathLike, enc_cfg: dict, cfg: dict, halo: int,
+                         checkpoint: str | os.PathLike, output: str | os.PathLike, curve: str | os.PathLike) -> LoopResult:
+    """train_baseline from the split files to the saved model and its loss curve."""
+    from diffscale.conditioning import load_season
+
+    data = load_season(split_dir, season, variable)
+    model, result = train_baseline(data, kind, load_encoder(encoder_path), enc_cfg, cfg, halo, checkpoint)
+    trainable = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("encoder."))
+    model.save(output, extra={"trainable_parameters": trainable, "parameters": count_parameters(model),
+                              "seconds": result.seconds, "steps": result.steps, "encoder": str(encoder_path)})
+    write_curve(result, curve)
+    Path(checkpoint).unlink(missing_ok=True)
+    log.info("%s: %d trainable parameters, %d steps in %.1f s, validation loss %s (the best is kept)", kind, trainable,
+             result.steps, result.seconds, result.val)
+    return result
 
 
 def load_encoder(path: str | os.PathLike) -> UNet:

@@ -16,6 +16,10 @@
 * Every day's noise comes from a generator seeded by (seed, day), so a day's sample
   does not depend on which other days are run, and nothing from the future can enter.
 
+The drivers take any model with ``sample_day``, ``spec.history`` and ``uses_history``: the
+diffusion :class:`~diffscale.downscaler.Downscaler` and the trained baselines of
+:mod:`diffscale.regressors` (deterministic ones return one member whatever ``members`` asks).
+
 Samples are returned scaled (member, time, H, W); :func:`samples_dataset` writes them in
 physical units through the Scaler's inverse.
 """
@@ -62,7 +66,7 @@ def teacher_forced(model: Downscaler, data: SeasonData, days: Iterable[pd.Timest
     out = []
     for day in tqdm(list(days), desc="teacher-forced", file=TqdmToLog(), mininterval=10, ascii=True):
         history = None
-        if model.encoder is not None:
+        if model.uses_history:
             history = np.stack([data.fine_on(d) if data.has_fine(d) else _start_guess(data, d, start_guess)
                                 for d in cm.history_window(day, model.spec.history)])[None]
         out.append(_predict(model, data, static, day, history, members, sampler, steps, seed, tile, stride))
@@ -120,7 +124,7 @@ def autoregressive(model: Downscaler, data: SeasonData, days: Iterable[pd.Timest
         for day in pd.date_range(run_start, block[-1], freq="D"):
             if data.has_fine(day):
                 continue  # spin-up inside the fine record: the truth is the history
-            history = history_of(day) if model.encoder is not None else None
+            history = history_of(day) if model.uses_history else None
             pred = _predict(model, data, static, day, history, members, sampler, steps, seed, tile, stride)
             known[day] = pred
             # Only the last `history` days are ever read again.

@@ -40,9 +40,9 @@ def all_targets() -> list[str]:
     targets += split_targets()
     targets += [f"{DOMAIN}/wasserstein.csv"]
     targets += expand(f"{DOMAIN}/{{region}}/{{name}}.png", region=REGIONS, name=["per_day", "pixel_map"])
-    targets += evaluation_targets()
     # encoder, diffusion, samples, product (issue 5)
     targets += model_targets()
+    targets += evaluation_targets()
     return targets
 
 
@@ -96,9 +96,39 @@ def split_targets() -> list[str]:
                           name=["days", "scaler"])
 
 
+# ---- encoder, diffusion, samples, product (issue 5)
+MODELS = f"{RESULTS}/models"
+SAMPLES = f"{RESULTS}/samples"
+
+
+def split_inputs(w) -> dict[str, str]:
+    files = {name: f"{SPLIT}/{w.region}/{name}.nc" for name in ("fine", "coarse_on_fine", "elevation")}
+    if SPLIT_TRUTH:
+        files["truth"] = f"{SPLIT}/{w.region}/truth.nc"
+    return files | {"days": f"{SPLIT}/{w.region}/{w.season}/days.json", "scaler": f"{SPLIT}/{w.region}/{w.season}/scaler.json"}
+
+
+def model_targets() -> list[str]:
+    return (expand(f"{SAMPLES}/{{region}}/{{season}}/diffusion/{{name}}.nc", region=REGIONS, season=SEASONS, name=["test", "beyond"])
+            + baseline_targets()
+            + expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
+            + [f"{RESULTS}/metrics/samplers.csv"])
+
+
+# ---- trained baselines (issue 6, section 1): unet, vae, transfer_unet
+from diffscale.fit import baseline_settings
+from diffscale.regressors import KINDS as BASELINE_KINDS
+
+
+def baseline_targets() -> list[str]:
+    """Samples of the trained baselines that evaluation.models asks for."""
+    models = [m for m in config["evaluation"]["models"] if m in BASELINE_KINDS]
+    return expand(f"{SAMPLES}/{{region}}/{{season}}/{{model}}/{{name}}.nc", region=REGIONS, season=SEASONS, model=models,
+                  name=["test", "beyond"])
+
+
 # --- Evaluation (issue 6) -------------------------------------------------------------
 EVAL = config["evaluation"]
-SAMPLES = f"{RESULTS}/samples"
 METRICS = f"{RESULTS}/metrics"
 EVAL_FIGURES = f"{RESULTS}/figures/evaluation"
 EVAL_FIGURE_KINDS = ["maps", "spectra", "variogram", "acf", "lags", "drift", "rank_histogram"]
@@ -169,20 +199,3 @@ def evaluation_figure(kind: str, title: str):
         subcategory=title,
         labels={"region": "{region}", "season": "{season}"},
     )
-
-
-# ---- encoder, diffusion, samples, product (issue 5)
-MODELS = f"{RESULTS}/models"
-
-
-def split_inputs(w) -> dict[str, str]:
-    files = {name: f"{SPLIT}/{w.region}/{name}.nc" for name in ("fine", "coarse_on_fine", "elevation")}
-    if SPLIT_TRUTH:
-        files["truth"] = f"{SPLIT}/{w.region}/truth.nc"
-    return files | {"days": f"{SPLIT}/{w.region}/{w.season}/days.json", "scaler": f"{SPLIT}/{w.region}/{w.season}/scaler.json"}
-
-
-def model_targets() -> list[str]:
-    return (expand(f"{SAMPLES}/{{region}}/{{season}}/diffusion/{{name}}.nc", region=REGIONS, season=SEASONS, name=["test", "beyond"])
-            + expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
-            + [f"{RESULTS}/metrics/samplers.csv"])

@@ -51,6 +51,33 @@ rule train_diffusion:
         "../scripts/train_diffusion.py"
 
 
+rule train_baseline:
+    input:
+        unpack(split_inputs),
+        encoder=rules.pretrain_encoder.output.model,
+    output:
+        model=f"{MODELS}/{{region}}/{{season}}/{{model}}.pt",
+        curve=f"{MODELS}/{{region}}/{{season}}/{{model}}_loss.csv",
+    wildcard_constraints:
+        model="|".join(BASELINE_KINDS),
+    params:
+        encoder=config["encoder"],
+        baselines=lambda w: baseline_settings(config["baselines"], config["diffusion"]),
+        halo=config["sampling"]["halo"],
+        variable=DATA["variable"],
+        checkpoint=lambda w, output: f"{output.model}.ckpt",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    log:
+        f"{LOGS}/train_baseline/{{region}}_{{season}}_{{model}}.log",
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/train_baseline.py"
+
+
 rule sample:
     input:
         unpack(split_inputs),
@@ -60,7 +87,7 @@ rule sample:
         beyond=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/beyond.nc",
         scores=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/selfcheck.json",
     wildcard_constraints:
-        model="diffusion",
+        model="|".join(["diffusion", *BASELINE_KINDS]),
     params:
         sampling=config["sampling"],
         transform=config["transform"],

@@ -1,4 +1,7 @@
-"""Rule sample: teacher-forced ensembles on the test days, the autoregressive run over the beyond days."""
+"""Rule sample: teacher-forced ensembles on the test days, the autoregressive run over the beyond days.
+
+The same for the diffusion model and the trained baselines; deterministic models write one member.
+"""
 
 import json
 from pathlib import Path
@@ -10,7 +13,7 @@ import torch
 
 from diffscale import io
 from diffscale.conditioning import load_season
-from diffscale.downscaler import Downscaler
+from diffscale.regressors import Regressor, load_model
 from diffscale.sample import stride_of, autoregressive, ensemble_scores, model_space, samples_dataset, teacher_forced, timed
 
 log = log_to(snakemake.log[0])
@@ -18,18 +21,22 @@ torch.set_num_threads(snakemake.threads)
 p = snakemake.params
 s = p.sampling
 data = load_season(Path(snakemake.input.fine).parent, snakemake.wildcards.season, p.variable)
-model = Downscaler.load(snakemake.input.model)
+model = load_model(snakemake.input.model)
+members, beyond_members = (1, 1) if model.deterministic else (s["members"], s["beyond_members"])
 opts = dict(sampler=s["sampler"], steps=s["steps"], seed=s["seed"], tile=s["tile"] or None, stride=stride_of(model, s))
-attrs = {"model": snakemake.wildcards.model, "checkpoint": snakemake.input.model, "sampler": s["sampler"],
-         "sampler_steps": s["steps"], "seed": s["seed"]}
+attrs = {"model": snakemake.wildcards.model, "checkpoint": snakemake.input.model, "seed": s["seed"]}
+if isinstance(model, Regressor):
+    attrs["sampler"] = "latent drawn from N(0, I) per member" if not model.deterministic else "none (deterministic)"
+else:
+    attrs |= {"sampler": s["sampler"], "sampler_steps": s["steps"]}
 
 test_days, beyond_days = data.days["test"], data.days["beyond"]
-test, t_test = timed(teacher_forced, model, data, test_days, s["members"], **opts)
-log.info("test: %d days x %d members in %.1f s", len(test_days), s["members"], t_test)
+test, t_test = timed(teacher_forced, model, data, test_days, members, **opts)
+log.info("test: %d days x %d members in %.1f s", len(test_days), members, t_test)
 io.write_netcdf(samples_dataset(test, test_days, data, attrs | {"mode": "teacher-forced (history = true fine days before t)"}),
                 snakemake.output.test)
-beyond, t_beyond = timed(autoregressive, model, data, beyond_days, s["beyond_members"], spinup=s["spinup_days"], **opts)
-log.info("beyond: %d days x %d members in %.1f s", len(beyond_days), s["beyond_members"], t_beyond)
+beyond, t_beyond = timed(autoregressive, model, data, beyond_days, beyond_members, spinup=s["spinup_days"], **opts)
+log.info("beyond: %d days x %d members in %.1f s", len(beyond_days), beyond_members, t_beyond)
 io.write_netcdf(samples_dataset(beyond, beyond_days, data, attrs | {"mode": "autoregressive (history = own predictions)",
                                                                      "spinup_days": s["spinup_days"]}),
                 snakemake.output.beyond)

@@ -1,0 +1,176 @@
+"""The trained baselines (unet, vae, transfer_unet): shapes, losses, members, no leakage, save/load."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from diffscale.conditioning import RAW_CHANNELS, load_season
+from diffscale.fit import baseline_settings, load_encoder, pretrain_encoder, save_encoder, train_baseline
+from diffscale.grids import Box
+from diffscale.models.unet import UNet
+from diffscale.regressors import (KINDS, RegressionTask, Regressor, RegressorSpec, elbo_loss, gaussian_kl, load_model,
+                                  mse_loss)
+from diffscale.sample import autoregressive, ensemble_scores, teacher_forced
+from diffscale.train import LoopConfig, train_loop
+from method_fixtures import make_split
+
+torch.set_num_threads(1)
+MONTHS = [3, 4, 9, 10]
+ENC = dict(history=3, patch=16, channels=[4, 8], attention=True, epochs=1, batch_size=8, lr=1e-3, patience=2,
+           val_years=0, seed=0)
+DIFF = dict(channels=[8, 8], blocks=1, attention=True, use_encoder=True, steps=40, batch_size=8, lr=2e-3,
+            weight_decay=0.0, ema_decay=0.99, grad_clip=1.0, checkpoint_every=20, seed=0)
+BASE = {k: None for k in ("channels", "blocks", "attention", "steps", "batch_size", "lr", "weight_decay", "ema_decay",
+                          "grad_clip", "checkpoint_every", "seed")} | {"latent_channels": 2}
+HALO = 2
+
+
+def spec(kind, **kw):
+    return RegressorSpec(**{"kind": kind, "history": 3, "patch": 16, "halo": HALO, "encoder_channels": (4, 8),
+                            "encoder_attention": True, "channels": (8, 8), "blocks": 1, "attention": True,
+                            "latent_channels": 2, "scale": 0.5} | kw)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("baselines")
+    split, _ = make_split(out, Box((33.0, 34.0), (64.0, 65.25)), coarse_period=("2000-01-01", "2000-12-31"),
+                          fine_period=("2000-04-01", "2000-09-30"), months=MONTHS, buffer_days=10, history=3)
+    data = load_season(split, "S", "DUEXTTAU")
+    enc, _ = pretrain_encoder(data, MONTHS, ENC, out / "enc.ckpt")
+    save_encoder(enc, ENC, out / "encoder.pt")
+    cfg = baseline_settings(BASE, DIFF)
+    models, results = {}, {}
+    for kind in KINDS:
+        model, results[kind] = train_baseline(data, kind, load_encoder(out / "encoder.pt"), ENC, cfg, HALO, out / f"{kind}.ckpt")
+        model.save(out / f"{kind}.pt")
+        models[kind] = load_model(out / f"{kind}.pt")
+    return {"dir": out, "data": data, "models": models, "results": results}
+
+
+def test_baseline_settings_take_the_diffusion_budget():
+    cfg = baseline_settings(BASE | {"lr": 1e-3}, DIFF)
+    assert cfg["steps"] == 40 and cfg["batch_size"] == 8 and cfg["channels"] == [8, 8] and cfg["lr"] == 1e-3
+    assert cfg["latent_channels"] == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shapes_of_every_kind(kind):
+    torch.manual_seed(0)
+    model = Regressor(spec(kind))
+    raw, hist = torch.randn(5, RAW_CHANNELS, 16, 16), torch.randn(5, 3, 16, 16)
+    cond = model.condition(raw, hist)
+    assert cond.shape[:1] == (5,) and cond.shape[-2:] == (16, 16)
+    latent = torch.randn(5, 2, 16, 16) if kind == "vae" else None
+    assert model(cond, latent).shape == (5, 1, 16, 16)
+    loss = model.training_loss(raw, hist, torch.randn(5, 1, 16, 16), torch.ones(5, 1, 16, 16), torch.Generator().manual_seed(0))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    # whole regions of any size through the tiles: (R, H, W) -> (members, H, W)
+    out = model.sample_day(torch.randn(RAW_CHANNELS, 21, 17), torch.randn(1, 3, 21, 17), members=4,
+                           generator=torch.Generator().manual_seed(0))
+    assert out.shape == ((4 if kind == "vae" else 1), 21, 17) and torch.isfinite(out).all()
+
+
+def test_transfer_unet_keeps_the_encoder_frozen():
+    model = Regressor(spec("transfer_unet"), UNet(3, 1, (4, 8)))
+    assert all(not p.requires_grad for p in model.encoder.parameters())
+    assert any(p.requires_grad for p in model.net.parameters())
+
+
+def test_losses_on_hand_computed_cases():
+    pred, target = torch.tensor([[[[1.0, 3.0]]]]), torch.tensor([[[[0.0, 0.0]]]])
+    assert float(mse_loss(pred, target)) == pytest.approx(5.0)
+    assert float(mse_loss(pred, target, torch.tensor([[[[1.0, 0.0]]]]))) == pytest.approx(1.0)
+    mu, logvar = torch.zeros(1, 2, 1, 2), torch.zeros(1, 2, 1, 2)
+    assert torch.equal(gaussian_kl(mu, logvar), torch.zeros(1, 1, 1, 2))
+    assert float(gaussian_kl(torch.ones(1, 2, 1, 1), torch.zeros(1, 2, 1, 1))) == pytest.approx(1.0)  # 2 x 0.5
+    # sigma = e: 0.5 (x / e)^2 + 1, averaged over x = 1 and 3
+    assert float(elbo_loss(pred, target, mu, logvar, torch.tensor(1.0))) == pytest.approx(0.5 * 5 / np.e**2 + 1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_loss_decreases_on_a_tiny_problem(kind, tmp_path):
+    """Fit a fixed smooth residual from its coarse channel: the training loss must fall well below its start."""
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randn(8, RAW_CHANNELS, 16, 16, generator=g)
+    hist = torch.randn(8, 3, 16, 16, generator=g)
+    target = 0.5 * raw[:, :1] + 0.1
+    mask = torch.ones(8, 1, 16, 16)
+    torch.manual_seed(0)
+    model = Regressor(spec(kind, scale=1.0), UNet(3, 1, (4, 8)))
+    loop = LoopConfig(steps=60, lr=3e-3, ema_decay=None, checkpoint_every=1000, seed=0)
+    result = train_loop(model, lambda step, gen: (raw, hist, target, mask),
+                        lambda net, b, gen: net.training_loss(*b, generator=gen), loop, tmp_path / "c.ckpt")
+    first, last = result.losses[0][1], np.mean([v for _, v in result.losses[-5:]])
+    assert last < first - 0.3 * abs(first)
+
+
+def test_members_differ_for_the_vae_and_deterministic_models_give_one(trained):
+    data, models = trained["data"], trained["models"]
+    day = data.days["test"][0]
+    for kind, model in models.items():
+        out = teacher_forced(model, data, [day], 4, "dpmpp", 3, seed=1)
+        if kind == "vae":
+            assert out.shape[0] == 4 and not np.allclose(out[0], out[1])
+        else:
+            assert out.shape[0] == 1 and model.deterministic
+        assert np.isfinite(out).all()
+
+
+def test_saved_baselines_sample_like_the_trained_ones(trained, tmp_path):
+    data = trained["data"]
+    day = data.days["test"][1]
+    for kind, model in trained["models"].items():
+        model.save(tmp_path / f"{kind}.pt")
+        again = load_model(tmp_path / f"{kind}.pt")
+        assert isinstance(again, Regressor) and again.spec == model.spec
+        np.testing.assert_array_equal(teacher_forced(model, data, [day], 2, "dpmpp", 3, seed=2),
+                                      teacher_forced(again, data, [day], 2, "dpmpp", 3, seed=2))
+
+
+def _perturbed(data, fine_from=None, coarse_after=None):
+    import copy
+
+    d = copy.deepcopy(data)
+    rng = np.random.default_rng(7)
+    if fine_from is not None:
+        sel = d.fine_times >= fine_from
+        d.fine[sel] = rng.uniform(0, 1, d.fine[sel].shape).astype(np.float32)
+    if coarse_after is not None:
+        sel = d.coarse_times > coarse_after
+        d.coarse[sel] = rng.uniform(0, 1, d.coarse[sel].shape).astype(np.float32)
+    if d.truth is not None:
+        d.truth[:] = rng.uniform(0, 1, d.truth.shape)
+    return d
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_leakage(trained, kind):
+    """Day t's prediction ignores the fine field of t and later and the coarse field after t; yesterday matters."""
+    model, data = trained["models"][kind], trained["data"]
+    day = data.days["test"][len(data.days["test"]) // 2]
+    base = teacher_forced(model, data, [day], 3, "dpmpp", 3, seed=5)
+    assert np.array_equal(base, teacher_forced(model, _perturbed(data, fine_from=day, coarse_after=day), [day], 3, "dpmpp", 3, seed=5))
+    yesterday = _perturbed(data, fine_from=day - pd.Timedelta(days=1))
+    assert not np.array_equal(base, teacher_forced(model, yesterday, [day], 3, "dpmpp", 3, seed=5))
+    today = _perturbed(data, coarse_after=day - pd.Timedelta(days=1))
+    assert not np.array_equal(base, teacher_forced(model, today, [day], 3, "dpmpp", 3, seed=5))
+    # autoregressive: the coarse future and the hidden truth never reach earlier days
+    october = pd.date_range("2000-10-01", "2000-10-06")
+    members = 1 if model.deterministic else 2
+    run = autoregressive(model, data, october, members, "dpmpp", 3, spinup=2, seed=0)
+    again = autoregressive(model, _perturbed(data, coarse_after=october[3]), october, members, "dpmpp", 3, spinup=2, seed=0)
+    assert run.shape[0] == members and np.array_equal(run[:, :4], again[:, :4])
+    assert not np.array_equal(run[:, 4:], again[:, 4:])
+
+
+def test_trained_baselines_beat_the_coarse_field(trained):
+    """Not crippled: after the tiny budget the regressors already improve on the interpolated coarse input."""
+    data = trained["data"]
+    days = data.days["test"]
+    truth = np.stack([data.fine_on(d) for d in days])
+    coarse = ensemble_scores(np.stack([data.coarse_on(d) for d in days])[None], truth)
+    for kind in ("unet", "transfer_unet"):
+        scores = ensemble_scores(teacher_forced(trained["models"][kind], data, days, 1, "dpmpp", 3), truth)
+        assert scores["rmse"] < coarse["rmse"], (kind, scores, coarse)
