@@ -28,6 +28,7 @@ from diffscale.io import atomic_path
 from diffscale.models.encoder import TransferEncoder
 from diffscale.models.unet import UNet
 from diffscale.patches import Tiling
+from diffscale.train import validation_loss
 
 
 @dataclass(frozen=True)
@@ -187,10 +188,5 @@ class DiffusionTask:
         cond = inner.condition(raw, hist)
         return edm_loss(net, target, cond, float(inner.spec.sigma_data), gen, mask)
 
-    @torch.no_grad()
     def validate(self, model: nn.Module) -> float:
-        if self.val_batch is None:
-            return float("nan")
-        model.eval()
-        dev = next(model.parameters()).device
-        return float(self.loss(model, tuple(b.to(dev) for b in self.val_batch), torch.Generator().manual_seed(0)))
+        return validation_loss(self.loss, model, self.val_batch)

@@ -215,14 +215,3 @@ class RegressionTask(DiffusionTask):
         # the unwrapped model skips no gradient synchronisation.
         inner = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
         return inner.training_loss(*batch, generator=gen)
-
-    @torch.no_grad()
-    def validate(self, model: nn.Module) -> float:
-        if self.val_batch is None:
-            return float("nan")
-        model.eval()
-        dev = next(model.parameters()).device
-        raw, hist, target, mask = (b.to(dev) for b in self.val_batch)
-        if model.spec.kind == "vae":  # the ELBO with a fixed draw, comparable across steps
-            return float(model.training_loss(raw, hist, target, mask, torch.Generator().manual_seed(0)))
-        return float(model.training_loss(raw, hist, target, mask))

@@ -97,6 +97,20 @@ def _save(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+@torch.no_grad()
+def validation_loss(loss_fn: Callable[[nn.Module, Any, torch.Generator], torch.Tensor], model: nn.Module,
+                    batch: tuple[torch.Tensor, ...] | None) -> float:
+    """``loss_fn`` on a fixed validation batch with a fixed noise draw, so values compare across steps.
+
+    NaN when there is no validation batch.
+    """
+    if batch is None:
+        return float("nan")
+    model.eval()
+    dev = next(model.parameters()).device
+    return float(loss_fn(model, tuple(b.to(dev) for b in batch), torch.Generator().manual_seed(0)))
+
+
 def train_loop(model: nn.Module, batch_fn: Callable[[int, torch.Generator], Any],
                loss_fn: Callable[[nn.Module, Any, torch.Generator], torch.Tensor], cfg: LoopConfig,
                checkpoint: str | os.PathLike, val_fn: Callable[[nn.Module], float] | None = None,

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from diffscale.models.unet import UNet
 from diffscale.patches import Tiling
+from diffscale.train import validation_loss
 
 log = logging.getLogger("diffscale.encoder")
 
@@ -95,13 +96,8 @@ class NextDayTask:
         history, target = batch
         return (model(history) - target).abs().mean()  # L1, as in the paper
 
-    @torch.no_grad()
     def validate(self, model: nn.Module) -> float:
-        if self.val_batch is None:
-            return float("nan")
-        model.eval()
-        dev = next(model.parameters()).device
-        return float(self.loss(model, tuple(b.to(dev) for b in self.val_batch)))
+        return validation_loss(self.loss, model, self.val_batch)
 
 
 def pretraining_days(times: pd.DatetimeIndex, months: list[int], history: int, val_years: int) -> tuple[np.ndarray, np.ndarray]:
