@@ -16,31 +16,20 @@ import xarray as xr
 from diffscale import io
 from diffscale.conditioning import history_window, load_season, true_history
 from diffscale.downscaler import Downscaler
-from diffscale.fit import load_encoder, pretrain_encoder, save_encoder, train_diffusion
-from diffscale.grids import Box
+from diffscale.fit import load_encoder, pretrain_encoder, train_diffusion
 from diffscale.patches import Tiling, seam_ratio
 from diffscale.product import SOURCE_FLAGS, assemble
 from diffscale.sample import autoregressive, blocks, ensemble_scores, samples_dataset, teacher_forced
-from method_fixtures import make_split
+from method_fixtures import DIFF, ENC, HALO, MONTHS, season_with_encoder
 
 torch.set_num_threads(1)
-MONTHS = [3, 4, 9, 10]  # core in Apr and Sep; beyond in Mar (before the fine record) and Oct (after it)
-ENC = dict(history=3, patch=16, channels=[4, 8], attention=True, epochs=1, batch_size=8, lr=1e-3, patience=2,
-           val_years=0, seed=0)
-DIFF = dict(channels=[8, 8], blocks=1, attention=True, use_encoder=True, steps=40, batch_size=8, lr=2e-3,
-            weight_decay=0.0, ema_decay=0.99, grad_clip=1.0, checkpoint_every=20, seed=0)
-HALO = 2
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("method")
-    split, _ = make_split(out, Box((33.0, 34.0), (64.0, 65.25)), coarse_period=("2000-01-01", "2000-12-31"),
-                          fine_period=("2000-04-01", "2000-09-30"), months=MONTHS, buffer_days=10, history=3)
-    data = load_season(split, "S", "DUEXTTAU")
-    enc, _ = pretrain_encoder(data, MONTHS, ENC, out / "enc.ckpt")
-    save_encoder(enc, ENC, out / "encoder.pt")
-    model, result = train_diffusion(data, load_encoder(out / "encoder.pt"), ENC, DIFF, HALO, out / "diff.ckpt")
+    split, data, encoder_path = season_with_encoder(out)
+    model, result = train_diffusion(data, load_encoder(encoder_path), ENC, DIFF, HALO, out / "diff.ckpt")
     model.save(out / "diffusion.pt")
     return {"dir": out, "split": split, "data": data, "model": Downscaler.load(out / "diffusion.pt"), "result": result}
 

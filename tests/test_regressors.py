@@ -5,25 +5,18 @@ import pandas as pd
 import pytest
 import torch
 
-from diffscale.conditioning import RAW_CHANNELS, load_season
-from diffscale.fit import baseline_settings, load_encoder, pretrain_encoder, save_encoder, train_baseline
-from diffscale.grids import Box
+from diffscale.conditioning import RAW_CHANNELS
+from diffscale.fit import baseline_settings, load_encoder, train_baseline
 from diffscale.models.unet import UNet
 from diffscale.regressors import (KINDS, RegressionTask, Regressor, RegressorSpec, elbo_loss, gaussian_kl, load_model,
                                   mse_loss)
 from diffscale.sample import autoregressive, ensemble_scores, teacher_forced
 from diffscale.train import LoopConfig, train_loop
-from method_fixtures import make_split
+from method_fixtures import DIFF, ENC, HALO, season_with_encoder
 
 torch.set_num_threads(1)
-MONTHS = [3, 4, 9, 10]
-ENC = dict(history=3, patch=16, channels=[4, 8], attention=True, epochs=1, batch_size=8, lr=1e-3, patience=2,
-           val_years=0, seed=0)
-DIFF = dict(channels=[8, 8], blocks=1, attention=True, use_encoder=True, steps=40, batch_size=8, lr=2e-3,
-            weight_decay=0.0, ema_decay=0.99, grad_clip=1.0, checkpoint_every=20, seed=0)
 BASE = {k: None for k in ("channels", "blocks", "attention", "steps", "batch_size", "lr", "weight_decay", "ema_decay",
                           "grad_clip", "checkpoint_every", "seed")} | {"latent_channels": 2}
-HALO = 2
 
 
 def spec(kind, **kw):
@@ -35,15 +28,11 @@ def spec(kind, **kw):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("baselines")
-    split, _ = make_split(out, Box((33.0, 34.0), (64.0, 65.25)), coarse_period=("2000-01-01", "2000-12-31"),
-                          fine_period=("2000-04-01", "2000-09-30"), months=MONTHS, buffer_days=10, history=3)
-    data = load_season(split, "S", "DUEXTTAU")
-    enc, _ = pretrain_encoder(data, MONTHS, ENC, out / "enc.ckpt")
-    save_encoder(enc, ENC, out / "encoder.pt")
+    _, data, encoder_path = season_with_encoder(out)
     cfg = baseline_settings(BASE, DIFF)
     models, results = {}, {}
     for kind in KINDS:
-        model, results[kind] = train_baseline(data, kind, load_encoder(out / "encoder.pt"), ENC, cfg, HALO, out / f"{kind}.ckpt")
+        model, results[kind] = train_baseline(data, kind, load_encoder(encoder_path), ENC, cfg, HALO, out / f"{kind}.ckpt")
         model.save(out / f"{kind}.pt")
         models[kind] = load_model(out / f"{kind}.pt")
     return {"dir": out, "data": data, "models": models, "results": results}
