@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 # (pip then keeps or fetches a CUDA build).
 TORCH_SPEC ?= torch==2.13.0
 CORES ?= all
+# The demo's images are small: one torch thread per job and as many jobs as cores keeps
+# every core busy, where the profile's 8-thread GPU rules would run one at a time.
+DEMO_THREADS ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: install demo test report config-docs clean
@@ -20,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --cores $(CORES) --max-threads $(DEMO_THREADS)
 	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
 	@echo "Report: results/report.html"
 

@@ -16,7 +16,7 @@ from method_fixtures import DIFF, ENC, HALO, season_with_encoder
 
 torch.set_num_threads(1)
 BASE = {k: None for k in ("channels", "blocks", "attention", "steps", "batch_size", "lr", "weight_decay", "ema_decay",
-                          "grad_clip", "checkpoint_every", "seed")} | {"latent_channels": 2}
+                          "grad_clip", "checkpoint_every", "seed")} | {"latent_channels": 2, "patience": None}
 
 
 def spec(kind, **kw):
@@ -42,6 +42,16 @@ def test_baseline_settings_take_the_diffusion_budget():
     cfg = baseline_settings(BASE | {"lr": 1e-3}, DIFF)
     assert cfg["steps"] == 40 and cfg["batch_size"] == 8 and cfg["channels"] == [8, 8] and cfg["lr"] == 1e-3
     assert cfg["latent_channels"] == 2
+
+
+def test_baseline_stops_after_patience_validations_without_improvement(tmp_path):
+    _, data, encoder_path = season_with_encoder(tmp_path)
+    # A learning rate far too high: validation gets worse after the first check.
+    cfg = baseline_settings(BASE | {"patience": 1, "lr": 0.5, "checkpoint_every": 5}, DIFF)
+    _, result = train_baseline(data, "unet", None, ENC, cfg, HALO, tmp_path / "unet.ckpt")
+    assert result.stopped_early and result.steps < cfg["steps"]
+    best_step = min(result.val, key=lambda sv: sv[1])[0]
+    assert result.steps == best_step + cfg["checkpoint_every"]  # one validation without improvement, then stop
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -6,7 +6,9 @@ Scaler):
 * ``coarse``: the coarse field of day t regridded to the fine grid (the only data of day t);
 * ``history``: the fine field of days t-H .. t-1 (H = encoder.history), never day t:
   true fine days (teacher forcing) or the model's own earlier predictions
-  (autoregressive); the frozen encoder turns it into features;
+  (autoregressive); the denoiser gets the days themselves and the frozen encoder's
+  features of them (the encoder, pretrained on coarse fields, passes on the large-scale
+  dynamics but not the fine detail of yesterday, which the days themselves carry);
 * static channels: standardised elevation, latitude and longitude scaled to [-1, 1]
   over the region, and sin/cos of the day of year.
 

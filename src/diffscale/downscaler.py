@@ -56,6 +56,8 @@ class Downscaler(nn.Module):
     def __init__(self, spec: ModelSpec, encoder: UNet | None = None):
         super().__init__()
         self.spec = spec
+        # The denoiser sees the history days themselves and, with use_encoder, the frozen
+        # encoder's features of them (use_encoder=False is the ablation without the transfer).
         if spec.use_encoder:
             if encoder is None:
                 encoder = encoder_unet(spec.history, spec.encoder_channels, spec.encoder_attention)
@@ -63,20 +65,14 @@ class Downscaler(nn.Module):
             features = self.encoder.feature_channels
         else:
             self.encoder, features = None, 0
-        net = UNet(1 + RAW_CHANNELS + features, 1, tuple(spec.channels), spec.blocks, spec.attention, noise_embedding=True,
-                   stem_kernel=1)
+        net = UNet(1 + RAW_CHANNELS + spec.history + features, 1, tuple(spec.channels), spec.blocks, spec.attention,
+                   noise_embedding=True, stem_kernel=1)
         self.denoiser = Denoiser(net, spec.sigma_data)
 
-    @property
-    def uses_history(self) -> bool:
-        """Whether sampling must pass the previous days (not for the ablation without the encoder)."""
-        return self.encoder is not None
-
-    def condition(self, raw: torch.Tensor, history: torch.Tensor | None) -> torch.Tensor:
+    def condition(self, raw: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         """(N, R, P, P) raw condition + (N, history, P, P) history -> (N, C, P, P)."""
-        if self.encoder is None:
-            return raw
-        return torch.cat([raw, self.encoder(history)], dim=1)
+        parts = [raw, history] if self.encoder is None else [raw, history, self.encoder(history)]
+        return torch.cat(parts, dim=1)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.denoiser(x, sigma, cond)
@@ -95,7 +91,7 @@ class Downscaler(nn.Module):
         return model.eval()
 
     @torch.no_grad()
-    def sample_day(self, raw: torch.Tensor, history: torch.Tensor | None, members: int, sampler: str, steps: int,
+    def sample_day(self, raw: torch.Tensor, history: torch.Tensor, members: int, sampler: str, steps: int,
                    generator: torch.Generator, tile: int | None = None, stride: int | None = None) -> torch.Tensor:
         """(R, H, W) raw condition and (1 or M, history, H, W) history -> (M, H, W) scaled fine field.
 
@@ -103,8 +99,7 @@ class Downscaler(nn.Module):
         cheaper, the network being convolutional); stride: between tile cores (default half the core).
         """
         dev = next(self.denoiser.parameters()).device
-        raw = raw.to(dev)
-        history = None if history is None else history.to(dev)
+        raw, history = raw.to(dev), history.to(dev)
         h, w = raw.shape[-2:]
         tile = tile or self.spec.patch
         if tile % self.denoiser.net.factor:
@@ -112,13 +107,9 @@ class Downscaler(nn.Module):
         tiling = Tiling(h, w, tile, self.spec.halo, stride)
         n = len(tiling.origins)
         raw_t = tiling.cut(raw)[:, None].expand(n, members, *raw.shape[:-2], tile, tile)
-        hist_t = None
-        if self.encoder is not None:
-            if history is None:
-                raise ValueError("this model conditions on history: pass (1 or M, history, H, W) days")
-            hist_t = tiling.cut(history)  # (N, 1 or M, history, P, P)
-            hist_t = hist_t.expand(n, members, *hist_t.shape[2:])
-            hist_t = hist_t.reshape(n * members, *hist_t.shape[2:])
+        hist_t = tiling.cut(history)  # (N, 1 or M, history, P, P)
+        hist_t = hist_t.expand(n, members, *hist_t.shape[2:])
+        hist_t = hist_t.reshape(n * members, *hist_t.shape[2:])
         cond = self.condition(raw_t.reshape(n * members, *raw_t.shape[2:]), hist_t)  # (N*M, C, P, P), tile-major
 
         def denoise(x: torch.Tensor, sigma: torch.Tensor, _cond: torch.Tensor) -> torch.Tensor:

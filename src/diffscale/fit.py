@@ -105,11 +105,12 @@ def train_baseline(data: SeasonData, kind: str, encoder: UNet | None, enc_cfg: d
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("%s: %d trainable parameters (+%d frozen encoder), residual scale %.4f, %d training days", kind,
              trainable, count_parameters(model) - trainable, final.scale, task.train[0].shape[0])
-    # patience longer than the run: never stops early, but the loop returns the best validated weights.
+    # The loop returns the best validated weights whether or not it stops early.
+    patience = cfg["patience"] if cfg["patience"] is not None else cfg["steps"] // cfg["checkpoint_every"] + 1
     loop = LoopConfig(steps=cfg["steps"], lr=cfg["lr"], weight_decay=cfg["weight_decay"], ema_decay=cfg["ema_decay"],
                       grad_clip=cfg["grad_clip"], checkpoint_every=cfg["checkpoint_every"],
                       val_every=cfg["checkpoint_every"] if task.val is not None else 0,
-                      patience=cfg["steps"] // cfg["checkpoint_every"] + 1, seed=cfg["seed"],
+                      patience=patience, seed=cfg["seed"],
                       log_every=max(1, cfg["steps"] // 20))
     result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val is not None else None,
                         stop_after=stop_after, signature={"spec": final, "baselines": dict(cfg)})

@@ -94,8 +94,6 @@ def elbo_loss(pred: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar
 class Regressor(nn.Module):
     """One baseline of :data:`KINDS`; the same sampling interface as :class:`Downscaler`."""
 
-    uses_history = True
-
     def __init__(self, spec: RegressorSpec, encoder: UNet | None = None):
         super().__init__()
         self.spec = spec

@@ -16,7 +16,7 @@
 * Every day's noise comes from a generator seeded by (seed, day), so a day's sample
   does not depend on which other days are run, and nothing from the future can enter.
 
-The drivers take any model with ``sample_day``, ``spec.history`` and ``uses_history``: the
+The drivers take any model with ``sample_day`` and ``spec.history``: the
 diffusion :class:`~diffscale.downscaler.Downscaler` and the trained baselines of
 :mod:`diffscale.regressors` (deterministic ones return one member whatever ``members`` asks).
 
@@ -50,10 +50,10 @@ def day_generator(seed: int, day: pd.Timestamp) -> torch.Generator:
     return step_generator(seed, int(day.toordinal()))
 
 
-def _predict(model: Downscaler, data: SeasonData, static: np.ndarray, day: pd.Timestamp, history: np.ndarray | None,
+def _predict(model: Downscaler, data: SeasonData, static: np.ndarray, day: pd.Timestamp, history: np.ndarray,
              members: int, sampler: str, steps: int, seed: int, tile: int | None, stride: int | None) -> np.ndarray:
     raw = torch.from_numpy(cm.raw_condition(data.coarse_on(day), static, day))
-    hist = None if history is None else torch.from_numpy(np.ascontiguousarray(history, dtype=np.float32))
+    hist = torch.from_numpy(np.ascontiguousarray(history, dtype=np.float32))
     out = model.sample_day(raw, hist, members, sampler, steps, day_generator(seed, day), tile, stride)
     return out.numpy()  # (M, H, W)
 
@@ -65,10 +65,8 @@ def teacher_forced(model: Downscaler, data: SeasonData, days: Iterable[pd.Timest
     start_guess = mean_residual(data)
     out = []
     for day in tqdm(list(days), desc="teacher-forced", file=TqdmToLog(), mininterval=10, ascii=True):
-        history = None
-        if model.uses_history:
-            history = np.stack([data.fine_on(d) if data.has_fine(d) else _start_guess(data, d, start_guess)
-                                for d in cm.history_window(day, model.spec.history)])[None]
+        history = np.stack([data.fine_on(d) if data.has_fine(d) else _start_guess(data, d, start_guess)
+                            for d in cm.history_window(day, model.spec.history)])[None]
         out.append(_predict(model, data, static, day, history, members, sampler, steps, seed, tile, stride))
     h, w = data.shape
     return np.stack(out, axis=1) if out else np.empty((members, 0, h, w), np.float32)
@@ -124,8 +122,7 @@ def autoregressive(model: Downscaler, data: SeasonData, days: Iterable[pd.Timest
         for day in pd.date_range(run_start, block[-1], freq="D"):
             if data.has_fine(day):
                 continue  # spin-up inside the fine record: the truth is the history
-            history = history_of(day) if model.uses_history else None
-            pred = _predict(model, data, static, day, history, members, sampler, steps, seed, tile, stride)
+            pred = _predict(model, data, static, day, history_of(day), members, sampler, steps, seed, tile, stride)
             known[day] = pred
             # Only the last `history` days are ever read again.
             known.pop(day - pd.Timedelta(days=k), None)
