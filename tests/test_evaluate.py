@@ -221,6 +221,36 @@ def test_diagnostics_hold_every_curve(scored):
     json.dumps(diag)  # writable as JSON
 
 
+def test_beyond_is_scored_on_the_days_with_truth_only(scored):
+    # The user's local files may hold truth for some beyond days only (split writes those).
+    root, samples, days, table, _ = scored
+    truth = io.read_field(root / "split/solo/truth.nc", "DUEXTTAU")
+    held = pd.to_datetime(days["beyond"])[::3]
+    lat, lon = truth.lat.values, truth.lon.values
+
+    def evaluate_with(times, name, source=truth):
+        part = source.sel(time=times)
+        path = io.write_netcdf(io.field_dataset(part.values, times, lat, lon, "DUEXTTAU", {"units": "1"}), root / name)
+        rows, diag = ev.evaluate_region_season(samples, root / "split/solo/fine.nc", path, root / "split/solo/winter/days.json",
+                                               io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31"), "DUEXTTAU",
+                                               True, 1e-6, ("2000-01-20", "2000-03-10"), {"variogram_pairs": 2000})
+        return pd.DataFrame(rows).set_index(["model", "period"]), diag
+
+    part, diag = evaluate_with(held, "truth_part.nc")
+    assert part.loc[("bicubic", "beyond"), "days"] == len(held) < len(days["beyond"])
+    bicubic = io.read_field(samples["bicubic"]["beyond"], "DUEXTTAU", dims=("member", "time", "lat", "lon"))
+    space = lambda x: ev.to_metric_space(x, True, 1e-6)  # noqa: E731
+    expected = ev.rmse(space(truth.sel(time=held).values), space(bicubic.sel(time=held).values[0]))
+    assert part.loc[("bicubic", "beyond"), "rmse"] == pytest.approx(expected, rel=1e-6)
+    assert np.isfinite(part.loc[("diffusion", "beyond"), ["r2", "crps", "spread_skill"]].astype(float)).all()
+    assert diag["drift"]["bicubic"]["time"] == [str(d.date()) for d in held]
+    pd.testing.assert_series_equal(part.loc[("bicubic", "test")], table.loc[("bicubic", "test")])
+    # Truth for none of the season's beyond days (say, other months): no beyond rows, test rows as before.
+    none, _ = evaluate_with(pd.to_datetime(days["test"][:2]), "truth_other_days.nc",
+                            io.read_field(root / "split/solo/fine.nc", "DUEXTTAU"))
+    assert set(none.index) == {("bicubic", "test"), ("diffusion", "test")}
+
+
 def test_a_sample_file_for_other_days_is_named(scored):
     root, samples, days, _, _ = scored
     wrong = dict(samples)

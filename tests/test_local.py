@@ -190,6 +190,18 @@ def test_non_monotonic_coordinate_fails_cleanly(tmp_path):
     assert_fails_cleanly(tmp_path, path, r"user\.nc: coordinate 'lat' must be strictly monotonic")
 
 
+def test_truth_days_are_the_covered_days_outside_the_fine_period(tmp_path):
+    # 3-hourly steps in a 360_day calendar: the days are real days, the calendar's gaps included.
+    write_user_file(tmp_path / "fine.nc", "2001-01-25", 15, step_hours=3, calendar="360_day")  # to 9 February
+    days = local.truth_days(str(tmp_path / "fine.nc"), "aod", ("2001-01-27", "2001-12-31"), ("2001-01-29", "2001-02-05"))
+    # 15 model days spread over 16 real days (the calendar's gap after 30 January is filled).
+    assert list(days) == list(pd.to_datetime(["2001-01-27", "2001-01-28"]).append(pd.date_range("2001-02-06", "2001-02-09")))
+    # Inside the fine period only: no truth. Unreadable files: none either (the normalise job says why).
+    assert local.truth_days(str(tmp_path / "fine.nc"), "aod", ("2001-01-01", "2001-12-31"), ("2001-01-01", "2001-03-01")).empty
+    (tmp_path / "bad.nc").write_bytes(b"not netcdf")
+    assert local.truth_days(str(tmp_path / "bad.nc"), "aod", ("2001-01-01", "2001-12-31"), ("2001-01-29", "2001-02-05")).empty
+
+
 def test_missing_coordinate_fails_cleanly(tmp_path):
     path = tmp_path / "nocoords.nc"
     xr.Dataset({"aod": (("time", "row", "col"), np.ones((3, 4, 5)))},

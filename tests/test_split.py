@@ -150,6 +150,26 @@ def test_write_region_contract_files(tmp_path):
     np.testing.assert_allclose(elev.values, np.add.outer(region.lat, region.lon), rtol=1e-6)
 
 
+def test_truth_where_held_keeps_only_the_days_the_fine_files_hold(tmp_path):
+    # The user's fine files (source local) reach 10 days past the fine period, not the whole coarse period.
+    box, region = _raw(tmp_path, "2000-01-01", "2000-04-30")
+    for month in ("2000-01", "2000-04"):
+        (tmp_path / "fine" / f"{month}.nc").unlink()
+    march = dio.open_dataset(tmp_path / "fine/2000-03.nc").isel(time=slice(0, 10)).load()
+    dio.write_netcdf(march, tmp_path / "fine/2000-03.nc")
+    fine_paths = sorted(map(str, (tmp_path / "fine").glob("*.nc")))
+    args = (box, "DUEXTTAU", fine_paths, sorted(map(str, (tmp_path / "cof").glob("*.nc"))), str(tmp_path / "elev.nc"),
+            ("2000-02-01", "2000-02-29"), ("2000-01-01", "2000-04-30"),
+            *(str(tmp_path / "split" / f"{k}.nc") for k in ("fine", "coarse_on_fine", "elevation", "truth")))
+    with pytest.raises(dio.DataValidationError, match="lacks 82 of the 92 days"):
+        write_region(*args)  # the twin's contract: every day outside the fine period
+    assert write_region(*args, truth_where_held=True)["truth"] == 10
+    truth = dio.read_field(tmp_path / "split/truth.nc", "DUEXTTAU")
+    assert list(pd.DatetimeIndex(truth.time.values)) == list(pd.date_range("2000-03-01", "2000-03-10"))
+    np.testing.assert_array_equal(truth.values[:, 0, 0], 1 + np.arange(60, 70))  # day index + 1, no NaN days
+    march.close()
+
+
 def test_write_region_refuses_a_short_fine_record(tmp_path):
     box, _ = _raw(tmp_path, "2000-01-01", "2000-02-29")
     with pytest.raises(dio.DataValidationError, match=r"fine/2000-01.nc: .* lacks 31 of the 60 days"):

@@ -327,8 +327,10 @@ def evaluate_region_season(samples: dict[str, dict[str, str]], fine_path: str, t
 
     samples: {model: {"test": path, "beyond": path}} in the sample contract; fine_path:
     split fine.nc (truth of test days); truth_path: split truth.nc (truth of beyond days)
-    or None where no fine truth exists outside the fine record; coarse_files: the raw
-    coarse record (native grid) for coarse consistency.
+    or None where no fine truth exists outside the fine record; beyond is scored on the
+    season's beyond days that truth.nc holds (the user's files may cover only some),
+    and not at all where it holds none; coarse_files: the raw coarse record (native
+    grid) for coarse consistency.
     Returns (rows, diagnostics): one dict per model and scored period with the
     summary.csv columns, and a JSON-ready dict of the paper's diagnostics.
     """
@@ -352,10 +354,9 @@ def evaluate_region_season(samples: dict[str, dict[str, str]], fine_path: str, t
     if truth_path is not None and days["beyond"]:
         truth = io.read_field(truth_path, variable)
         have = pd.DatetimeIndex(truth.time.values).normalize()
-        want = pd.DatetimeIndex(pd.to_datetime(days["beyond"]))
-        if len(want.difference(have)):
-            raise io.DataValidationError(truth_path, f"lacks {len(want.difference(have))} beyond day(s) of {days_path}")
-        truths["beyond"] = truth.sel(time=want)
+        held = pd.DatetimeIndex(pd.to_datetime(days["beyond"])).intersection(have)
+        if len(held):
+            truths["beyond"] = truth.sel(time=held)
     for period, t in truths.items():
         if not (np.array_equal(t.lat, fine.lat) and np.array_equal(t.lon, fine.lon)):
             raise io.DataValidationError(truth_path, "grid differs from the fine record's")
@@ -399,7 +400,10 @@ def evaluate_region_season(samples: dict[str, dict[str, str]], fine_path: str, t
         if len(times) == 0:
             continue
         truth = space(truths[period].values) if period in truths else None
-        coarse_phys = coarse_for(times)
+        # The days scored: those with truth (all test days; the beyond days truth.nc holds).
+        scored = pd.DatetimeIndex(truths[period].time.values) if truth is not None else times[:0]
+        pick = times.get_indexer(scored)
+        coarse_phys = coarse_for(times)[pick]
         if truth is not None:
             k, p = power_spectrum(truth)
             diag["spectra"].setdefault(period, {"k": list(map(float, k)), "cutoff": high_frequency_cutoff(cell_px)})["truth"] = list(map(float, p))
@@ -419,7 +423,7 @@ def evaluate_region_season(samples: dict[str, dict[str, str]], fine_path: str, t
                 diag["lags"][f"beyond {model}"] = {"rmse": list(map(float, lc["rmse"])), "r2": list(map(float, lc["r2"]))}
             if truth is None:
                 continue
-            k, p = power_spectrum(members[0])
+            phys, members = phys[:, pick], members[:, pick]
             diag["spectra"][period][model] = list(map(float, np.nanmean([power_spectrum(m)[1] for m in members], axis=0)))
             diag["rank_histogram"].setdefault(period, {})[model] = list(map(int, rank_histogram(truth, members, s["seed"])))
             cc = coarse_consistency(np.mean(phys, axis=0), coarse_phys, averager, log10, floor)
@@ -427,15 +431,15 @@ def evaluate_region_season(samples: dict[str, dict[str, str]], fine_path: str, t
                 "coarse_rmse": cc["rmse"], "coarse_bias": cc["bias"], "coarse_rmse_truth": truth_cc["rmse"],
                 "coarse_bias_truth": truth_cc["bias"]}
             if period == "beyond":
-                d = dg.drift(truth, members.mean(axis=0), times, fine_period)
+                d = dg.drift(truth, members.mean(axis=0), scored, fine_period)
                 diag["drift"][model] = {"time": [str(t.date()) for t in d["time"]],
                                         "days_from_record": list(map(int, d["days_from_record"])),
                                         "rmse": list(map(float, d["rmse"])), "r2": list(map(float, d["r2"]))}
                 row["drift_rmse_per_year"] = d.attrs["trend_rmse_per_year"]
             rows.append(row)
         if truth is not None and period == "beyond":
-            diag["acf"]["beyond truth"] = _series_dict(dg.acf_pacf(dg.area_mean_series(truth, times), s["acf_lags"]))
-            lc = dg.lag_curves(truth, times, lags)
+            diag["acf"]["beyond truth"] = _series_dict(dg.acf_pacf(dg.area_mean_series(truth, scored), s["acf_lags"]))
+            lc = dg.lag_curves(truth, scored, lags)
             diag["lags"]["beyond truth"] = {"rmse": list(map(float, lc["rmse"])), "r2": list(map(float, lc["r2"]))}
     return rows, diag
 

@@ -200,13 +200,16 @@ def crop(da: xr.DataArray, grid: Grid, path: str | os.PathLike | None = None) ->
 def write_region(box: Box, variable: str, fine_paths: Sequence[str], coarse_on_fine_paths: Sequence[str],
                  elevation_path: str, fine_period: Sequence[str], coarse_period: Sequence[str],
                  out_fine: str, out_coarse_on_fine: str, out_elevation: str,
-                 out_truth: str | None = None) -> dict[str, int]:
+                 out_truth: str | None = None, truth_where_held: bool = False) -> dict[str, int]:
     """Write a region's contract files; returns the number of days in each record.
 
     The region's fine grid is the fine record's centres inside the box (G5NR's for the
     paper), the same cells the regrid stage maps the coarse record onto.
     ``out_truth``: where to write the fine record outside the fine period; the fine
-    files must then hold every day of the coarse period outside the fine period.
+    files must then hold every day of the coarse period outside the fine period, or,
+    with ``truth_where_held`` (the user's local files), at least one: truth.nc then
+    holds those days only, so days without truth are left out of beyond scoring rather
+    than filled with NaN.
     """
     fine_days = dio.days_in(*fine_period)
     grid = stream_record(fine_paths, variable, box, fine_days, out_fine)
@@ -235,12 +238,20 @@ def write_region(box: Box, variable: str, fine_paths: Sequence[str], coarse_on_f
 
     if out_truth is not None:
         outside = coarse_days[(coarse_days < fine_days[0]) | (coarse_days > fine_days[-1])]
+        if truth_where_held:
+            outside = outside.intersection(record_days(fine_paths))
         if outside.size == 0:
-            raise ValueError("truth beyond the fine period requested but data.coarse_period has no day outside "
-                             "data.fine_period")
+            raise ValueError("truth beyond the fine period requested but the fine record has no day of "
+                             "data.coarse_period outside data.fine_period")
         stream_record(fine_paths, variable, box, outside, out_truth)
         counts["truth"] = outside.size
     return counts
+
+
+def record_days(paths: Sequence[str | os.PathLike]) -> pd.DatetimeIndex:
+    """Every day a monthly record's files hold, from their headers."""
+    days = [_month_header(p)[0] for p in paths]
+    return days[0].append(days[1:]).unique().sort_values() if days else pd.DatetimeIndex([])
 
 
 def _month_header(path: str | os.PathLike) -> tuple[pd.DatetimeIndex, dict]:

@@ -71,10 +71,21 @@ def local_fine_files() -> list[str]:
 REGRID = f"{RESULTS}/regrid"
 SPLIT = f"{RESULTS}/split"
 DOMAIN = f"{RESULTS}/domain"
-# Only the synthetic twin writes fine files outside data.fine_period (see raw_files), and
-# there is truth to write only where the coarse period reaches beyond the fine one.
-SPLIT_TRUTH = DATA["source"] == "synthetic" and (
-    DATA["coarse_period"][0] < DATA["fine_period"][0] or DATA["coarse_period"][1] > DATA["fine_period"][1]
+
+
+def local_truth() -> bool:
+    """Source local: the user's fine files hold days of coarse_period outside fine_period."""
+    from diffscale.sources.local import truth_days
+
+    f = DATA["local"]["fine"]
+    return len(truth_days(f["path"], f["variable"], DATA["coarse_period"], DATA["fine_period"])) > 0
+
+
+# Fine files outside data.fine_period come from the synthetic twin (always) and from local
+# files that reach past it (see raw_files); nasa fetches the fine period only. split writes
+# truth.nc exactly then, with the days the fine files hold (all of them for the twin).
+SPLIT_TRUTH = (DATA["coarse_period"][0] < DATA["fine_period"][0] or DATA["coarse_period"][1] > DATA["fine_period"][1]) and (
+    DATA["source"] == "synthetic" or (DATA["source"] == "local" and local_truth())
 )
 
 
@@ -164,8 +175,8 @@ def evaluated_models(region: str, season: str) -> list[str]:
 
 
 def beyond_truth_declared() -> bool:
-    # split writes truth.nc exactly then (SPLIT_TRUTH); local files that extend past the
-    # fine period may bring truth too, which evaluate then finds at run time.
+    # split writes truth.nc exactly then (SPLIT_TRUTH): the twin, or local fine files that
+    # reach past the fine period. Without it evaluation writes no beyond rows.
     return SPLIT_TRUTH
 
 

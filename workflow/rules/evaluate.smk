@@ -29,7 +29,6 @@ rule evaluate:
         diagnostics=f"{METRICS}/{{region}}/{{season}}/diagnostics.json",
     params:
         models=lambda w: evaluated_models(w.region, w.season),
-        truth=lambda w: f"{SPLIT}/{w.region}/truth.nc",
         variable=DATA["variable"],
         log10=config["transform"]["log10"],
         floor=config["transform"]["floor"],

@@ -15,6 +15,8 @@ rule split_region:
         variable=DATA["variable"],
         fine_period=DATA["fine_period"],
         coarse_period=DATA["coarse_period"],
+        # the user's fine files may cover only part of the beyond days: truth.nc holds those
+        truth_where_held=DATA["source"] == "local",
     log:
         f"{LOGS}/split/{{region}}.log",
     conda:

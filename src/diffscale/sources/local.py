@@ -314,6 +314,22 @@ def fine_months(pattern: str, variable: str, coarse_period: tuple[str, str],
     return sorted(months | set(zip(inside.year, inside.month)))
 
 
+def truth_days(pattern: str, variable: str, coarse_period: tuple[str, str],
+               fine_period: tuple[str, str]) -> pd.DatetimeIndex:
+    """Days of coarse_period outside fine_period that the user's fine files hold.
+
+    These are the 'beyond' days with fine truth: scored, never trained on. Unreadable
+    files give none (the normalise job then fails with the reason).
+    """
+    try:
+        days = covered_days(pattern, variable)
+    except io.DataValidationError:
+        return pd.DatetimeIndex([])
+    inside_coarse = (days >= pd.Timestamp(coarse_period[0])) & (days <= pd.Timestamp(coarse_period[1]))
+    outside_fine = (days < pd.Timestamp(fine_period[0])) | (days > pd.Timestamp(fine_period[1]))
+    return days[inside_coarse & outside_fine]
+
+
 def normalise(pattern: str, source_variable: str, boxes: Sequence[Box], margin: float,
               out_paths: Sequence[str | os.PathLike], variable: str, attrs: dict,
               period: tuple[str, str] | None, required: tuple[str, str] | None = None) -> list[Path]:
