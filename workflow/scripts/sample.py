@@ -47,11 +47,14 @@ report = {"seconds": {"test": t_test, "beyond": t_beyond}, "days": {"test": len(
 truth_test = convert(np.stack([data.fine_on(d) for d in test_days]))
 report["test"] = ensemble_scores(convert(test), truth_test)
 report["test_coarse_on_fine"] = ensemble_scores(convert(np.stack([data.coarse_on(d) for d in test_days]))[None], truth_test)
-truth = [data.truth_on(d) for d in beyond_days]
-if len(beyond_days) and all(t is not None for t in truth):
-    truth_beyond = convert(np.stack(truth))
-    report["beyond"] = ensemble_scores(convert(beyond), truth_beyond)
-    report["beyond_coarse_on_fine"] = ensemble_scores(convert(np.stack([data.coarse_on(d) for d in beyond_days]))[None], truth_beyond)
+# Beyond days with fine truth: all of them for the twin, those the user's files hold for local data.
+scored = [i for i, d in enumerate(beyond_days) if data.truth_on(d) is not None]
+if scored:
+    truth_beyond = convert(np.stack([data.truth_on(beyond_days[i]) for i in scored]))
+    report["days"]["beyond_scored"] = len(scored)
+    report["beyond"] = ensemble_scores(convert(beyond[:, scored]), truth_beyond)
+    report["beyond_coarse_on_fine"] = ensemble_scores(
+        convert(np.stack([data.coarse_on(beyond_days[i]) for i in scored]))[None], truth_beyond)
 log.info("self-check scores: %s", json.dumps(report, indent=1))
 with io.atomic_path(snakemake.output.scores) as tmp:
     tmp.write_text(json.dumps(report, indent=1) + "\n")
