@@ -56,7 +56,7 @@ def _save(fig, out: str | Path) -> Path:
 # --- Evaluation figures (issue 6) -------------------------------------------------------
 
 MODEL_COLOURS = {"bicubic": "tab:gray", "unet": "tab:blue", "vae": "tab:purple", "transfer_unet": "tab:green",
-                 "diffusion": "tab:red", "oracle": "tab:olive"}
+                 "diffusion_no_transfer": "tab:orange", "diffusion": "tab:red", "oracle": "tab:olive"}
 METRIC_LABELS = {
     "r2": "R2 = 1 - SSE/SST (higher is better)", "r2_pearson": "R2 Pearson (squared correlation)",
     "rmse": "RMSE (lower is better)", "mae": "MAE (lower is better)", "crps": "CRPS, fair (lower is better)",

@@ -108,8 +108,19 @@ def split_inputs(w) -> dict[str, str]:
     return files | {"days": f"{SPLIT}/{w.region}/{w.season}/days.json", "scaler": f"{SPLIT}/{w.region}/{w.season}/scaler.json"}
 
 
+from diffscale.fit import DIFFUSION_MODELS
+
+
+def diffusion_encoder_input(w) -> dict[str, str]:
+    """The pretrained encoder, for the diffusion models that condition on it (not the ablation)."""
+    return {"encoder": f"{MODELS}/{w.region}/{w.season}/encoder.pt"} if DIFFUSION_MODELS[w.model] else {}
+
+
 def model_targets() -> list[str]:
-    return (expand(f"{SAMPLES}/{{region}}/{{season}}/diffusion/{{name}}.nc", region=REGIONS, season=SEASONS, name=["test", "beyond"])
+    # the method always; its ablation (diffusion_no_transfer) when evaluation.models asks for it
+    diffusion = ["diffusion"] + [m for m in config["evaluation"]["models"] if m in DIFFUSION_MODELS and m != "diffusion"]
+    return (expand(f"{SAMPLES}/{{region}}/{{season}}/{{model}}/{{name}}.nc", region=REGIONS, season=SEASONS, model=diffusion,
+                   name=["test", "beyond"])
             + baseline_targets()
             + expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
             + [f"{RESULTS}/metrics/samplers.csv"])

@@ -25,13 +25,17 @@ rule pretrain_encoder:
         "../scripts/pretrain_encoder.py"
 
 
+# diffusion (the method) and diffusion_no_transfer (the ablation: same config and budget,
+# no transfer features, so it does not wait for pretrain_encoder).
 rule train_diffusion:
     input:
         unpack(split_inputs),
-        encoder=rules.pretrain_encoder.output.model,
+        unpack(diffusion_encoder_input),
     output:
-        model=f"{MODELS}/{{region}}/{{season}}/diffusion.pt",
-        curve=f"{MODELS}/{{region}}/{{season}}/diffusion_loss.csv",
+        model=f"{MODELS}/{{region}}/{{season}}/{{model}}.pt",
+        curve=f"{MODELS}/{{region}}/{{season}}/{{model}}_loss.csv",
+    wildcard_constraints:
+        model="|".join(DIFFUSION_MODELS),
     params:
         encoder=config["encoder"],
         diffusion=config["diffusion"],
@@ -44,7 +48,7 @@ rule train_diffusion:
         runtime=120,
         gpu=config["diffusion"]["gpus"],
     log:
-        f"{LOGS}/train_diffusion/{{region}}_{{season}}.log",
+        f"{LOGS}/train_diffusion/{{region}}_{{season}}_{{model}}.log",
     conda:
         "../../envs/train.yaml"
     script:
@@ -87,7 +91,7 @@ rule sample:
         beyond=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/beyond.nc",
         scores=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/selfcheck.json",
     wildcard_constraints:
-        model="|".join(["diffusion", *BASELINE_KINDS]),
+        model="|".join([*DIFFUSION_MODELS, *BASELINE_KINDS]),
     params:
         sampling=config["sampling"],
         transform=config["transform"],
