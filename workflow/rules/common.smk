@@ -116,12 +116,23 @@ def diffusion_encoder_input(w) -> dict[str, str]:
     return {"encoder": f"{MODELS}/{w.region}/{w.season}/encoder.pt"} if DIFFUSION_MODELS[w.model] else {}
 
 
+METHOD_FIGURES = f"{RESULTS}/figures/method"
+
+
+def trained_models() -> list[str]:
+    """Every model trained per region and season: the encoder, the method, and those evaluation.models adds."""
+    asked = config["evaluation"]["models"]
+    return ["encoder", "diffusion"] + [m for m in asked if m in DIFFUSION_MODELS and m != "diffusion"] + [
+        m for m in asked if m in BASELINE_KINDS]
+
+
 def model_targets() -> list[str]:
     # the method always; its ablation (diffusion_no_transfer) when evaluation.models asks for it
     diffusion = ["diffusion"] + [m for m in config["evaluation"]["models"] if m in DIFFUSION_MODELS and m != "diffusion"]
     return (expand(f"{SAMPLES}/{{region}}/{{season}}/{{model}}/{{name}}.nc", region=REGIONS, season=SEASONS, model=diffusion,
                    name=["test", "beyond"])
             + baseline_targets()
+            + expand(f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png", region=REGIONS, season=SEASONS)
             + expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
             + [f"{RESULTS}/metrics/samplers.csv"])
 

@@ -131,7 +131,13 @@ rule samplers_table:
     input:
         expand(f"{RESULTS}/metrics/samplers/{{region}}_{{season}}.csv", region=REGIONS, season=SEASONS),
     output:
-        f"{RESULTS}/metrics/samplers.csv",
+        report(
+            f"{RESULTS}/metrics/samplers.csv",
+            caption="../report/samplers.rst",
+            category="3. Method",
+            subcategory="Samplers",
+            labels={"table": "samplers.csv"},
+        ),
     log:
         f"{LOGS}/samplers_table.log",
     conda:
@@ -160,3 +166,24 @@ rule assemble:
         "../../envs/data.yaml"
     script:
         "../scripts/assemble.py"
+
+
+rule plot_training:
+    input:
+        curves=lambda w: [f"{MODELS}/{w.region}/{w.season}/{m}_loss.csv" for m in trained_models()],
+    output:
+        report(
+            f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png",
+            caption="../report/training.rst",
+            category="3. Method",
+            subcategory="Training curves",
+            labels={"region": "{region}", "season": "{season}"},
+        ),
+    params:
+        models=lambda w: trained_models(),
+    log:
+        f"{LOGS}/plot_training/{{region}}_{{season}}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/plot_training.py"
