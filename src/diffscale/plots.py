@@ -425,7 +425,7 @@ def training_curves(curves: dict[str, str | Path], region: str, season: str, out
             raise io.DataValidationError(path, f"columns {sorted(missing)} missing (expected step,loss,val_loss)")
         step, loss = df["step"].to_numpy(), df["loss"].to_numpy(float)
         window = max(1, len(loss) // 20)
-        ax.plot(step, loss, color="0.75", lw=0.6, label="training (per step)")
+        ax.plot(step, loss, color="0.75" if window > 1 else "C0", lw=0.6 if window > 1 else 1.2, label="training (per step)")
         if window > 1:
             ax.plot(step, _running_mean(loss, window), color="C0", lw=1.5,
                     label=f"training (mean of {window} steps)")
@@ -434,6 +434,10 @@ def training_curves(curves: dict[str, str | Path], region: str, season: str, out
             ax.plot(val["step"], val["val_loss"], "o-", color="C3", ms=4, lw=1.5, label="validation")
             best = val.loc[val["val_loss"].idxmin()]
             ax.axvline(best["step"], color="C3", ls=":", lw=1, label=f"best validation (step {int(best['step'])})")
+        else:
+            ax.text(0.5, 0.97, "no validation loss (no validation days)", transform=ax.transAxes, ha="center", va="top",
+                    fontsize=8, color="C3")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_title(CURVE_TITLES.get(model, model), fontsize=10)
         ax.set_xlabel("optimiser step")
         ax.set_ylabel("loss (model's own units)")
