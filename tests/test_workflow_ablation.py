@@ -65,7 +65,8 @@ def test_the_method_category_of_the_report(ablation_dir):
     config = tiny_config(evaluation={"models": MODELS, "variogram_pairs": 2000})
     run_snakemake(ablation_dir, config, "--report", "results/report.html")
     html = (res / "report.html").read_text()
-    for text in ("3. Method", "Training curves", "Samplers", "training.png", "samplers.csv", "4. Evaluation"):
+    for text in ("3. Method", "Training curves", "Samplers", "training.png", "samplers.csv", "4. Evaluation",
+                 "This run includes the ablation"):
         assert text in html, text
 
 
