@@ -119,18 +119,19 @@ def diffusion_encoder_input(w) -> dict[str, str]:
 METHOD_FIGURES = f"{RESULTS}/figures/method"
 
 
+def diffusion_models() -> list[str]:
+    """The method always (the product needs it); its ablation when evaluation.models asks for it."""
+    return ["diffusion"] + [m for m in config["evaluation"]["models"] if m in DIFFUSION_MODELS and m != "diffusion"]
+
+
 def trained_models() -> list[str]:
-    """Every model trained per region and season: the encoder, the method, and those evaluation.models adds."""
-    asked = config["evaluation"]["models"]
-    return ["encoder", "diffusion"] + [m for m in asked if m in DIFFUSION_MODELS and m != "diffusion"] + [
-        m for m in asked if m in BASELINE_KINDS]
+    """Every model trained per region and season: the encoder, the diffusion models, the asked baselines."""
+    return ["encoder", *diffusion_models()] + [m for m in config["evaluation"]["models"] if m in BASELINE_KINDS]
 
 
 def model_targets() -> list[str]:
-    # the method always; its ablation (diffusion_no_transfer) when evaluation.models asks for it
-    diffusion = ["diffusion"] + [m for m in config["evaluation"]["models"] if m in DIFFUSION_MODELS and m != "diffusion"]
-    return (expand(f"{SAMPLES}/{{region}}/{{season}}/{{model}}/{{name}}.nc", region=REGIONS, season=SEASONS, model=diffusion,
-                   name=["test", "beyond"])
+    return (expand(f"{SAMPLES}/{{region}}/{{season}}/{{model}}/{{name}}.nc", region=REGIONS, season=SEASONS,
+                   model=diffusion_models(), name=["test", "beyond"])
             + baseline_targets()
             + expand(f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png", region=REGIONS, season=SEASONS)
             + expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
