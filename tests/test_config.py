@@ -69,6 +69,27 @@ def test_shipped_configs_are_valid():
     assert set(paper["seasons"]) == {"DJF", "MAM", "JJA", "SON"}
 
 
+def test_the_ablation_overlay_adds_only_the_ablation_model():
+    from snakemake.utils import update_config
+
+    overlay = yaml.safe_load((ROOT / "config" / "ablation.yaml").read_text())
+    assert set(overlay) == {"evaluation"} and set(overlay["evaluation"]) == {"models"}
+    for name in ("config.yaml", "paper.yaml"):
+        base = yaml.safe_load((ROOT / "config" / name).read_text())
+        merged = yaml.safe_load((ROOT / "config" / name).read_text())
+        update_config(merged, overlay)  # what Snakemake does with several --configfile files
+        cfg = validate_config(merged)
+        plain = validate_config(base)
+        assert cfg["evaluation"]["models"] == [*plain["evaluation"]["models"], "diffusion_no_transfer"]
+        assert cfg["diffusion"] == plain["diffusion"] and cfg["regions"] == plain["regions"]
+
+
+def test_the_removed_use_encoder_key_is_named():
+    # the model name decides now (diffusion / diffusion_no_transfer)
+    with pytest.raises(ConfigError, match=r"config key diffusion.use_encoder: unknown key"):
+        validate_config(tiny_config(diffusion={"use_encoder": False}))
+
+
 def test_config_readme_documents_every_schema_key():
     """The key table in config/README.md is the one generated from the schema (make config-docs)."""
     readme = (ROOT / "config" / "README.md").read_text()

@@ -27,7 +27,7 @@ def test_method_rules_write_every_output(tmp_path):
     for rule in ("pretrain_encoder", "train_diffusion", "sample", "assemble", "sampler_benchmark"):
         assert f"rule {rule}:" in proc.stdout + proc.stderr
     # training logs carry the loss curve; checkpoints are removed once the model is saved
-    log = (res / "logs/train_diffusion/solo_winter.log").read_text()
+    log = (res / "logs/train_diffusion/solo_winter_diffusion.log").read_text()
     assert "launching 2 processes" in log and "step 30 loss" in log
     curve = pd.read_csv(res / "models/solo/winter/diffusion_loss.csv")
     assert list(curve.columns) == ["step", "loss", "val_loss"] and len(curve) == 30

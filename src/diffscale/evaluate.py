@@ -446,7 +446,7 @@ def evaluate_region_season(samples: dict[str, dict[str, str]], fine_path: str, t
 
 SUMMARY_COLUMNS = ["region", "season", "model", "period", *METRIC_COLUMNS, "ssim_member", "coarse_rmse", "coarse_bias",
                    "coarse_rmse_truth", "coarse_bias_truth", "drift_rmse_per_year", "members", "days"]
-MODEL_ORDER = ["bicubic", "unet", "vae", "transfer_unet", "diffusion", "oracle"]
+MODEL_ORDER = ["bicubic", "unet", "vae", "transfer_unet", "diffusion_no_transfer", "diffusion", "oracle"]
 
 
 def scores_frame(rows: list[dict]):

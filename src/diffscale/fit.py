@@ -49,20 +49,30 @@ def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint:
     return result.model.cpu().eval(), result
 
 
-def spec_from_config(enc: dict, diff: dict, halo: int, sigma_data: float = 0.5) -> ModelSpec:
+# The diffusion models by name (evaluation.models): whether each conditions on the frozen
+# transfer encoder. diffusion_no_transfer is the ablation of the paper's central claim:
+# the same denoiser, config, budget and inputs (the previous days too), without the transfer features.
+DIFFUSION_MODELS = {"diffusion": True, "diffusion_no_transfer": False}
+
+
+def spec_from_config(enc: dict, diff: dict, halo: int, use_encoder: bool = True, sigma_data: float = 0.5) -> ModelSpec:
     return ModelSpec(history=enc["history"], patch=enc["patch"], halo=halo, encoder_channels=tuple(enc["channels"]),
                      encoder_attention=enc["attention"], channels=tuple(diff["channels"]), blocks=diff["blocks"],
-                     attention=diff["attention"], use_encoder=diff["use_encoder"], sigma_data=sigma_data)
+                     attention=diff["attention"], use_encoder=use_encoder, sigma_data=sigma_data)
 
 
 def train_diffusion(data: SeasonData, encoder: UNet | None, enc_cfg: dict, cfg: dict, halo: int,
                     checkpoint: str | os.PathLike, stop_after: int | None = None) -> tuple[Downscaler, LoopResult]:
-    """The conditional diffusion model on the training days, the encoder frozen inside it."""
-    spec = spec_from_config(enc_cfg, cfg, halo)
+    """The conditional diffusion model on the training days, the encoder frozen inside it.
+
+    encoder None trains the ablation without the transfer features (diffusion_no_transfer).
+    """
+    use_encoder = encoder is not None
+    spec = spec_from_config(enc_cfg, cfg, halo, use_encoder)
     task = DiffusionTask(spec, data, cfg["batch_size"], seed=cfg["seed"])
-    spec = spec_from_config(enc_cfg, cfg, halo, sigma_data=task.target_std())
+    spec = spec_from_config(enc_cfg, cfg, halo, use_encoder, sigma_data=task.target_std())
     torch.manual_seed(cfg["seed"])  # the initial weights
-    model = Downscaler(spec, encoder if spec.use_encoder else None)
+    model = Downscaler(spec, encoder)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("diffusion: %d trainable parameters (+%d frozen encoder), sigma_data %.4f, %d training days",
              trainable, count_parameters(model) - trainable, spec.sigma_data, task.train[0].shape[0])
@@ -148,18 +158,23 @@ def save_encoder(model: UNet, cfg: dict, path: str | os.PathLike, extra: dict | 
                     "state": model.state_dict(), **(extra or {})}, tmp)
 
 
-def train_diffusion_files(split_dir: str | os.PathLike, season: str, variable: str, encoder_path: str | os.PathLike,
-                          enc_cfg: dict, cfg: dict, halo: int, checkpoint: str | os.PathLike, output: str | os.PathLike,
-                          curve: str | os.PathLike) -> LoopResult:
-    """train_diffusion from files to files; under torchrun every process calls it and rank 0 writes."""
+def train_diffusion_files(split_dir: str | os.PathLike, season: str, variable: str,
+                          encoder_path: str | os.PathLike | None, enc_cfg: dict, cfg: dict, halo: int,
+                          checkpoint: str | os.PathLike, output: str | os.PathLike, curve: str | os.PathLike) -> LoopResult:
+    """train_diffusion from files to files; under torchrun every process calls it and rank 0 writes.
+
+    encoder_path None: the ablation without the transfer encoder.
+    """
     from diffscale.conditioning import load_season
 
     data = load_season(split_dir, season, variable)
-    model, result = train_diffusion(data, load_encoder(encoder_path), enc_cfg, cfg, halo, checkpoint)
+    encoder = load_encoder(encoder_path) if encoder_path is not None else None
+    model, result = train_diffusion(data, encoder, enc_cfg, cfg, halo, checkpoint)
     if int(os.environ.get("RANK", 0)) == 0:
         trainable = sum(q.numel() for q in model.denoiser.parameters())
         model.save(output, extra={"trainable_parameters": trainable, "parameters": count_parameters(model),
-                                  "seconds": result.seconds, "steps": result.steps, "encoder": str(encoder_path)})
+                                  "seconds": result.seconds, "steps": result.steps,
+                                  "encoder": None if encoder_path is None else str(encoder_path)})
         write_curve(result, curve)
         Path(checkpoint).unlink(missing_ok=True)
         log.info("diffusion: %d trainable parameters, %d steps in %.1f s, validation loss %s", trainable, result.steps,
@@ -173,8 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     import json
 
     ap = argparse.ArgumentParser(prog="python -m diffscale.fit", description=main.__doc__)
-    for name in ("split-dir", "season", "variable", "encoder", "config", "checkpoint", "output", "curve"):
+    for name in ("split-dir", "season", "variable", "config", "checkpoint", "output", "curve"):
         ap.add_argument(f"--{name}", required=True)
+    ap.add_argument("--encoder", default=None, help="the pretrained encoder; left out: the ablation without it")
     ap.add_argument("--halo", type=int, required=True)
     ap.add_argument("--log-file", default=None)
     a = ap.parse_args(argv)

@@ -56,7 +56,7 @@ def _save(fig, out: str | Path) -> Path:
 # --- Evaluation figures (issue 6) -------------------------------------------------------
 
 MODEL_COLOURS = {"bicubic": "tab:gray", "unet": "tab:blue", "vae": "tab:purple", "transfer_unet": "tab:green",
-                 "diffusion": "tab:red", "oracle": "tab:olive"}
+                 "diffusion_no_transfer": "tab:orange", "diffusion": "tab:red", "oracle": "tab:olive"}
 METRIC_LABELS = {
     "r2": "R2 = 1 - SSE/SST (higher is better)", "r2_pearson": "R2 Pearson (squared correlation)",
     "rmse": "RMSE (lower is better)", "mae": "MAE (lower is better)", "crps": "CRPS, fair (lower is better)",
@@ -394,3 +394,56 @@ def _running_mean(x: np.ndarray, n: int) -> np.ndarray:
     import pandas as pd
 
     return pd.Series(x).rolling(n, center=True, min_periods=1).mean().to_numpy()
+
+
+# --- The method's own outputs (report category "3. Method") -------------------------------
+
+CURVE_TITLES = {"encoder": "transfer encoder pretraining (L1, next coarse day)",
+                "diffusion": "diffusion (EDM loss)", "diffusion_no_transfer": "diffusion without transfer (EDM loss)",
+                "unet": "unet (MSE)", "vae": "vae (negative ELBO)", "transfer_unet": "transfer_unet (MSE)"}
+
+
+def training_curves(curves: dict[str, str | Path], region: str, season: str, out: str | Path) -> Path:
+    """Training and validation loss against step, one panel per model.
+
+    ``curves``: model name -> its ``{model}_loss.csv`` (columns step, loss, val_loss; val_loss
+    empty on steps without validation). The training loss is drawn raw (faint) and as a running
+    mean over ~1/20 of the run, so the trend is readable through the minibatch noise.
+    """
+    import pandas as pd
+
+    n = len(curves)
+    cols = min(n, 3)
+    rows = -(-n // cols) if n else 1
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), constrained_layout=True, squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    for ax, (model, path) in zip(axes.ravel(), curves.items()):
+        df = pd.read_csv(path)
+        missing = {"step", "loss", "val_loss"} - set(df.columns)
+        if missing:
+            raise io.DataValidationError(path, f"columns {sorted(missing)} missing (expected step,loss,val_loss)")
+        step, loss = df["step"].to_numpy(), df["loss"].to_numpy(float)
+        window = max(1, len(loss) // 20)
+        ax.plot(step, loss, color="0.75" if window > 1 else "C0", lw=0.6 if window > 1 else 1.2, label="training (per step)")
+        if window > 1:
+            ax.plot(step, _running_mean(loss, window), color="C0", lw=1.5,
+                    label=f"training (mean of {window} steps)")
+        val = df.dropna(subset=["val_loss"])
+        if len(val):
+            ax.plot(val["step"], val["val_loss"], "o-", color="C3", ms=4, lw=1.5, label="validation")
+            best = val.loc[val["val_loss"].idxmin()]
+            ax.axvline(best["step"], color="C3", ls=":", lw=1, label=f"best validation (step {int(best['step'])})")
+        else:
+            ax.text(0.5, 0.97, "no validation loss (no validation days)", transform=ax.transAxes, ha="center", va="top",
+                    fontsize=8, color="C3")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_title(CURVE_TITLES.get(model, model), fontsize=10)
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("loss (model's own units)")
+        if (loss > 0).all() and loss.max() / max(loss.min(), 1e-12) > 20:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{region} / {season}: training curves (compare shapes across panels, not levels: the losses differ)")
+    return _save(fig, out)

@@ -119,9 +119,32 @@ def split_inputs(w) -> dict[str, str]:
     return files | {"days": f"{SPLIT}/{w.region}/{w.season}/days.json", "scaler": f"{SPLIT}/{w.region}/{w.season}/scaler.json"}
 
 
+from diffscale.fit import DIFFUSION_MODELS
+
+
+def diffusion_encoder_input(w) -> dict[str, str]:
+    """The pretrained encoder, for the diffusion models that condition on it (not the ablation)."""
+    return {"encoder": f"{MODELS}/{w.region}/{w.season}/encoder.pt"} if DIFFUSION_MODELS[w.model] else {}
+
+
+METHOD_FIGURES = f"{RESULTS}/figures/method"
+
+
+def diffusion_models() -> list[str]:
+    """The method always (the product needs it); its ablation when evaluation.models asks for it."""
+    return ["diffusion"] + [m for m in config["evaluation"]["models"] if m in DIFFUSION_MODELS and m != "diffusion"]
+
+
+def trained_models() -> list[str]:
+    """Every model trained per region and season: the encoder, the diffusion models, the asked baselines."""
+    return ["encoder", *diffusion_models()] + [m for m in config["evaluation"]["models"] if m in BASELINE_KINDS]
+
+
 def model_targets() -> list[str]:
-    return (expand(f"{SAMPLES}/{{region}}/{{season}}/diffusion/{{name}}.nc", region=REGIONS, season=SEASONS, name=["test", "beyond"])
+    return (expand(f"{SAMPLES}/{{region}}/{{season}}/{{model}}/{{name}}.nc", region=REGIONS, season=SEASONS,
+                   model=diffusion_models(), name=["test", "beyond"])
             + baseline_targets()
+            + expand(f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png", region=REGIONS, season=SEASONS)
             + expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
             + [f"{RESULTS}/metrics/samplers.csv"])
 

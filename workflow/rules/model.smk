@@ -25,13 +25,17 @@ rule pretrain_encoder:
         "../scripts/pretrain_encoder.py"
 
 
+# diffusion (the method) and diffusion_no_transfer (the ablation: same config and budget,
+# no transfer features, so it does not wait for pretrain_encoder).
 rule train_diffusion:
     input:
         unpack(split_inputs),
-        encoder=rules.pretrain_encoder.output.model,
+        unpack(diffusion_encoder_input),
     output:
-        model=f"{MODELS}/{{region}}/{{season}}/diffusion.pt",
-        curve=f"{MODELS}/{{region}}/{{season}}/diffusion_loss.csv",
+        model=f"{MODELS}/{{region}}/{{season}}/{{model}}.pt",
+        curve=f"{MODELS}/{{region}}/{{season}}/{{model}}_loss.csv",
+    wildcard_constraints:
+        model="|".join(DIFFUSION_MODELS),
     params:
         encoder=config["encoder"],
         diffusion=config["diffusion"],
@@ -44,7 +48,7 @@ rule train_diffusion:
         runtime=120,
         gpu=config["diffusion"]["gpus"],
     log:
-        f"{LOGS}/train_diffusion/{{region}}_{{season}}.log",
+        f"{LOGS}/train_diffusion/{{region}}_{{season}}_{{model}}.log",
     conda:
         "../../envs/train.yaml"
     script:
@@ -87,7 +91,7 @@ rule sample:
         beyond=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/beyond.nc",
         scores=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/selfcheck.json",
     wildcard_constraints:
-        model="|".join(["diffusion", *BASELINE_KINDS]),
+        model="|".join([*DIFFUSION_MODELS, *BASELINE_KINDS]),
     params:
         sampling=config["sampling"],
         transform=config["transform"],
@@ -127,7 +131,13 @@ rule samplers_table:
     input:
         expand(f"{RESULTS}/metrics/samplers/{{region}}_{{season}}.csv", region=REGIONS, season=SEASONS),
     output:
-        f"{RESULTS}/metrics/samplers.csv",
+        report(
+            f"{RESULTS}/metrics/samplers.csv",
+            caption="../report/samplers.rst",
+            category="3. Method",
+            subcategory="Samplers",
+            labels={"table": "samplers.csv"},
+        ),
     log:
         f"{LOGS}/samplers_table.log",
     conda:
@@ -156,3 +166,24 @@ rule assemble:
         "../../envs/data.yaml"
     script:
         "../scripts/assemble.py"
+
+
+rule plot_training:
+    input:
+        curves=lambda w: [f"{MODELS}/{w.region}/{w.season}/{m}_loss.csv" for m in trained_models()],
+    output:
+        report(
+            f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png",
+            caption="../report/training.rst",
+            category="3. Method",
+            subcategory="Training curves",
+            labels={"region": "{region}", "season": "{season}"},
+        ),
+    params:
+        models=lambda w: trained_models(),
+    log:
+        f"{LOGS}/plot_training/{{region}}_{{season}}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/plot_training.py"

@@ -1,0 +1,86 @@
+"""The ablation (diffusion without the transfer encoder) and the report's "3. Method" category, in real
+Snakemake runs on the tiny twin."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+from conftest import ROOT, run_snakemake, tiny_config
+from test_workflow_evaluate import job_stats
+
+MODELS = ["bicubic", "diffusion", "diffusion_no_transfer"]
+
+
+@pytest.fixture(scope="module")
+def ablation_dir(tmp_path_factory):
+    work = tmp_path_factory.mktemp("ablation")
+    run_snakemake(work, tiny_config(evaluation={"models": MODELS, "variogram_pairs": 2000}))
+    return work
+
+
+@pytest.mark.slow
+def test_the_ablation_does_not_wait_for_the_encoder(tmp_path):
+    config = tiny_config(evaluation={"models": MODELS})
+    planned = job_stats(run_snakemake(tmp_path, config, "-n", "results/models/solo/winter/diffusion_no_transfer.pt").stdout)
+    assert planned.get("train_diffusion") == 1 and "pretrain_encoder" not in planned, planned
+    # ... while the method does
+    planned = job_stats(run_snakemake(tmp_path, config, "-n", "results/models/solo/winter/diffusion.pt").stdout)
+    assert planned.get("train_diffusion") == 1 and planned.get("pretrain_encoder") == 1, planned
+
+
+@pytest.mark.slow
+def test_the_ablation_is_trained_sampled_and_scored_beside_the_method(ablation_dir):
+    res = ablation_dir / "results"
+    for model in ("diffusion", "diffusion_no_transfer"):
+        for period in ("test", "beyond"):
+            ds = xr.open_dataset(res / f"samples/solo/winter/{model}/{period}.nc")
+            assert ds.sizes["member"] > 1 and ds.attrs["model"] == model
+    summary = pd.read_csv(res / "metrics/summary.csv")
+    rows = set(zip(summary["model"], summary["period"]))
+    assert {(m, p) for m in ("diffusion", "diffusion_no_transfer") for p in ("test", "beyond")} <= rows
+    # The checkpoints say which is which: only the method conditions on the transfer encoder.
+    method = torch.load(res / "models/solo/winter/diffusion.pt", weights_only=False)
+    ablation = torch.load(res / "models/solo/winter/diffusion_no_transfer.pt", weights_only=False)
+    assert method["spec"]["use_encoder"] is True and ablation["spec"]["use_encoder"] is False
+    assert ablation["encoder"] is None and not any(k.startswith("encoder.") for k in ablation["state"])
+    # Same budget: the same denoiser width and the same steps.
+    assert method["spec"]["channels"] == ablation["spec"]["channels"] and method["steps"] == ablation["steps"] == 20
+    curves = [pd.read_csv(res / f"models/solo/winter/{m}_loss.csv") for m in ("diffusion", "diffusion_no_transfer")]
+    assert curves[0]["step"].tolist() == curves[1]["step"].tolist() == list(range(1, 21))
+    assert curves[0]["val_loss"].notna().sum() == curves[1]["val_loss"].notna().sum()  # validated as often
+    # The product stays the method's
+    product = xr.open_dataset(res / "downscaled/solo.nc")
+    assert json.loads(product.attrs["model_checkpoints"]) == {"winter": "results/models/solo/winter/diffusion.pt"}
+
+
+@pytest.mark.slow
+def test_the_method_category_of_the_report(ablation_dir):
+    res = ablation_dir / "results"
+    assert (res / "figures/method/solo/winter/training.png").stat().st_size > 20_000
+    assert pd.read_csv(res / "metrics/samplers.csv")["sampler"].tolist() == ["ddpm", "dpmpp"]
+    config = tiny_config(evaluation={"models": MODELS, "variogram_pairs": 2000})
+    run_snakemake(ablation_dir, config, "--report", "results/report.html")
+    html = (res / "report.html").read_text()
+    for text in ("3. Method", "Training curves", "Samplers", "training.png", "samplers.csv", "4. Evaluation",
+                 "This run includes the ablation"):
+        assert text in html, text
+
+
+@pytest.mark.slow
+def test_the_ablation_overlay_plans_the_ablation_on_the_demo(tmp_path):
+    proc = run_snakemake(tmp_path, None, "-n", "--configfile", str(ROOT / "config/config.yaml"),
+                         str(ROOT / "config/ablation.yaml"))
+    planned = job_stats(proc.stdout)
+    # demo: 2 regions x 2 seasons; the method and its ablation each trained and sampled there
+    assert planned["train_diffusion"] == 8 and planned["pretrain_encoder"] == 4
+    assert planned["train_baseline"] == 12  # the demo's baselines are kept by the overlay
+    for region in ("west", "east"):
+        for season in ("DJF", "JJA"):
+            assert f"results/samples/{region}/{season}/diffusion_no_transfer/test.nc" in proc.stdout
+    # without the overlay there is no ablation
+    plain = run_snakemake(tmp_path, None, "-n", "--configfile", str(ROOT / "config/config.yaml"))
+    assert job_stats(plain.stdout)["train_diffusion"] == 4 and "diffusion_no_transfer" not in plain.stdout
