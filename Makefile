@@ -6,9 +6,6 @@ PY := $(VENV)/bin/python
 # (pip then keeps or fetches a CUDA build).
 TORCH_SPEC ?= torch==2.13.0
 CORES ?= all
-# The demo's images are small: one torch thread per job and as many jobs as cores keeps
-# every core busy, where the profile's 8-thread GPU rules would run one at a time.
-DEMO_THREADS ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: install demo ablation test report config-docs clean
@@ -23,13 +20,13 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/snakemake --cores $(CORES) --max-threads $(DEMO_THREADS)
+	$(VENV)/bin/snakemake --cores $(CORES)
 	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
 	@echo "Report: results/report.html"
 
 # The demo plus the ablation without the transfer encoder (config/ablation.yaml), both in the report.
 ablation: install
-	$(VENV)/bin/snakemake --cores $(CORES) --max-threads $(DEMO_THREADS) --configfile config/config.yaml config/ablation.yaml
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/ablation.yaml
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/ablation.yaml --report results/report.html
 	@echo "Report: results/report.html"
 
