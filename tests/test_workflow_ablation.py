@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 import torch
 import xarray as xr
 from conftest import ROOT, run_snakemake, tiny_config
@@ -75,12 +76,13 @@ def test_the_ablation_overlay_plans_the_ablation_on_the_demo(tmp_path):
     proc = run_snakemake(tmp_path, None, "-n", "--configfile", str(ROOT / "config/config.yaml"),
                          str(ROOT / "config/ablation.yaml"))
     planned = job_stats(proc.stdout)
-    # demo: 2 regions x 2 seasons; the method and its ablation each trained and sampled there
-    assert planned["train_diffusion"] == 8 and planned["pretrain_encoder"] == 4
-    assert planned["train_baseline"] == 12  # the demo's baselines are kept by the overlay
-    for region in ("west", "east"):
-        for season in ("DJF", "JJA"):
-            assert f"results/samples/{region}/{season}/diffusion_no_transfer/test.nc" in proc.stdout
+    demo = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    splits = [(r, s) for r in demo["regions"] for s in demo["seasons"]]
+    # the method and its ablation each trained and sampled in every region and season of the demo
+    assert planned["train_diffusion"] == 2 * len(splits) and planned["pretrain_encoder"] == len(splits)
+    assert planned["train_baseline"] == 3 * len(splits)  # the demo's baselines are kept by the overlay
+    for region, season in splits:
+        assert f"results/samples/{region}/{season}/diffusion_no_transfer/test.nc" in proc.stdout
     # without the overlay there is no ablation
     plain = run_snakemake(tmp_path, None, "-n", "--configfile", str(ROOT / "config/config.yaml"))
-    assert job_stats(plain.stdout)["train_diffusion"] == 4 and "diffusion_no_transfer" not in plain.stdout
+    assert job_stats(plain.stdout)["train_diffusion"] == len(splits) and "diffusion_no_transfer" not in plain.stdout
