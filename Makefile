@@ -37,7 +37,7 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 config-docs: install
-	$(PY) -m diffscale.config --update-readme config/README.md
+	$(PY) -m diffscale.core.config --update-readme config/README.md
 
 clean:
 	rm -rf results .snakemake

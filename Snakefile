@@ -19,7 +19,7 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-from diffscale.config import ConfigError, validate_config
+from diffscale.core.config import ConfigError, validate_config
 
 try:
     config.update(validate_config(config))

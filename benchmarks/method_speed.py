@@ -18,15 +18,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from diffscale.conditioning import SeasonData
-from diffscale.config import load_config
-from diffscale.downscaler import DiffusionTask, Downscaler
-from diffscale.fit import spec_from_config
-from diffscale.models.encoder import NextDayTask
-from diffscale.models.unet import count_parameters
-from diffscale.downscaler import encoder_unet
-from diffscale.sample import teacher_forced, stride_of
-from diffscale.train import device
+from diffscale.method.conditioning import SeasonData
+from diffscale.core.config import load_config
+from diffscale.method.diffusion import DiffusionTask, Downscaler
+from diffscale.method.fit import spec_from_config
+from diffscale.method.networks.encoder import NextDayTask
+from diffscale.method.networks.unet import count_parameters
+from diffscale.method.diffusion import encoder_unet
+from diffscale.method.sampling import teacher_forced, stride_of
+from diffscale.method.loop import device
 
 
 class Identity:

@@ -21,9 +21,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from opendap_server import Gate, nasa_config, serve, write_g5nr_aggregate, write_merra2_granule  # noqa: E402
 
-from diffscale.config import load_config  # noqa: E402
-from diffscale.grids import Box, g5nr_grid, merra2_grid  # noqa: E402
-from diffscale.sources import nasa  # noqa: E402
+from diffscale.core.config import load_config  # noqa: E402
+from diffscale.core.grids import Box, g5nr_grid, merra2_grid  # noqa: E402
+from diffscale.data.sources import nasa  # noqa: E402
 
 
 def main() -> None:

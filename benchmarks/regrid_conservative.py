@@ -16,8 +16,8 @@ import pandas as pd
 import xarray as xr
 import xarray_regrid  # noqa: F401 - registers the .regrid accessor
 
-from diffscale.grids import Grid
-from diffscale.regrid import Regridder
+from diffscale.core.grids import Grid
+from diffscale.data.regrid import Regridder
 
 
 def best_of(fn, repeat: int) -> tuple[float, object]:

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from diffscale import io
-from diffscale.grids import Box
+from diffscale.core import io
+from diffscale.core.grids import Box
 from scipy.interpolate import RectBivariateSpline
 
-from diffscale.sources.synthetic import make_twin
-from diffscale import split as split_mod
-from diffscale.split import Scaler
+from diffscale.data.sources.synthetic import make_twin
+from diffscale.data import split as split_mod
+from diffscale.core.transform import Scaler
 
 
 def make_split(out: Path, box: Box, coarse_period=("2000-01-01", "2000-12-31"), fine_period=("2000-04-01", "2000-09-30"),
@@ -73,8 +73,8 @@ HALO = 2
 
 def season_with_encoder(out: Path):
     """Split files of a tiny twin, the season's data and a pretrained encoder saved as out/encoder.pt."""
-    from diffscale.conditioning import load_season
-    from diffscale.fit import pretrain_encoder, save_encoder
+    from diffscale.method.conditioning import load_season
+    from diffscale.method.fit import pretrain_encoder, save_encoder
 
     split, _ = make_split(out, Box((33.0, 34.0), (64.0, 65.25)), coarse_period=("2000-01-01", "2000-12-31"),
                           fine_period=("2000-04-01", "2000-09-30"), months=MONTHS, buffer_days=10, history=3)

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from diffscale import io
-from diffscale.grids import Box, g5nr_grid
+from diffscale.core import io
+from diffscale.core.grids import Box, g5nr_grid
 
 
 def write_split(raw: Path, split: Path, config: dict, variable: str = "DUEXTTAU", seed: int = 0) -> None:

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diffscale import io
-from diffscale.baselines import bicubic, bicubic_record
-from diffscale.grids import Box, g5nr_grid, merra2_grid
-from diffscale.samples import read_members
-from diffscale.sources.synthetic import make_twin
+from diffscale.core import io
+from diffscale.evaluation.bicubic import bicubic, bicubic_record
+from diffscale.core.grids import Box, g5nr_grid, merra2_grid
+from diffscale.core.samples import read_members
+from diffscale.data.sources.synthetic import make_twin
 
 from split_fixture import write_split
 

@@ -197,7 +197,7 @@ def test_import_tracer_follows_the_library(tmp_path):
     script = tmp_path / "s.py"
     script.write_text(
         "from _helpers import log_to\n"
-        "from diffscale.sources.synthetic import make_twin\n"
+        "from diffscale.data.sources.synthetic import make_twin\n"
         "try:\n    import xesmf\nexcept ImportError:\n    xesmf = None\n"
         "import importlib.util\n"
         "def regrid():\n    import esmpy\n    import torch\n"

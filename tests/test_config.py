@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, run_snakemake, tiny_config
-from diffscale.config import KEYS_MARKER, ConfigError, load_config, schema_markdown, validate_config
+from diffscale.core.config import KEYS_MARKER, ConfigError, load_config, schema_markdown, validate_config
 
 
 def test_defaults_are_filled_in_and_dates_become_iso_strings():

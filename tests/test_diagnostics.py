@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from statsmodels.tsa.stattools import acf as sm_acf, pacf as sm_pacf
 
-from diffscale import diagnostics as dg
+from diffscale.evaluation import diagnostics as dg
 
 
 def test_haversine_one_degree_of_latitude_is_111_km():

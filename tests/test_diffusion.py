@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from diffscale.diffusion import Denoiser, cosine_sigmas, edm_loss, karras_sigmas, sample
-from diffscale.models.unet import UNet
+from diffscale.method.edm import Denoiser, cosine_sigmas, edm_loss, karras_sigmas, sample
+from diffscale.method.networks.unet import UNet
 
 torch.set_num_threads(1)
 

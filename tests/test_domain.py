@@ -7,7 +7,7 @@ import ot
 import pandas as pd
 import pytest
 
-from diffscale.domain import (COLUMNS, analyse, joint_minmax, per_day_w1, per_pixel_w1, pooled_w1, sliced_w,
+from diffscale.data.domain import (COLUMNS, analyse, joint_minmax, per_day_w1, per_pixel_w1, pooled_w1, sliced_w,
                               standardised_patches, table)
 
 

@@ -8,53 +8,54 @@ import properscoring
 import pytest
 from split_fixture import write_split
 
-from diffscale import evaluate as ev
-from diffscale import io
-from diffscale.baselines import bicubic_record
-from diffscale.grids import Box, g5nr_grid, merra2_grid
-from diffscale.samples import member_dataset
-from diffscale.sources.synthetic import make_twin
+from diffscale.core import metrics, transform
+from diffscale.evaluation import scores
+from diffscale.core import io
+from diffscale.evaluation.bicubic import bicubic_record
+from diffscale.core.grids import Box, g5nr_grid, merra2_grid
+from diffscale.core.samples import member_dataset
+from diffscale.data.sources.synthetic import make_twin
 
 
 def test_point_scores_on_a_hand_computed_case():
     truth = np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 2, 2)
     pred = np.array([1.0, 2.0, 3.0, 6.0]).reshape(1, 2, 2)
     # SSE = 4, SST = 5 (mean 2.5) -> r2 = 0.2; rmse = sqrt(4/4) = 1; mae = 2/4.
-    assert ev.r2(truth, pred) == pytest.approx(0.2)
-    assert ev.rmse(truth, pred) == pytest.approx(1.0)
-    assert ev.mae(truth, pred) == pytest.approx(0.5)
+    assert metrics.r2(truth, pred) == pytest.approx(0.2)
+    assert metrics.rmse(truth, pred) == pytest.approx(1.0)
+    assert metrics.mae(truth, pred) == pytest.approx(0.5)
     r = np.corrcoef([1, 2, 3, 4], [1, 2, 3, 6])[0, 1]
-    assert ev.r2_pearson(truth, pred) == pytest.approx(r**2)
+    assert metrics.r2_pearson(truth, pred) == pytest.approx(r**2)
     # KGE: alpha = std(pred)/std(truth), beta = 3/2.5.
     alpha = np.std([1, 2, 3, 6]) / np.std([1, 2, 3, 4])
-    assert ev.kge(truth, pred) == pytest.approx(1 - np.sqrt((r - 1) ** 2 + (alpha - 1) ** 2 + 0.2**2))
+    assert metrics.kge(truth, pred) == pytest.approx(1 - np.sqrt((r - 1) ** 2 + (alpha - 1) ** 2 + 0.2**2))
 
 
 def test_r2_is_not_r2_pearson_for_a_biased_prediction():
     rng = np.random.default_rng(0)
     truth = rng.normal(size=(5, 4, 4))
     pred = truth + 1.0
-    assert ev.r2_pearson(truth, pred) == pytest.approx(1.0)
-    assert ev.r2(truth, pred) < 0.5
+    assert metrics.r2_pearson(truth, pred) == pytest.approx(1.0)
+    assert metrics.r2(truth, pred) < 0.5
 
 
 def test_nse_is_per_pixel_temporal():
     # Pixel A: series [0, 2] predicted [0, 2] (NSE 1); pixel B: series [1, 3] predicted [2, 2] (NSE 0).
     truth = np.array([[0.0, 1.0], [2.0, 3.0]]).reshape(2, 1, 2)
     pred = np.array([[0.0, 2.0], [2.0, 2.0]]).reshape(2, 1, 2)
-    assert ev.nse(truth, pred) == pytest.approx(0.5)
+    assert metrics.nse(truth, pred) == pytest.approx(0.5)
 
 
 def test_nan_pixels_are_left_out():
     truth = np.array([1.0, 2.0, np.nan, 4.0]).reshape(1, 2, 2)
     pred = np.array([1.0, 3.0, 5.0, np.nan]).reshape(1, 2, 2)
-    assert ev.rmse(truth, pred) == pytest.approx(np.sqrt(0.5))
-    assert ev.mae(truth, pred) == pytest.approx(0.5)
+    assert metrics.rmse(truth, pred) == pytest.approx(np.sqrt(0.5))
+    assert metrics.mae(truth, pred) == pytest.approx(0.5)
 
 
 def test_fair_crps_hand_computed_and_against_properscoring():
     # Two members 0 and 2, truth 1: mean |x - y| = 1, sum_ij |xi - xj| = 4 -> fair CRPS 1 - 4/4 = 0.
-    assert ev.crps_fair(np.array(1.0), np.array([0.0, 2.0])) == pytest.approx(0.0)
+    assert metrics.crps_fair(np.array(1.0), np.array([0.0, 2.0])) == pytest.approx(0.0)
     rng = np.random.default_rng(1)
     y = rng.normal(size=200)
     x = rng.normal(size=(7, 200))
@@ -62,14 +63,14 @@ def test_fair_crps_hand_computed_and_against_properscoring():
     standard = properscoring.crps_ensemble(y, x.T)  # sum_ij/(2 M^2)
     skill = np.mean(np.abs(x - y), axis=0)
     pair_sum = 2 * m * m * (skill - standard)
-    assert ev.crps_fair(y, x) == pytest.approx(skill - pair_sum / (2 * m * (m - 1)))
+    assert metrics.crps_fair(y, x) == pytest.approx(skill - pair_sum / (2 * m * (m - 1)))
 
 
 def test_crps_of_one_member_is_the_mae():
     rng = np.random.default_rng(2)
     y = rng.normal(size=(3, 5, 6))
     x = rng.normal(size=(1, 3, 5, 6))
-    assert ev.crps(y, x) == pytest.approx(ev.mae(y, x[0]))
+    assert metrics.crps(y, x) == pytest.approx(metrics.mae(y, x[0]))
 
 
 def test_spread_skill_is_one_for_a_perfect_small_ensemble():
@@ -79,51 +80,51 @@ def test_spread_skill_is_one_for_a_perfect_small_ensemble():
     for m in (2, 5):
         truth = centre + rng.normal(size=centre.size)
         members = centre + rng.normal(size=(m, centre.size))
-        assert ev.spread_skill(truth, members) == pytest.approx(1.0, abs=0.02)
+        assert metrics.spread_skill(truth, members) == pytest.approx(1.0, abs=0.02)
     # An over-confident ensemble (half the spread) scores well below 1.
     members = centre + 0.5 * rng.normal(size=(4, centre.size))
-    assert ev.spread_skill(centre + rng.normal(size=centre.size), members) < 0.7
-    assert np.isnan(ev.spread_skill(centre, centre[None]))
+    assert metrics.spread_skill(centre + rng.normal(size=centre.size), members) < 0.7
+    assert np.isnan(metrics.spread_skill(centre, centre[None]))
 
 
 def test_ssim_uses_data_range_and_is_one_for_identical_fields():
     rng = np.random.default_rng(4)
     truth = rng.normal(size=(3, 16, 16))
-    assert ev.ssim(truth, truth) == pytest.approx(1.0)
+    assert metrics.ssim(truth, truth) == pytest.approx(1.0)
     noisy = truth + 0.5 * rng.normal(size=truth.shape)
     # A larger data_range makes the same error look smaller (skimage's constants scale with it).
-    assert ev.ssim(truth, noisy, data_range=100.0) > ev.ssim(truth, noisy, data_range=1.0)
+    assert metrics.ssim(truth, noisy, data_range=100.0) > metrics.ssim(truth, noisy, data_range=1.0)
 
 
 def test_rank_histogram_of_a_calibrated_ensemble_is_flat_and_counts_every_point():
     rng = np.random.default_rng(5)
     truth = rng.normal(size=50_000)
     members = rng.normal(size=(4, truth.size))
-    hist = ev.rank_histogram(truth, members)
+    hist = metrics.rank_histogram(truth, members)
     assert hist.size == 5 and hist.sum() == truth.size
     assert np.all(np.abs(hist / truth.size - 0.2) < 0.01)
     # Truth always above every member -> everything in the last bin.
-    assert ev.rank_histogram(truth + 100, members)[-1] == truth.size
+    assert metrics.rank_histogram(truth + 100, members)[-1] == truth.size
 
 
 def test_power_spectrum_finds_a_sine_wave_and_spectral_ratio_sees_smoothing():
     y, x = np.mgrid[0:64, 0:64]
     wave = np.sin(2 * np.pi * x / 4.0)  # wavelength 4 px -> k = 0.25
-    k, p = ev.power_spectrum(wave)
+    k, p = metrics.power_spectrum(wave)
     assert abs(k[np.nanargmax(p)] - 0.25) <= 0.5 / k.size
     rng = np.random.default_rng(6)
     truth = rng.normal(size=(4, 64, 64))
-    assert ev.spectral_ratio(truth, truth[None], coarse_cell_px=8) == pytest.approx(1.0)
+    assert metrics.spectral_ratio(truth, truth[None], coarse_cell_px=8) == pytest.approx(1.0)
     from scipy.ndimage import gaussian_filter
     smooth = gaussian_filter(truth, sigma=(0, 2, 2))
-    assert ev.spectral_ratio(truth, smooth[None], coarse_cell_px=8) < 0.1
-    assert ev.spectral_ratio(truth, 2 * truth[None], coarse_cell_px=8) == pytest.approx(4.0)
+    assert metrics.spectral_ratio(truth, smooth[None], coarse_cell_px=8) < 0.1
+    assert metrics.spectral_ratio(truth, 2 * truth[None], coarse_cell_px=8) == pytest.approx(4.0)
 
 
 def test_coarse_consistency_of_the_truth_against_its_own_average_is_exact():
     box = Box((33.0, 35.0), (64.0, 66.5))
     fine, coarse = g5nr_grid(box), merra2_grid(box.padded(0.5))
-    avg = ev.CoarseAverager(fine, coarse)
+    avg = metrics.CoarseAverager(fine, coarse)
     assert avg.lat.size >= 2 and avg.lon.size >= 2
     # A constant field averages to itself on every covered cell.
     assert np.allclose(avg(np.full((2, *fine.shape), 0.3)), 0.3)
@@ -131,9 +132,9 @@ def test_coarse_consistency_of_the_truth_against_its_own_average_is_exact():
     field = 10 ** rng.normal(-1.2, 0.2, size=(3, *fine.shape))
     coarse_field = np.full((3, *coarse.shape), np.nan)
     coarse_field[:, np.ix_(avg.rows, avg.cols)[0], np.ix_(avg.rows, avg.cols)[1]] = avg(field)
-    out = ev.coarse_consistency(field, coarse_field, avg, log10=True)
+    out = metrics.coarse_consistency(field, coarse_field, avg, log10=True)
     assert out["rmse"] == pytest.approx(0.0, abs=1e-12)
-    out = ev.coarse_consistency(field * 10 ** 0.05, coarse_field, avg, log10=True)
+    out = metrics.coarse_consistency(field * 10 ** 0.05, coarse_field, avg, log10=True)
     assert out["bias"] == pytest.approx(0.05) and out["rmse"] == pytest.approx(0.05)
 
 
@@ -141,11 +142,11 @@ def test_score_gives_every_contract_column():
     rng = np.random.default_rng(8)
     truth = rng.normal(size=(4, 16, 20))
     members = truth + 0.3 * rng.normal(size=(3, *truth.shape))
-    s = ev.score(truth, members, coarse_cell=8.9)
-    assert set(ev.METRIC_COLUMNS) <= set(s)
-    assert all(np.isfinite(s[c]) for c in ev.METRIC_COLUMNS)
+    s = metrics.score(truth, members, coarse_cell=8.9)
+    assert set(metrics.METRIC_COLUMNS) <= set(s)
+    assert all(np.isfinite(s[c]) for c in metrics.METRIC_COLUMNS)
     with pytest.raises(ValueError, match="do not match"):
-        ev.score(truth, members[:, :2], coarse_cell=8.9)
+        metrics.score(truth, members[:, :2], coarse_cell=8.9)
 
 
 # --- Scoring the workflow's files (real netCDF files from the twin) ---------------------
@@ -178,7 +179,7 @@ def scored(tmp_path_factory):
         members = 10 ** (y[None] - z[:1] + z[1:])
         ds = member_dataset(members, pd.to_datetime(days[period]), fine.lat.values, fine.lon.values, "DUEXTTAU", {"units": "1"})
         samples["diffusion"][period] = str(io.write_netcdf(ds, root / f"ens_{period}.nc"))
-    rows, diag = ev.evaluate_region_season(samples, root / "split/solo/fine.nc", root / "split/solo/truth.nc",
+    rows, diag = scores.evaluate_region_season(samples, root / "split/solo/fine.nc", root / "split/solo/truth.nc",
                                            root / "split/solo/winter/days.json", coarse, "DUEXTTAU", True, 1e-6,
                                            ("2000-01-20", "2000-03-10"), {"variogram_pairs": 4000})
     return root, samples, days, pd.DataFrame(rows).set_index(["model", "period"]), diag
@@ -231,7 +232,7 @@ def test_beyond_is_scored_on_the_days_with_truth_only(scored):
     def evaluate_with(times, name, source=truth):
         part = source.sel(time=times)
         path = io.write_netcdf(io.field_dataset(part.values, times, lat, lon, "DUEXTTAU", {"units": "1"}), root / name)
-        rows, diag = ev.evaluate_region_season(samples, root / "split/solo/fine.nc", path, root / "split/solo/winter/days.json",
+        rows, diag = scores.evaluate_region_season(samples, root / "split/solo/fine.nc", path, root / "split/solo/winter/days.json",
                                                io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31"), "DUEXTTAU",
                                                True, 1e-6, ("2000-01-20", "2000-03-10"), {"variogram_pairs": 2000})
         return pd.DataFrame(rows).set_index(["model", "period"]), diag
@@ -239,8 +240,8 @@ def test_beyond_is_scored_on_the_days_with_truth_only(scored):
     part, diag = evaluate_with(held, "truth_part.nc")
     assert part.loc[("bicubic", "beyond"), "days"] == len(held) < len(days["beyond"])
     bicubic = io.read_field(samples["bicubic"]["beyond"], "DUEXTTAU", dims=("member", "time", "lat", "lon"))
-    space = lambda x: ev.to_metric_space(x, True, 1e-6)  # noqa: E731
-    expected = ev.rmse(space(truth.sel(time=held).values), space(bicubic.sel(time=held).values[0]))
+    space = lambda x: transform.to_metric_space(x, True, 1e-6)  # noqa: E731
+    expected = metrics.rmse(space(truth.sel(time=held).values), space(bicubic.sel(time=held).values[0]))
     assert part.loc[("bicubic", "beyond"), "rmse"] == pytest.approx(expected, rel=1e-6)
     assert np.isfinite(part.loc[("diffusion", "beyond"), ["r2", "crps", "spread_skill"]].astype(float)).all()
     assert diag["drift"]["bicubic"]["time"] == [str(d.date()) for d in held]
@@ -256,7 +257,7 @@ def test_a_sample_file_for_other_days_is_named(scored):
     wrong = dict(samples)
     wrong["diffusion"] = {"test": samples["diffusion"]["beyond"], "beyond": samples["diffusion"]["beyond"]}
     with pytest.raises(io.DataValidationError, match="ens_beyond.nc.*expected the"):
-        ev.evaluate_region_season(wrong, root / "split/solo/fine.nc", None, root / "split/solo/winter/days.json",
+        scores.evaluate_region_season(wrong, root / "split/solo/fine.nc", None, root / "split/solo/winter/days.json",
                                   io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31"), "DUEXTTAU", True,
                                   1e-6, ("2000-01-20", "2000-03-10"))
 
@@ -264,15 +265,15 @@ def test_a_sample_file_for_other_days_is_named(scored):
 def test_summary_table_orders_rows_and_keeps_the_contract_columns(tmp_path):
     a = tmp_path / "a.csv"
     b = tmp_path / "b.csv"
-    ev.scores_frame([{"region": "r", "season": "S", "model": "diffusion", "period": "test", "r2": 0.9}]).to_csv(a, index=False)
-    ev.scores_frame([{"region": "r", "season": "S", "model": "bicubic", "period": "beyond", "r2": 0.5},
+    scores.scores_frame([{"region": "r", "season": "S", "model": "diffusion", "period": "test", "r2": 0.9}]).to_csv(a, index=False)
+    scores.scores_frame([{"region": "r", "season": "S", "model": "bicubic", "period": "beyond", "r2": 0.5},
                      {"region": "r", "season": "S", "model": "bicubic", "period": "test", "r2": 0.6}]).to_csv(b, index=False)
-    table = ev.summary_table([a, b])
-    assert list(table.columns[:14]) == ["region", "season", "model", "period", *ev.METRIC_COLUMNS]
+    table = scores.summary_table([a, b])
+    assert list(table.columns[:14]) == ["region", "season", "model", "period", *metrics.METRIC_COLUMNS]
     assert list(zip(table["model"], table["period"])) == [("bicubic", "test"), ("bicubic", "beyond"), ("diffusion", "test")]
     a.write_text("nonsense\n1\n")
     with pytest.raises(io.DataValidationError, match="a.csv"):
-        ev.summary_table([a])
+        scores.summary_table([a])
 
 
 def test_figures_of_an_ensemble_and_a_deterministic_model(scored, tmp_path):

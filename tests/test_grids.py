@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from diffscale.grids import (Box, Grid, conservative_matrices, covering_fine_grid, g5nr_grid,
+from diffscale.core.grids import (Box, Grid, conservative_matrices, covering_fine_grid, g5nr_grid,
                              merra2_grid, overlap_weights_1d)
 
 

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from diffscale import io
+from diffscale.core import io
 
 
 def _field(days=3, lat=(30.0, 30.5, 31.0), lon=(60.0, 60.625)):

@@ -15,9 +15,9 @@ import pytest
 import xarray as xr
 import yaml
 
-from diffscale import io
-from diffscale.grids import Box
-from diffscale.sources import local
+from diffscale.core import io
+from diffscale.core.grids import Box
+from diffscale.data.sources import local
 
 REPO = Path(__file__).resolve().parents[1]
 REGION = Box((30.0, 32.0), (60.0, 62.0))

@@ -13,13 +13,13 @@ import pytest
 import torch
 import xarray as xr
 
-from diffscale import io
-from diffscale.conditioning import history_window, load_season, true_history
-from diffscale.downscaler import Downscaler
-from diffscale.fit import load_encoder, pretrain_encoder, train_diffusion
-from diffscale.patches import Tiling, seam_ratio
-from diffscale.product import SOURCE_FLAGS, assemble
-from diffscale.sample import autoregressive, blocks, ensemble_scores, samples_dataset, teacher_forced
+from diffscale.core import io
+from diffscale.method.conditioning import history_window, load_season, true_history
+from diffscale.method.diffusion import Downscaler
+from diffscale.method.fit import load_encoder, pretrain_encoder, train_diffusion
+from diffscale.method.tiling import Tiling, seam_ratio
+from diffscale.method.product import SOURCE_FLAGS, assemble
+from diffscale.method.sampling import autoregressive, blocks, ensemble_scores, samples_dataset, teacher_forced
 from method_fixtures import DIFF, ENC, HALO, MONTHS, season_with_encoder
 
 torch.set_num_threads(1)

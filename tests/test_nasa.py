@@ -18,9 +18,9 @@ import yaml
 from opendap_server import (MASKED_ALL_DAY, MASKED_HALF_DAY, Gate, g5nr_value, merra2_value, nasa_config, serve,
                             write_g5nr_aggregate, write_g5nr_const, write_merra2_granule)
 
-from diffscale.config import load_config
-from diffscale.grids import Box, g5nr_grid, merra2_grid
-from diffscale.sources import nasa
+from diffscale.core.config import load_config
+from diffscale.core.grids import Box, g5nr_grid, merra2_grid
+from diffscale.data.sources import nasa
 
 REPO = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "dust-user", "s3cret-Pa55word!"

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diffscale import io
-from diffscale.grids import Box, g5nr_grid
-from diffscale.sources.synthetic import TwinParameters, make_twin, twin_oracle
+from diffscale.core import io
+from diffscale.core.grids import Box, g5nr_grid
+from diffscale.data.sources.synthetic import TwinParameters, make_twin, twin_oracle
 
 BOX = Box((33.0, 34.0), (64.0, 65.25))
 

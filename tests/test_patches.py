@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffscale.patches import Tiling, seam_ratio
+from diffscale.method.tiling import Tiling, seam_ratio
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from diffscale import io, plots
+from diffscale.core import io
+
+from diffscale import plots
 
 
 def write_curve(path, steps: int, val_every: int, start: float, negative: bool = False) -> None:

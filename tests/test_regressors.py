@@ -5,13 +5,14 @@ import pandas as pd
 import pytest
 import torch
 
-from diffscale.conditioning import RAW_CHANNELS
-from diffscale.fit import baseline_settings, load_encoder, train_baseline
-from diffscale.models.unet import UNet
-from diffscale.regressors import (KINDS, RegressionTask, Regressor, RegressorSpec, elbo_loss, gaussian_kl, load_model,
+from diffscale.method.conditioning import RAW_CHANNELS
+from diffscale.core.config import baseline_settings
+from diffscale.method.fit import load_encoder, train_baseline
+from diffscale.method.networks.unet import UNet
+from diffscale.method.regressors import (KINDS, RegressionTask, Regressor, RegressorSpec, elbo_loss, gaussian_kl, load_model,
                                   mse_loss)
-from diffscale.sample import autoregressive, ensemble_scores, teacher_forced
-from diffscale.train import LoopConfig, train_loop
+from diffscale.method.sampling import autoregressive, ensemble_scores, teacher_forced
+from diffscale.method.loop import LoopConfig, train_loop
 from method_fixtures import DIFF, ENC, HALO, season_with_encoder
 
 torch.set_num_threads(1)

@@ -8,9 +8,9 @@ import pytest
 import xarray as xr
 from scipy.interpolate import RegularGridInterpolator
 
-from diffscale.grids import Box, Grid, g5nr_grid, merra2_grid, regular_grid
-from diffscale.io import DataValidationError
-from diffscale.regrid import Regridder, builtin_weights, read_weights, write_weights, xesmf_available
+from diffscale.core.grids import Box, Grid, g5nr_grid, merra2_grid, regular_grid
+from diffscale.core.io import DataValidationError
+from diffscale.data.regrid import Regridder, builtin_weights, read_weights, write_weights, xesmf_available
 
 
 def nested_grids() -> tuple:

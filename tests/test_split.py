@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diffscale import io as dio
-from diffscale.grids import Box, g5nr_grid
-from diffscale.split import DaySplit, Scaler, fit_scaler, make_split, write_region
+from diffscale.core import io as dio
+from diffscale.core.grids import Box, g5nr_grid
+from diffscale.core.days import DaySplit
+from diffscale.core.transform import Scaler
+from diffscale.data.split import fit_scaler, make_split, write_region
 
 FINE = ("2001-03-01", "2002-02-28")
 COARSE = ("2000-01-01", "2003-12-31")

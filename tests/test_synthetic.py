@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from diffscale import io
-from diffscale.grids import Box, conservative_matrices, merra2_grid
-from diffscale.sources.synthetic import TwinParameters, bicubic, make_twin, twin_grids
+from diffscale.core import io
+from diffscale.core.grids import Box, conservative_matrices, merra2_grid
+from diffscale.data.sources.synthetic import TwinParameters, bicubic, make_twin, twin_grids
 
 DEMO_BOXES = [Box((33.0, 35.0), (64.0, 66.5)), Box((33.0, 35.0), (66.5, 69.0))]
 

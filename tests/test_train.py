@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from diffscale.models.encoder import NextDayTask
-from diffscale.models.unet import UNet
-from diffscale.train import LoopConfig, train_loop
+from diffscale.method.networks.encoder import NextDayTask
+from diffscale.method.networks.unet import UNet
+from diffscale.method.loop import LoopConfig, train_loop
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ import os, sys, json, torch
 sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2])
 torch.set_num_threads(1)
 from test_train import tiny_task, fresh_model
-from diffscale.train import LoopConfig, train_loop
+from diffscale.method.loop import LoopConfig, train_loop
 task = tiny_task()
 cfg = LoopConfig(steps=6, lr=1e-2, ema_decay=0.9, seed=0, checkpoint_every=3)
 res = train_loop(fresh_model(), task.batch, task.loss, cfg, sys.argv[3])

@@ -19,11 +19,12 @@ import pytest
 import xarray as xr
 from conftest import run_snakemake, tiny_config
 
-from diffscale import evaluate as ev
-from diffscale import io
-from diffscale.baselines import bicubic_record
-from diffscale.grids import Box
-from diffscale.sources.synthetic import make_twin
+from diffscale.core import metrics, transform
+from diffscale.evaluation import scores
+from diffscale.core import io
+from diffscale.evaluation.bicubic import bicubic_record
+from diffscale.core.grids import Box
+from diffscale.data.sources.synthetic import make_twin
 
 # West of Greenwich, so 0..360 longitudes in the user's files really differ from -180..180.
 REGION = {"lat": [33.0, 34.0], "lon": [-65.25, -64.0]}
@@ -136,8 +137,8 @@ def test_local_files_are_scored_beyond_the_fine_record_where_they_reach(beyond_r
     np.testing.assert_allclose(truth.values, fine.sel(lat=lat, lon=lon).values, rtol=1e-5)
     guess = bicubic_record(io.month_files(twin / "coarse", *COARSE), "DUEXTTAU", [str(d.date()) for d in truth_days],
                            lat, lon, True, 1e-6)["DUEXTTAU"].values[0]
-    expected = ev.rmse(ev.to_metric_space(fine.sel(lat=lat, lon=lon).values, True, 1e-6),
-                       ev.to_metric_space(guess, True, 1e-6))
+    expected = metrics.rmse(transform.to_metric_space(fine.sel(lat=lat, lon=lon).values, True, 1e-6),
+                       transform.to_metric_space(guess, True, 1e-6))
     assert beyond.loc["bicubic", "rmse"] == pytest.approx(expected, rel=1e-4)
 
 

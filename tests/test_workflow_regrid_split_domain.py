@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from diffscale import io as dio
-from diffscale.grids import Box
-from diffscale.regrid import Regridder, grid_of
-from diffscale.split import DaySplit, Scaler
+from diffscale.core import io as dio
+from diffscale.core.grids import Box
+from diffscale.core.grids import grid_of
+from diffscale.data.regrid import Regridder
+from diffscale.core.days import DaySplit
+from diffscale.core.transform import Scaler
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,8 +2,8 @@
 import os
 import sys
 
-from diffscale import io as dio
-from diffscale.grids import Box
+from diffscale.core import io as dio
+from diffscale.core.grids import Box
 
 RESULTS = config["results_dir"]
 RAW = config["data"]["raw_dir"]
@@ -60,7 +60,7 @@ def local_files(field: str) -> list[str]:
 
 def local_fine_files() -> list[str]:
     """Source local: fine months of fine_period plus those of coarse_period the user's files reach."""
-    from diffscale.sources.local import fine_months
+    from diffscale.data.sources.local import fine_months
 
     f = DATA["local"]["fine"]
     months = fine_months(f["path"], f["variable"], DATA["coarse_period"], DATA["fine_period"])
@@ -75,7 +75,7 @@ DOMAIN = f"{RESULTS}/domain"
 
 def local_truth() -> bool:
     """Source local: the user's fine files hold days of coarse_period outside fine_period."""
-    from diffscale.sources.local import truth_days
+    from diffscale.data.sources.local import truth_days
 
     f = DATA["local"]["fine"]
     return len(truth_days(f["path"], f["variable"], DATA["coarse_period"], DATA["fine_period"])) > 0
@@ -119,7 +119,7 @@ def split_inputs(w) -> dict[str, str]:
     return files | {"days": f"{SPLIT}/{w.region}/{w.season}/days.json", "scaler": f"{SPLIT}/{w.region}/{w.season}/scaler.json"}
 
 
-from diffscale.fit import DIFFUSION_MODELS
+from diffscale.method.fit import DIFFUSION_MODELS
 
 
 def diffusion_encoder_input(w) -> dict[str, str]:
@@ -150,8 +150,8 @@ def model_targets() -> list[str]:
 
 
 # ---- trained baselines (issue 6, section 1): unet, vae, transfer_unet
-from diffscale.fit import baseline_settings
-from diffscale.regressors import KINDS as BASELINE_KINDS
+from diffscale.method.fit import baseline_settings
+from diffscale.method.regressors import KINDS as BASELINE_KINDS
 
 
 def baseline_targets() -> list[str]:

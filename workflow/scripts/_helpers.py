@@ -11,6 +11,6 @@ _SRC = Path(__file__).resolve().parents[2] / "src"
 if _SRC.is_dir() and str(_SRC) not in sys.path:
     sys.path.insert(0, str(_SRC))
 
-from diffscale.runlog import log_to  # noqa: E402
+from diffscale.core.runlog import log_to  # noqa: E402
 
 __all__ = ["log_to"]

@@ -4,8 +4,8 @@ import json
 
 from _helpers import log_to
 
-from diffscale import io
-from diffscale.product import assemble
+from diffscale.core import io
+from diffscale.method.product import assemble
 
 log = log_to(snakemake.log[0])
 p = snakemake.params

@@ -4,8 +4,8 @@ from _helpers import log_to
 
 import pandas as pd
 
-from diffscale import io as dio
-from diffscale.domain import PAPER_WASSERSTEIN, analyse, table
+from diffscale.core import io as dio
+from diffscale.data.domain import PAPER_WASSERSTEIN, analyse, table
 from diffscale.plots import domain_per_day, domain_pixel_map
 
 log = log_to(snakemake.log[0])

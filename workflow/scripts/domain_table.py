@@ -2,7 +2,7 @@
 
 from _helpers import log_to
 
-from diffscale.domain import combine_tables
+from diffscale.data.domain import combine_tables
 
 log = log_to(snakemake.log[0])
 df = combine_tables(list(snakemake.input), snakemake.output[0])

@@ -2,7 +2,7 @@
 
 from _helpers import log_to
 
-from diffscale.sources.nasa import run_download
+from diffscale.data.sources.nasa import run_download
 
 log = log_to(snakemake.log[0])
 p, w = snakemake.params, snakemake.wildcards

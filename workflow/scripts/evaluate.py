@@ -5,8 +5,8 @@ from pathlib import Path
 
 from _helpers import log_to
 
-from diffscale import io
-from diffscale.evaluate import evaluate_region_season, scores_frame
+from diffscale.core import io
+from diffscale.evaluation.scores import evaluate_region_season, scores_frame
 
 log = log_to(snakemake.log[0])
 i, p, w = snakemake.input, snakemake.params, snakemake.wildcards

@@ -2,7 +2,7 @@
 
 from _helpers import log_to
 
-from diffscale.sources.synthetic import TwinParameters, make_twin
+from diffscale.data.sources.synthetic import TwinParameters, make_twin
 
 log = log_to(snakemake.log[0])
 p = snakemake.params

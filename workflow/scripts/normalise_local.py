@@ -2,7 +2,7 @@
 
 from _helpers import log_to
 
-from diffscale.sources.local import normalise
+from diffscale.data.sources.local import normalise
 
 log = log_to(snakemake.log[0])
 p = snakemake.params

@@ -6,9 +6,9 @@ from _helpers import log_to
 
 import torch
 
-from diffscale.conditioning import load_season
-from diffscale.fit import pretrain_encoder, save_encoder, write_curve
-from diffscale.models.unet import count_parameters
+from diffscale.method.conditioning import load_season
+from diffscale.method.fit import pretrain_encoder, save_encoder, write_curve
+from diffscale.method.networks.unet import count_parameters
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

@@ -4,9 +4,10 @@ from pathlib import Path
 
 from _helpers import log_to
 
-from diffscale.grids import Box
-from diffscale.io import read_field
-from diffscale.regrid import Regridder, grid_of, regrid_record, weights_file_name
+from diffscale.core.grids import Box
+from diffscale.core.io import read_field
+from diffscale.core.grids import grid_of
+from diffscale.data.regrid import Regridder, regrid_record, weights_file_name
 
 log = log_to(snakemake.log[0])
 p = snakemake.params

@@ -11,10 +11,10 @@ from _helpers import log_to
 import numpy as np
 import torch
 
-from diffscale import io
-from diffscale.conditioning import load_season
-from diffscale.regressors import Regressor, load_model
-from diffscale.sample import stride_of, autoregressive, ensemble_scores, model_space, samples_dataset, teacher_forced, timed
+from diffscale.core import io
+from diffscale.method.conditioning import load_season
+from diffscale.method.regressors import Regressor, load_model
+from diffscale.method.sampling import stride_of, autoregressive, ensemble_scores, model_space, samples_dataset, teacher_forced, timed
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

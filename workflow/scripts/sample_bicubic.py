@@ -4,8 +4,8 @@ import json
 
 from _helpers import log_to
 
-from diffscale import io
-from diffscale.baselines import bicubic_record
+from diffscale.core import io
+from diffscale.evaluation.bicubic import bicubic_record
 
 log = log_to(snakemake.log[0])
 i, p = snakemake.input, snakemake.params

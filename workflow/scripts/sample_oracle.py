@@ -5,10 +5,10 @@ import json
 import numpy as np
 from _helpers import log_to
 
-from diffscale import io
-from diffscale.grids import Box
-from diffscale.samples import member_dataset
-from diffscale.sources.synthetic import TwinParameters, twin_oracle
+from diffscale.core import io
+from diffscale.core.grids import Box
+from diffscale.core.samples import member_dataset
+from diffscale.data.sources.synthetic import TwinParameters, twin_oracle
 
 log = log_to(snakemake.log[0])
 i, p = snakemake.input, snakemake.params

@@ -7,10 +7,10 @@ from _helpers import log_to
 import pandas as pd
 import torch
 
-from diffscale import io
-from diffscale.conditioning import load_season
-from diffscale.downscaler import Downscaler
-from diffscale.sample import stride_of, compare_samplers, model_space
+from diffscale.core import io
+from diffscale.method.conditioning import load_season
+from diffscale.method.diffusion import Downscaler
+from diffscale.method.sampling import stride_of, compare_samplers, model_space
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

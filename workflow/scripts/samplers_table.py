@@ -4,7 +4,7 @@ from _helpers import log_to
 
 import pandas as pd
 
-from diffscale import io
+from diffscale.core import io
 
 log = log_to(snakemake.log[0])
 parts = pd.concat([pd.read_csv(f) for f in snakemake.input], ignore_index=True)

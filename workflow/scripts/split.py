@@ -2,7 +2,7 @@
 
 from _helpers import log_to
 
-from diffscale.split import fit_scaler, make_split
+from diffscale.data.split import fit_scaler, make_split
 
 log = log_to(snakemake.log[0])
 p = snakemake.params

@@ -2,8 +2,8 @@
 
 from _helpers import log_to
 
-from diffscale.grids import Box
-from diffscale.split import write_region
+from diffscale.core.grids import Box
+from diffscale.data.split import write_region
 
 log = log_to(snakemake.log[0])
 p, i, o = snakemake.params, snakemake.input, snakemake.output

@@ -2,8 +2,8 @@
 
 from _helpers import log_to
 
-from diffscale import io
-from diffscale.evaluate import summary_table
+from diffscale.core import io
+from diffscale.evaluation.scores import summary_table
 
 log = log_to(snakemake.log[0])
 table = summary_table(list(snakemake.input.scores))

@@ -6,7 +6,7 @@ from _helpers import log_to
 
 import torch
 
-from diffscale.fit import train_baseline_files
+from diffscale.method.fit import train_baseline_files
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

@@ -16,7 +16,7 @@ from _helpers import log_to
 
 import torch
 
-from diffscale.fit import train_diffusion_files
+from diffscale.method.fit import train_diffusion_files
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -30,7 +30,7 @@ if procs == 1:
 else:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump({"encoder": dict(p.encoder), "diffusion": dict(p.diffusion)}, fh)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}", "-m", "diffscale.fit",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}", "-m", "diffscale.method.fit",
            "--split-dir", split_dir, "--season", snakemake.wildcards.season, "--variable", p.variable,
            *(["--encoder", encoder] if encoder else []), "--config", fh.name, "--halo", str(p.halo), "--checkpoint", p.checkpoint,
            "--output", snakemake.output.model, "--curve", snakemake.output.curve, "--log-file", snakemake.log[0] + ".rank0"]

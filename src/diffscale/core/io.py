@@ -1,0 +1,187 @@
+"""CF-style netCDF files: the one on-disk format every stage reads and writes.
+
+A *record* is a daily field ``(time, lat, lon)`` split into one file per month,
+``<dir>/<YYYY>-<MM>.nc``; elevation is a single ``(lat, lon)`` file. Every file is
+written under a temporary name and renamed only once complete, so a killed job
+never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+
+class DataValidationError(ValueError):
+    """An input file is unreadable or does not hold what the workflow needs."""
+
+    def __init__(self, path: str | os.PathLike | None, problem: str):
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+MONTH_FORMAT = "{year:04d}-{month:02d}.nc"
+
+
+def month_file(directory: str | os.PathLike, year: int, month: int) -> Path:
+    return Path(directory) / MONTH_FORMAT.format(year=year, month=month)
+
+
+def months_in(start: str, end: str) -> list[tuple[int, int]]:
+    """(year, month) pairs touched by the inclusive date range [start, end]."""
+    periods = pd.period_range(pd.Timestamp(start), pd.Timestamp(end), freq="M")
+    return [(p.year, p.month) for p in periods]
+
+
+def month_files(directory: str | os.PathLike, start: str, end: str) -> list[Path]:
+    return [month_file(directory, y, m) for y, m in months_in(start, end)]
+
+
+def days_in(start: str, end: str) -> pd.DatetimeIndex:
+    return pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="D")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; rename onto it only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, complevel: int = 4) -> Path:
+    """Write ``ds`` atomically with zlib compression on every data variable."""
+    encoding = {}
+    for name, var in ds.data_vars.items():
+        enc = {"zlib": True, "complevel": complevel, "shuffle": True}
+        if np.issubdtype(var.dtype, np.floating):
+            enc["_FillValue"] = np.float32(np.nan) if var.dtype == np.float32 else np.nan
+        encoding[name] = enc
+    if "time" in ds.coords:
+        encoding["time"] = {"units": "days since 1980-01-01", "calendar": "proleptic_gregorian", "dtype": "float64"}
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=encoding)
+    return Path(path)
+
+
+def open_dataset(path: str | os.PathLike) -> xr.Dataset:
+    """Open and load a netCDF file, turning any reader failure into a named error."""
+    path = Path(path)
+    if not path.exists():
+        raise DataValidationError(path, "file does not exist")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            return ds.load()
+    except Exception as exc:  # netCDF4 raises OSError/RuntimeError/ValueError variously
+        raise DataValidationError(path, f"cannot be read as netCDF ({type(exc).__name__}: {exc})") from exc
+
+
+def validate_field(ds: xr.Dataset, variable: str, path: str | os.PathLike | None = None,
+                   dims: Sequence[str] = ("time", "lat", "lon")) -> xr.DataArray:
+    """Check a dataset holds ``variable`` on ascending lat/lon (and time) and return it."""
+    if variable not in ds.data_vars:
+        have = ", ".join(map(str, ds.data_vars)) or "none"
+        raise DataValidationError(path, f"variable '{variable}' not found (variables present: {have})")
+    da = ds[variable]
+    if tuple(da.dims) != tuple(dims):
+        raise DataValidationError(path, f"variable '{variable}' has dimensions {tuple(da.dims)}, expected {tuple(dims)}")
+    for axis in ("lat", "lon"):
+        values = np.asarray(da[axis].values)
+        if values.size < 2 or not np.all(np.diff(values) > 0):
+            raise DataValidationError(path, f"coordinate '{axis}' must be strictly increasing with at least 2 values")
+    if "time" in dims:
+        if not np.issubdtype(da["time"].dtype, np.datetime64):
+            raise DataValidationError(path, "coordinate 'time' is not decoded as datetimes (check its units attribute)")
+        if da.sizes["time"] > 1 and not np.all(np.diff(da["time"].values) > np.timedelta64(0)):
+            raise DataValidationError(path, "coordinate 'time' is not strictly increasing")
+    values = np.asarray(da.values)
+    if np.isinf(values).any():
+        raise DataValidationError(path, f"variable '{variable}' holds infinite values")
+    if np.isnan(values).all():
+        raise DataValidationError(path, f"variable '{variable}' is entirely missing (all NaN)")
+    return da
+
+
+def read_field(path: str | os.PathLike, variable: str, dims: Sequence[str] = ("time", "lat", "lon")) -> xr.DataArray:
+    return validate_field(open_dataset(path), variable, path, dims)
+
+
+def read_record(paths: Iterable[str | os.PathLike], variable: str,
+                start: str | None = None, end: str | None = None) -> xr.DataArray:
+    """Concatenate monthly files of one record, validated, optionally cut to [start, end]."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise DataValidationError(None, f"no files given for variable '{variable}'")
+    parts = [read_field(p, variable) for p in sorted(paths)]
+    for p, part in zip(sorted(paths)[1:], parts[1:]):
+        if not (np.array_equal(part.lat, parts[0].lat) and np.array_equal(part.lon, parts[0].lon)):
+            raise DataValidationError(p, f"grid differs from {sorted(paths)[0]}")
+    da = xr.concat(parts, dim="time")
+    if start is not None or end is not None:
+        da = da.sel(time=slice(start, end))
+        want = days_in(start or str(da.time.values[0]), end or str(da.time.values[-1]))
+        missing = want.difference(pd.DatetimeIndex(da.time.values))
+        if len(missing):
+            raise DataValidationError(None, f"record of '{variable}' lacks {len(missing)} day(s) of {start}..{end}, first {missing[0].date()}")
+    return da
+
+
+def field_dataset(data: np.ndarray, times: pd.DatetimeIndex | None, lat: np.ndarray, lon: np.ndarray,
+                  variable: str, attrs: dict, global_attrs: dict | None = None) -> xr.Dataset:
+    """Build a CF dataset for one field, ``(time, lat, lon)`` or ``(lat, lon)``."""
+    coords = {
+        "lat": ("lat", np.asarray(lat, dtype=np.float64), {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude"}),
+        "lon": ("lon", np.asarray(lon, dtype=np.float64), {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude"}),
+    }
+    dims: tuple[str, ...] = ("lat", "lon")
+    if times is not None:
+        coords["time"] = ("time", pd.DatetimeIndex(times).values, {"standard_name": "time", "long_name": "time"})
+        dims = ("time", "lat", "lon")
+    ds = xr.Dataset({variable: (dims, data, attrs)}, coords=coords)
+    ds.attrs.update({"Conventions": "CF-1.8"} | (global_attrs or {}))
+    return ds
+
+
+def write_monthly(ds: xr.Dataset, directory: str | os.PathLike) -> list[Path]:
+    """Split a daily dataset into ``<directory>/<YYYY>-<MM>.nc`` files."""
+    written = []
+    times = pd.DatetimeIndex(ds.time.values)
+    for (year, month) in sorted(set(zip(times.year, times.month))):
+        sel = (times.year == year) & (times.month == month)
+        written.append(write_netcdf(ds.isel(time=np.flatnonzero(sel)), month_file(directory, year, month)))
+    return written
+
+
+def write_json(path: str | os.PathLike, data: dict) -> Path:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=1) + "\n")
+    return Path(path)
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise DataValidationError(path, "file does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataValidationError(path, f"not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise DataValidationError(path, "expected a JSON object")
+    return data

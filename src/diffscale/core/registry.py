@@ -1,0 +1,89 @@
+"""Every model of the workflow, named once: its family, whether it uses the transfer encoder, colour and order.
+
+The config schema's ``evaluation.models`` enum, the rules (which model a rule trains or
+samples), the evaluation (the order of ``summary.csv``) and the figures (colours, order)
+all read this table. Adding a model is one entry here and, for a trained model, one
+class in :mod:`diffscale.method` named by ``cls``. Torch-free: parsing the workflow
+imports this module, never the networks.
+
+Families:
+
+* ``diffusion``: a conditional diffusion model (:mod:`diffscale.method.diffusion`),
+  trained by rule ``train_diffusion``; an ensemble;
+* ``regressor``: a trained baseline (:mod:`diffscale.method.regressors`), rule
+  ``train_baseline``; ``ensemble`` says whether it draws members (the vae) or predicts
+  one field;
+* ``interpolation``: needs no training (bicubic, rule ``sample_bicubic``);
+* ``oracle``: the synthetic twin's ceiling (rule ``sample_oracle``), never configured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FAMILIES = ("interpolation", "regressor", "diffusion", "oracle")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: str
+    uses_encoder: bool
+    ensemble: bool
+    colour: str
+    cls: str | None = None  # "module:Class" of a trained model, resolved by diffscale.method
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"model {self.name}: family '{self.family}' is not one of {FAMILIES}")
+
+    @property
+    def trained(self) -> bool:
+        return self.cls is not None
+
+
+# In the order tables and figures show them: the references first, the method last but the ceiling.
+MODELS: dict[str, ModelEntry] = {m.name: m for m in (
+    ModelEntry("bicubic", "interpolation", False, False, "tab:gray",
+               description="bicubic spline of the native coarse field"),
+    ModelEntry("unet", "regressor", False, False, "tab:blue", "diffscale.method.regressors:UNetRegressor",
+               "U-Net on the coarse field and the previous fine days, MSE"),
+    ModelEntry("vae", "regressor", False, True, "tab:purple", "diffscale.method.regressors:VAERegressor",
+               "conditional sigma-VAE with a per-pixel latent"),
+    ModelEntry("transfer_unet", "regressor", True, False, "tab:green", "diffscale.method.regressors:TransferUNetRegressor",
+               "the frozen transfer encoder's features decoded by a U-Net, MSE"),
+    ModelEntry("diffusion_no_transfer", "diffusion", False, True, "tab:orange", "diffscale.method.diffusion:DiffusionDownscaler",
+               "the ablation: the method without the transfer encoder's features"),
+    ModelEntry("diffusion", "diffusion", True, True, "tab:red", "diffscale.method.diffusion:DiffusionDownscaler",
+               "the method: frozen transfer encoder + conditional EDM diffusion"),
+    ModelEntry("oracle", "oracle", False, False, "tab:olive", description="twin oracle: every term but the noise"),
+)}
+
+METHOD = "diffusion"  # the model the product (rule assemble) and the sampler benchmark use
+
+
+def entry(name: str) -> ModelEntry:
+    if name not in MODELS:
+        raise KeyError(f"unknown model '{name}' (expected one of {', '.join(MODELS)})")
+    return MODELS[name]
+
+
+def configurable() -> list[str]:
+    """Names ``evaluation.models`` accepts (the schema's enum): every model but the twin's oracle."""
+    return [n for n, m in MODELS.items() if m.family != "oracle"]
+
+
+def of_family(family: str, among: list[str] | None = None) -> list[str]:
+    """Models of ``family``, in registry order, optionally only those in ``among``."""
+    return [n for n, m in MODELS.items() if m.family == family and (among is None or n in among)]
+
+
+def order(names: list[str]) -> list[str]:
+    """``names`` in registry order; unknown names last, in their given order."""
+    rank = {n: i for i, n in enumerate(MODELS)}
+    return sorted(names, key=lambda n: rank.get(n, len(rank)))
+
+
+def colour(name: str) -> str:
+    return MODELS[name].colour if name in MODELS else "k"

@@ -1,0 +1,47 @@
+"""The sample contract: predictions of a model as an ensemble on a ``member`` dimension.
+
+``results/samples/{region}/{season}/{model}/{test,beyond}.nc`` hold the variable as
+(member, time, lat, lon) in physical units; deterministic models have one member.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from diffscale.core import io
+
+DIMS = ("member", "time", "lat", "lon")
+
+
+def member_dataset(members: np.ndarray, times: pd.DatetimeIndex, lat: np.ndarray, lon: np.ndarray,
+                   variable: str, attrs: dict, global_attrs: dict | None = None) -> xr.Dataset:
+    """A CF dataset of an ensemble (M, T, Y, X) in physical units."""
+    members = np.asarray(members)
+    if members.ndim != 4:
+        raise ValueError(f"members must be (member, time, lat, lon), got shape {members.shape}")
+    base = io.field_dataset(members[0], times, lat, lon, variable, attrs, global_attrs)
+    ds = base.drop_vars(variable)
+    ds[variable] = (DIMS, members, attrs)
+    ds = ds.assign_coords(member=("member", np.arange(members.shape[0], dtype=np.int32), {"long_name": "ensemble member"}))
+    return ds
+
+
+def read_members(path: str | os.PathLike, variable: str, days: list[str] | None = None) -> xr.DataArray:
+    """Read and validate a sample file; with ``days`` (ISO dates), check it holds exactly those days."""
+    da = io.read_field(path, variable, dims=DIMS)
+    if da.sizes["member"] < 1:
+        raise io.DataValidationError(path, "no ensemble member")
+    if days is not None:
+        have = pd.DatetimeIndex(da.time.values).normalize()
+        want = pd.DatetimeIndex(pd.to_datetime(days))
+        if len(have) != len(want) or not (have == want).all():
+            missing = want.difference(have)
+            extra = have.difference(want)
+            raise io.DataValidationError(path, f"holds {len(have)} days, expected the {len(want)} days of the day list "
+                                               f"({len(missing)} missing, first {missing[0].date() if len(missing) else '-'}; "
+                                               f"{len(extra)} unexpected, first {extra[0].date() if len(extra) else '-'})")
+    return da

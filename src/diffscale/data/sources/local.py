@@ -1,0 +1,361 @@
+"""The user's own netCDF files, normalised into the workflow's monthly raw files.
+
+Accepted: any variable name; any rectilinear lat/lon grid (1-D coordinates found by
+name or CF attributes), latitude ascending or descending, longitude 0..360 or
+-180..180; any CF calendar; daily or sub-daily steps (sub-daily steps are averaged to
+daily means, as for the NASA source). Written: the variable renamed to
+``data.variable``, lat/lon ascending in -180..180, one time stamp per day at midnight,
+cropped to the union of the region boxes plus the margin (cells whose extent touches
+that box), over the configured period.
+
+Calendars: the date labels are kept (1 March stays 1 March). Days a model calendar
+lacks (29 February in noleap/365_day) are filled by linear interpolation in time
+between the neighbouring days. A 360_day calendar is spread over the real year (as
+xarray's ``convert_calendar(align_on="year")`` does): its 360 days map to 360 of the
+365 or 366 real days, evenly spaced, and the 5 or 6 days in between are interpolated
+the same way. Real gaps in the files (a day missing whatever the calendar) are not
+filled: they are reported when they fall in a period the workflow needs. Days a calendar has but reality lacks (all_leap's 29 February in a common
+year) are dropped.
+
+Refused, with an error that names the file: steps coarser than a day (interpolating
+monthly means to days would invent the day-to-day variability the model learns),
+curvilinear grids, non-monotonic coordinates, extra dimensions longer than one.
+
+Nothing is written until every file is read and the whole record is validated, so a
+failure leaves no output behind.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from diffscale.core import io
+from diffscale.core.grids import Box, centres_to_bounds
+
+log = logging.getLogger("diffscale.local")
+
+LAT_NAMES = ("lat", "latitude", "nav_lat")
+LON_NAMES = ("lon", "longitude", "nav_lon")
+TIME_NAMES = ("time", "t", "date")
+CF_AXIS = {"latitude": "Y", "longitude": "X", "time": "T"}
+REAL_CALENDARS = ("standard", "gregorian", "proleptic_gregorian")
+
+
+def expand(pattern: str) -> list[Path]:
+    """The files a path or glob names, sorted; an error when there are none."""
+    paths = sorted(Path(p) for p in glob.glob(os.path.expanduser(pattern)))
+    if not paths:
+        raise io.DataValidationError(pattern, "no file matches this path or glob")
+    return paths
+
+
+def _find_axis(da: xr.DataArray, names: Sequence[str], standard_name: str, units: Sequence[str]) -> str | None:
+    for dim in da.dims:
+        coord = da.coords.get(dim)
+        attrs = coord.attrs if coord is not None else {}
+        if (str(dim).lower() in names or attrs.get("standard_name") == standard_name
+                or attrs.get("units") in units or attrs.get("axis") == CF_AXIS[standard_name]):
+            return str(dim)
+    return None
+
+
+def _axes(da: xr.DataArray, path: Path, with_time: bool) -> tuple[str | None, str, str]:
+    lat = _find_axis(da, LAT_NAMES, "latitude", ("degrees_north", "degree_north", "degrees_N", "degree_N"))
+    lon = _find_axis(da, LON_NAMES, "longitude", ("degrees_east", "degree_east", "degrees_E", "degree_E"))
+    for name, axis in (("latitude", lat), ("longitude", lon)):
+        if axis is None:
+            two_d = [c for c in da.coords if da.coords[c].ndim == 2 and c.lower() in LAT_NAMES + LON_NAMES]
+            hint = " (2-D coordinates found: curvilinear grids are not supported, regrid to a lat/lon grid first)" if two_d else ""
+            raise io.DataValidationError(path, f"variable '{da.name}' has no {name} dimension with a 1-D coordinate "
+                                               f"(dims {tuple(da.dims)}){hint}")
+        if axis not in da.coords:
+            raise io.DataValidationError(path, f"dimension '{axis}' has no coordinate values")
+    time = _find_axis(da, TIME_NAMES, "time", ()) if with_time else None
+    if with_time and time is None:
+        raise io.DataValidationError(path, f"variable '{da.name}' has no time dimension (dims {tuple(da.dims)})")
+    extra = [d for d in da.dims if d not in (lat, lon, time)]
+    too_long = [d for d in extra if da.sizes[d] > 1]
+    if too_long:
+        raise io.DataValidationError(path, f"variable '{da.name}' has extra dimension(s) {too_long} longer than 1; "
+                                           "select one level first")
+    return time, lat, lon
+
+
+def _monotonic(values: np.ndarray, path: Path, name: str) -> None:
+    if not np.all(np.isfinite(values)):
+        raise io.DataValidationError(path, f"coordinate '{name}' holds missing values")
+    d = np.diff(values)
+    if values.size < 2 or not (np.all(d > 0) or np.all(d < 0)):
+        raise io.DataValidationError(path, f"coordinate '{name}' must be strictly monotonic with at least 2 values")
+
+
+def normalise_grid(da: xr.DataArray, path: Path) -> xr.DataArray:
+    """(..., lat, lon) with lat ascending and lon ascending in -180..180."""
+    _monotonic(da.lat.values, path, "lat")
+    _monotonic(da.lon.values, path, "lon")
+    if da.lat.values.min() < -90 or da.lat.values.max() > 90:
+        raise io.DataValidationError(path, "latitudes outside -90..90")
+    lon = da.lon.values
+    if lon.max() > 180:
+        da = da.assign_coords(lon=np.where(lon > 180, lon - 360, lon))
+    da = da.sortby("lat").sortby("lon")
+    if np.any(np.diff(da.lon.values) <= 0):
+        raise io.DataValidationError(path, "longitudes repeat after wrapping 0..360 to -180..180")
+    return da
+
+
+def crop(da: xr.DataArray, box: Box, margin: float, path: str | Path) -> xr.DataArray:
+    """Cells whose extent touches ``box`` plus ``margin`` (as far as the data go).
+
+    The box itself (the union of the regions) must lie inside the data.
+    """
+    lat_b, lon_b = centres_to_bounds(da.lat.values), centres_to_bounds(da.lon.values)
+    if box.lat[0] < lat_b[0] - 1e-9 or box.lat[1] > lat_b[-1] + 1e-9 or box.lon[0] < lon_b[0] - 1e-9 or box.lon[1] > lon_b[-1] + 1e-9:
+        raise io.DataValidationError(path, f"the regions (lat {list(box.lat)}, lon {list(box.lon)}) are not inside the data, "
+                                           f"which cover lat {lat_b[0]:.4g}..{lat_b[-1]:.4g}, lon {lon_b[0]:.4g}..{lon_b[-1]:.4g}")
+    box = box.padded(margin)
+    ys = (lat_b[1:] > box.lat[0]) & (lat_b[:-1] < box.lat[1])
+    xs = (lon_b[1:] > box.lon[0]) & (lon_b[:-1] < box.lon[1])
+    return da.isel(lat=np.flatnonzero(ys), lon=np.flatnonzero(xs))
+
+
+def real_dates(labels: Sequence[tuple[int, int, int]], calendar: str) -> pd.DatetimeIndex:
+    """Real dates of model-calendar (year, month, day) labels; NaT where none exists.
+
+    360_day: day k (0..359) of a model year goes to real day floor((k + 0.5) n / 360)
+    of that year (n = 365 or 366), spreading the year evenly. Every other calendar
+    keeps its labels; a label reality lacks (29 February of a common year) is NaT.
+    """
+    out = []
+    for y, m, d in labels:
+        if calendar == "360_day":
+            n = 366 if pd.Timestamp(y, 1, 1).is_leap_year else 365
+            k = (m - 1) * 30 + (d - 1)
+            out.append(pd.Timestamp(y, 1, 1) + pd.Timedelta(days=int((k + 0.5) * n / 360)))
+        else:
+            try:
+                out.append(pd.Timestamp(y, m, d))
+            except ValueError:
+                out.append(pd.NaT)
+    return pd.DatetimeIndex(out)
+
+
+def fill_days(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """(time, lat, lon) with the days not ``present`` set linearly from their neighbours."""
+    out = values.copy()
+    have = np.flatnonzero(present)
+    for i in np.flatnonzero(~present):
+        before, after = have[have < i][-1], have[have > i][0]  # inner gaps only: the range starts and ends on data
+        w = (i - before) / (after - before)
+        out[i] = (1 - w) * values[before] + w * values[after]
+    return out
+
+
+def calendar_of(times: pd.Index) -> str:
+    return times.calendar if isinstance(times, xr.CFTimeIndex) else "standard"
+
+
+def check_steps(times: pd.Index, path: str | Path) -> None:
+    """Strictly increasing, and daily or finer."""
+    if times.size < 2:
+        return
+    seconds = np.array([(t - times[0]).total_seconds() for t in times]) if isinstance(times, xr.CFTimeIndex) \
+        else (pd.DatetimeIndex(times) - times[0]).total_seconds().values
+    steps = np.diff(seconds)
+    if np.any(steps <= 0):
+        raise io.DataValidationError(path, "time is not strictly increasing (overlapping or unsorted files?)")
+    median_days = float(np.median(steps)) / 86400.0
+    if median_days > 1.0 + 1e-6:
+        raise io.DataValidationError(path, f"time step is {median_days:.3g} days; the workflow needs daily (or finer) data, "
+                                           "because interpolating coarser steps to days would invent the day-to-day "
+                                           "variability the model learns")
+
+
+def day_labels(times: pd.Index) -> list[tuple[int, int, int]]:
+    return [(t.year, t.month, t.day) for t in times]
+
+
+def to_real_days(da: xr.DataArray, path: str | Path) -> xr.DataArray:
+    """Any CF calendar, daily or finer steps -> one value per real day at midnight.
+
+    Sub-daily steps are averaged within each (model) day. Days the model calendar
+    lacks are not filled here: see :func:`fill_calendar_gaps`.
+    """
+    times = da.indexes["time"]
+    check_steps(times, path)
+    labels = day_labels(times)
+    key = xr.DataArray([f"{y:04d}-{m:02d}-{d:02d}" for y, m, d in labels], dims="time", name="day")
+    da = da.groupby(key).mean("time").rename(day="time")
+    real = real_dates([tuple(map(int, v.split("-"))) for v in da.time.values], calendar_of(times))
+    keep = ~pd.isna(real)
+    return da.isel(time=np.flatnonzero(keep)).assign_coords(time=real[keep])
+
+
+def calendar_gaps(calendar: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+    """Real days in [start, end] that no date of the model calendar maps to."""
+    if calendar in REAL_CALENDARS:
+        return pd.DatetimeIndex([])
+    import cftime  # noqa: PLC0415 (model calendars only)
+
+    labels = [(y, m, d) for y in range(start.year, end.year + 1) for m in range(1, 13)
+              for d in range(1, cftime.datetime(y, m, 1, calendar=calendar).daysinmonth + 1)]
+    image = real_dates(labels, calendar).dropna()
+    return pd.date_range(start, end, freq="D").difference(image)
+
+
+def fill_calendar_gaps(da: xr.DataArray, calendar: str) -> xr.DataArray:
+    """Insert the days a model calendar lacks, linear in time between their neighbours."""
+    have = pd.DatetimeIndex(da.time.values)
+    gaps = calendar_gaps(calendar, have[0], have[-1]).difference(have)
+    if gaps.empty:
+        return da
+    full = have.union(gaps)
+    values = da.reindex(time=full).values
+    return da.reindex(time=full).copy(data=fill_days(values, full.isin(have)))
+
+
+def read_local(pattern: str, variable: str, box: Box, margin: float = 0.0, with_time: bool = True) -> xr.DataArray:
+    """Read, validate and normalise the user's field; (time, lat, lon) or (lat, lon)."""
+    parts, calendars = [], []
+    for path in expand(pattern):
+        try:
+            ds = xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+        except Exception as exc:  # truncated or not netCDF: netCDF4/h5py raise several types
+            raise io.DataValidationError(path, f"cannot be read as netCDF ({type(exc).__name__}: {exc})") from None
+        with ds:
+            if variable not in ds.data_vars:
+                have = ", ".join(map(str, ds.data_vars)) or "none"
+                raise io.DataValidationError(path, f"variable '{variable}' not found (variables present: {have})")
+            da = ds[variable]
+            time, lat, lon = _axes(da, path, with_time)
+            da = da.rename({lat: "lat", lon: "lon"} | ({time: "time"} if time and time != "time" else {}))
+            keep = ("time", "lat", "lon") if with_time else ("lat", "lon")
+            da = da.squeeze([d for d in da.dims if d not in keep], drop=True).transpose(*keep)
+            da = da.reset_coords(drop=True)
+            if with_time and not (isinstance(da.indexes["time"], (xr.CFTimeIndex, pd.DatetimeIndex))):
+                raise io.DataValidationError(path, "coordinate 'time' could not be decoded as dates (check its units and calendar)")
+            da = crop(normalise_grid(da, path), box, margin, path)
+            try:
+                da = da.load().astype(np.float64)
+            except Exception as exc:  # a file cut short fails when its data are read
+                raise io.DataValidationError(path, f"data cannot be read ({type(exc).__name__}: {exc}); is the file truncated?") from None
+        if with_time:
+            calendars.append((path, calendar_of(da.indexes["time"])))
+            da = to_real_days(da, path)
+        parts.append((path, da))
+    first_path, first = parts[0]
+    for path, da in parts[1:]:
+        if not (np.allclose(da.lat, first.lat) and np.allclose(da.lon, first.lon)):
+            raise io.DataValidationError(path, f"grid differs from {first_path}")
+    if not with_time:
+        return first
+    da = xr.concat([d.assign_coords(lat=first.lat, lon=first.lon) for _, d in parts], dim="time").sortby("time")
+    dup = pd.DatetimeIndex(da.time.values).duplicated()
+    if dup.any():
+        raise io.DataValidationError(pattern, f"day {pd.Timestamp(da.time.values[dup][0]).date()} appears in more than one file")
+    for path, calendar in calendars[1:]:
+        if calendar != calendars[0][1]:
+            raise io.DataValidationError(path, f"calendar '{calendar}' differs from '{calendars[0][1]}' of {calendars[0][0]}")
+    return fill_calendar_gaps(da, calendars[0][1])
+
+
+def select_days(da: xr.DataArray, period: tuple[str, str], required: tuple[str, str], pattern: str) -> xr.DataArray:
+    """The days of ``period`` the files have; every day of ``required`` must be there."""
+    have = pd.DatetimeIndex(da.time.values)
+    missing = io.days_in(*required).difference(have)
+    if len(missing):
+        raise io.DataValidationError(pattern, f"the files cover {len(have)} days of {have[0].date()}..{have[-1].date()}; "
+                                              f"{len(missing)} day(s) of {required[0]}..{required[1]} are missing, first "
+                                              f"{missing[0].date()}")
+    return da.sel(time=io.days_in(*period).intersection(have))
+
+
+def covered_days(pattern: str, variable: str) -> pd.DatetimeIndex:
+    """Real days the user's files hold, from their time coordinates only (cheap)."""
+    days = []
+    for path in expand(pattern):
+        try:
+            with xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)) as ds:
+                if variable not in ds.data_vars:
+                    raise io.DataValidationError(path, f"variable '{variable}' not found")
+                time, _, _ = _axes(ds[variable], path, True)
+                times = ds.indexes[time]
+        except io.DataValidationError:
+            raise
+        except Exception as exc:
+            raise io.DataValidationError(path, f"cannot be read as netCDF ({type(exc).__name__}: {exc})") from None
+        real = real_dates(sorted(set(day_labels(times))), calendar_of(times)).dropna()
+        days.append(real.union(calendar_gaps(calendar_of(times), real[0], real[-1])) if len(real) else real)
+    return pd.DatetimeIndex(sorted(set().union(*days)))
+
+
+def fine_months(pattern: str, variable: str, coarse_period: tuple[str, str],
+                fine_period: tuple[str, str]) -> list[tuple[int, int]]:
+    """Months of the fine raw record: fine_period's, plus those of coarse_period the files reach.
+
+    Fine truth outside fine_period is never trained on; later stages score the
+    reconstruction against it. Unreadable files give fine_period's months only (the
+    job then fails with the reason).
+    """
+    months = set(io.months_in(*fine_period))
+    try:
+        days = covered_days(pattern, variable)
+    except io.DataValidationError:
+        return sorted(months)
+    inside = days[(days >= pd.Timestamp(coarse_period[0])) & (days <= pd.Timestamp(coarse_period[1]))]
+    return sorted(months | set(zip(inside.year, inside.month)))
+
+
+def truth_days(pattern: str, variable: str, coarse_period: tuple[str, str],
+               fine_period: tuple[str, str]) -> pd.DatetimeIndex:
+    """Days of coarse_period outside fine_period that the user's fine files hold.
+
+    These are the 'beyond' days with fine truth: scored, never trained on. Unreadable
+    files give none (the normalise job then fails with the reason).
+    """
+    try:
+        days = covered_days(pattern, variable)
+    except io.DataValidationError:
+        return pd.DatetimeIndex([])
+    inside_coarse = (days >= pd.Timestamp(coarse_period[0])) & (days <= pd.Timestamp(coarse_period[1]))
+    outside_fine = (days < pd.Timestamp(fine_period[0])) | (days > pd.Timestamp(fine_period[1]))
+    return days[inside_coarse & outside_fine]
+
+
+def normalise(pattern: str, source_variable: str, boxes: Sequence[Box], margin: float,
+              out_paths: Sequence[str | os.PathLike], variable: str, attrs: dict,
+              period: tuple[str, str] | None, required: tuple[str, str] | None = None) -> list[Path]:
+    """One field of data.local -> the raw files ``out_paths`` (monthly files, or elevation.nc).
+
+    Writes the days of ``period`` the files hold; every day of ``required`` (default:
+    ``period``) must be there. ``period`` None means a time-invariant field (elevation).
+    """
+    with_time = period is not None
+    da = read_local(pattern, source_variable, Box.union(list(boxes)), margin, with_time)
+    global_attrs = {"source": f"user files {pattern} (variable {source_variable})",
+                    "history": "normalised by diffscale.data.sources.local"}
+    if not with_time:
+        ds = io.field_dataset(da.values.astype(np.float32), None, da.lat.values, da.lon.values, variable, attrs, global_attrs)
+        io.validate_field(ds, variable, pattern, ("lat", "lon"))
+        return [io.write_netcdf(ds, out_paths[0])]
+    da = select_days(da, period, required or period, pattern)
+    times = pd.DatetimeIndex(da.time.values)
+    ds = io.field_dataset(da.values.astype(np.float32), times, da.lat.values, da.lon.values, variable, attrs, global_attrs)
+    io.validate_field(ds, variable, pattern)
+    expected = sorted(Path(p).name for p in out_paths)
+    months = sorted({io.month_file(".", y, m).name for y, m in zip(times.year, times.month)})
+    if expected != months:
+        raise io.DataValidationError(pattern, f"the files hold the months {months}, the workflow expected {expected} "
+                                              "(did the files change since the run started?)")
+    written = io.write_monthly(ds, Path(out_paths[0]).parent)
+    log.info("%s: %d days on %d x %d cells -> %d monthly files", pattern, ds.sizes["time"], ds.sizes["lat"],
+             ds.sizes["lon"], len(written))
+    return written

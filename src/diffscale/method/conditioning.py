@@ -1,0 +1,163 @@
+"""Model inputs for a target day t, built from the split stage's files, leakage-free.
+
+For day t the diffusion model sees (all on the region's fine grid, scaled by the split's
+Scaler):
+
+* ``coarse``: the coarse field of day t regridded to the fine grid (the only data of day t);
+* ``history``: the fine field of days t-H .. t-1 (H = encoder.history), never day t:
+  true fine days (teacher forcing) or the model's own earlier predictions
+  (autoregressive); the denoiser gets the days themselves and the frozen encoder's
+  features of them (the encoder, pretrained on coarse fields, passes on the large-scale
+  dynamics but not the fine detail of yesterday, which the days themselves carry);
+* static channels: standardised elevation, latitude and longitude scaled to [-1, 1]
+  over the region, and sin/cos of the day of year.
+
+The target is the *residual* fine(t) - coarse(t): the large scales the coarse field
+already resolves are given, and the diffusion model spends its capacity on the
+sub-grid detail (the same split of labour as CorrDiff's regression + residual diffusion,
+with the regression replaced by the interpolated coarse field).
+
+:func:`history_window` is the one place that picks history days; it takes the days
+strictly before t, so no caller can leak day t.
+
+Shapes: fields (T, H, W) or (H, W); raw condition (RAW_CHANNELS, H, W); history (H_days, H, W).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from diffscale.core import io
+from diffscale.core.days import DAY_LISTS, DaySplit
+from diffscale.core.transform import Scaler
+
+RAW_CHANNELS = 6  # coarse, elevation, lat, lon, sin(doy), cos(doy)
+
+
+class ScalerLike(Protocol):
+    def forward(self, x): ...
+    def inverse(self, x): ...
+
+
+@dataclass
+class SeasonData:
+    """One region and season, in scaled space, as the model sees it."""
+
+    variable: str
+    attrs: dict
+    lat: np.ndarray  # (H,)
+    lon: np.ndarray  # (W,)
+    fine_times: pd.DatetimeIndex  # the fine record (data.fine_period)
+    fine: np.ndarray  # (Tf, H, W) float32, scaled
+    coarse_times: pd.DatetimeIndex  # the whole coarse period
+    coarse: np.ndarray  # (Tc, H, W) float32, scaled
+    elevation: np.ndarray  # (H, W) metres
+    days: dict[str, pd.DatetimeIndex]
+    scaler: ScalerLike
+    truth_times: pd.DatetimeIndex = field(default_factory=lambda: pd.DatetimeIndex([]))
+    truth: np.ndarray | None = None  # (Tt, H, W) scaled fine truth outside the fine record (twin only); never trained on
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.fine.shape[-2], self.fine.shape[-1]
+
+    def coarse_on(self, day: pd.Timestamp) -> np.ndarray:
+        i = self.coarse_times.get_indexer([day])[0]
+        if i < 0:
+            raise KeyError(f"day {day.date()} is outside the coarse record {self.coarse_times[0].date()}..{self.coarse_times[-1].date()}")
+        return self.coarse[i]
+
+    def fine_on(self, day: pd.Timestamp) -> np.ndarray:
+        i = self.fine_times.get_indexer([day])[0]
+        if i < 0:
+            raise KeyError(f"day {day.date()} is outside the fine record")
+        return self.fine[i]
+
+    def has_fine(self, day: pd.Timestamp) -> bool:
+        return self.fine_times.get_indexer([day])[0] >= 0
+
+    def truth_on(self, day: pd.Timestamp) -> np.ndarray | None:
+        """Scaled fine truth of a day outside the fine record, or None where there is none."""
+        if self.truth is None:
+            return None
+        i = self.truth_times.get_indexer([day])[0]
+        return None if i < 0 else self.truth[i]
+
+
+def history_window(day: pd.Timestamp, history: int) -> pd.DatetimeIndex:
+    """The ``history`` days strictly before ``day``, oldest first."""
+    return pd.date_range(day - pd.Timedelta(days=history), day - pd.Timedelta(days=1), freq="D")
+
+
+def static_channels(lat: np.ndarray, lon: np.ndarray, elevation: np.ndarray) -> np.ndarray:
+    """(3, H, W): elevation standardised over the region, lat and lon mapped to [-1, 1]."""
+    def unit(v: np.ndarray) -> np.ndarray:
+        span = float(v[-1] - v[0]) or 1.0
+        return (2 * (v - v[0]) / span - 1).astype(np.float32)
+
+    elev = (elevation - elevation.mean()) / (elevation.std() or 1.0)
+    la, lo = np.meshgrid(unit(lat), unit(lon), indexing="ij")
+    return np.stack([elev.astype(np.float32), la, lo])
+
+
+def raw_condition(coarse_t: np.ndarray, static: np.ndarray, day: pd.Timestamp) -> np.ndarray:
+    """(RAW_CHANNELS, H, W): the coarse field of day t, the static channels, the season's phase."""
+    angle = 2 * np.pi * day.day_of_year / 365.25
+    h, w = coarse_t.shape
+    phase = [np.full((1, h, w), f(angle), dtype=np.float32) for f in (np.sin, np.cos)]
+    return np.concatenate([coarse_t[None].astype(np.float32), static.astype(np.float32), *phase])
+
+
+def true_history(data: SeasonData, day: pd.Timestamp, history: int) -> np.ndarray:
+    """(history, H, W) true fine days before ``day``; KeyError when the fine record does not cover them."""
+    return np.stack([data.fine_on(d) for d in history_window(day, history)])
+
+
+def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler: ScalerLike | None = None) -> SeasonData:
+    """Read ``<split_dir>/{fine,coarse_on_fine,elevation[,truth]}.nc`` and ``<split_dir>/<season>/{days,scaler}.json``."""
+    split_dir = Path(split_dir)
+    if scaler is None:
+        scaler = Scaler.from_json(split_dir / season / "scaler.json")
+    day_lists = DaySplit.from_json(split_dir / season / "days.json")
+    fine = io.read_field(split_dir / "fine.nc", variable)
+    coarse = io.read_field(split_dir / "coarse_on_fine.nc", variable)
+    elevation = io.read_field(split_dir / "elevation.nc", "elevation", dims=("lat", "lon"))
+    for name, da in (("coarse_on_fine.nc", coarse), ("elevation.nc", elevation)):
+        if not (np.allclose(da.lat, fine.lat) and np.allclose(da.lon, fine.lon)):
+            raise io.DataValidationError(split_dir / name, "grid differs from fine.nc (expected the region's fine grid)")
+    truth_times, truth = pd.DatetimeIndex([]), None
+    if (split_dir / "truth.nc").exists():
+        t = io.read_field(split_dir / "truth.nc", variable)
+        truth_times, truth = pd.DatetimeIndex(t.time.values), np.asarray(scaler.forward(t.values), dtype=np.float32)
+
+    def scaled(da) -> np.ndarray:
+        values = np.asarray(scaler.forward(np.asarray(da.values, dtype=np.float64)), dtype=np.float32)
+        # Missing pixels (NaN) would poison every convolution: fill them with the field's day mean.
+        if np.isnan(values).any():
+            means = np.nanmean(values.reshape(values.shape[0], -1), axis=1)
+            values = np.where(np.isnan(values), means[:, None, None], values)
+        return values
+
+    return SeasonData(
+        variable=variable,
+        attrs={k: fine.attrs[k] for k in ("units", "long_name") if k in fine.attrs},
+        lat=fine.lat.values, lon=fine.lon.values,
+        fine_times=pd.DatetimeIndex(fine.time.values), fine=scaled(fine),
+        coarse_times=pd.DatetimeIndex(coarse.time.values), coarse=scaled(coarse),
+        elevation=np.asarray(elevation.values, dtype=np.float64),
+        days={name: getattr(day_lists, name) for name in DAY_LISTS},
+        scaler=scaler, truth_times=truth_times, truth=truth,
+    )
+
+
+def training_days(data: SeasonData, subset: str, history: int) -> pd.DatetimeIndex:
+    """Days of ``subset`` whose whole history window lies in the fine record (others cannot be built)."""
+    days = data.days[subset]
+    ok = [d for d in days if data.has_fine(d) and all(data.has_fine(h) for h in history_window(d, history))]
+    return pd.DatetimeIndex(ok)

@@ -1,0 +1,89 @@
+"""The product the user wants: one continuous daily fine record over the whole coarse period.
+
+``results/downscaled/{region}.nc`` holds, for every day of data.coarse_period:
+
+* days inside the fine record: the fine record itself (it is the best estimate there),
+  spread 0, every saved member equal to it;
+* days outside it in a month of a configured season: that season's autoregressive
+  ensemble (beyond.nc): the ensemble mean and standard deviation over members (in
+  physical units) and the first ``members_saved`` members;
+* days outside it in a month of no configured season: missing (NaN). No model was
+  trained for them; borrowing a neighbouring season's model would extrapolate it out
+  of the conditions it was trained on, so the product says "no data" instead.
+
+A ``source`` flag per day (CF flag_values / flag_meanings) says which of the three a
+day is. Provenance (config, model checkpoints, sampler) goes into global attributes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from diffscale.core import io
+
+SOURCE_FLAGS = {"no_model": 0, "fine_record": 1, "diffusion_ensemble": 2}
+
+
+def assemble(fine_path: str | os.PathLike, beyond_paths: dict[str, str | os.PathLike], seasons: dict[str, list[int]],
+             variable: str, coarse_period: tuple[str, str], members_saved: int, provenance: dict) -> xr.Dataset:
+    """Build the product dataset (see module doc) from the split's fine.nc and each season's beyond.nc."""
+    days = io.days_in(*coarse_period)
+    fine = io.read_field(fine_path, variable)
+    lat, lon = fine.lat.values, fine.lon.values
+    shape = (len(days), len(lat), len(lon))
+    mean = np.full(shape, np.nan, np.float32)
+    spread = np.full(shape, np.nan, np.float32)
+    members = np.full((members_saved, *shape), np.nan, np.float32)
+    source = np.zeros(len(days), np.int8)
+
+    where = days.get_indexer(pd.DatetimeIndex(fine.time.values))
+    ok = where >= 0
+    mean[where[ok]] = fine.values[ok]
+    spread[where[ok]] = 0.0
+    members[:, where[ok]] = fine.values[ok][None]
+    source[where[ok]] = SOURCE_FLAGS["fine_record"]
+
+    for season, path in beyond_paths.items():
+        ds = io.open_dataset(path)
+        da = io.validate_field(ds, variable, path, dims=("member", "time", "lat", "lon"))
+        if not (np.allclose(da.lat, lat) and np.allclose(da.lon, lon)):
+            raise io.DataValidationError(path, "grid differs from the region's fine.nc")
+        if members_saved > da.sizes["member"]:
+            raise ValueError(f"sampling.members_saved = {members_saved} exceeds the {da.sizes['member']} members of {path}")
+        t = pd.DatetimeIndex(da.time.values)
+        bad = t[~np.isin(t.month, seasons[season])]
+        if len(bad):
+            raise io.DataValidationError(path, f"holds day {bad[0].date()} outside the months {seasons[season]} of season '{season}'")
+        idx = days.get_indexer(t)
+        if (idx < 0).any() or (source[idx] != 0).any():
+            raise io.DataValidationError(path, "holds days outside the coarse period, inside the fine record, or of another season")
+        v = da.values.astype(np.float64)  # (M, T, H, W)
+        mean[idx] = v.mean(axis=0)
+        spread[idx] = v.std(axis=0, ddof=1) if v.shape[0] > 1 else 0.0
+        members[:, idx] = v[:members_saved]
+        source[idx] = SOURCE_FLAGS["diffusion_ensemble"]
+
+    attrs = {k: fine.attrs[k] for k in ("units", "long_name") if k in fine.attrs}
+    long = attrs.get("long_name", variable)
+    coords = io.field_dataset(mean, days, lat, lon, variable, attrs | {"long_name": f"{long}, ensemble mean"}).coords
+    ds = xr.Dataset(
+        {
+            variable: (("time", "lat", "lon"), mean, attrs | {"long_name": f"{long}, ensemble mean",
+                                                             "cell_methods": "member: mean"}),
+            f"{variable}_spread": (("time", "lat", "lon"), spread, attrs | {"long_name": f"{long}, ensemble standard deviation",
+                                                                           "cell_methods": "member: standard_deviation"}),
+            f"{variable}_members": (("member", "time", "lat", "lon"), members, attrs | {"long_name": f"{long}, ensemble members"}),
+            "source": ("time", source, {"long_name": "origin of the day's values",
+                                        "flag_values": np.array(list(SOURCE_FLAGS.values()), np.int8),
+                                        "flag_meanings": " ".join(SOURCE_FLAGS)}),
+        },
+        coords=dict(coords) | {"member": ("member", np.arange(members_saved, dtype=np.int32), {"long_name": "ensemble member"})},
+    )
+    ds.attrs.update({"Conventions": "CF-1.8", "title": f"diffscale downscaled daily {variable}",
+                     **{k: v if isinstance(v, (str, int, float)) else json.dumps(v, default=str) for k, v in provenance.items()}})
+    return ds
