@@ -1,22 +1,48 @@
-# Paths and small helpers shared by the rules. No logic of the method lives here.
+# Paths, wildcard constraints, input functions and the final target list. No logic of the
+# method lives here, and nothing here imports torch: `snakemake -n` and `--lint` parse
+# the workflow without it (the model names come from the torch-free registry).
+import glob
 import os
-import sys
 
 from diffscale.core import io as dio
+from diffscale.core import registry
+from diffscale.core.config import baseline_settings
 from diffscale.core.grids import Box
 
 RESULTS = config["results_dir"]
 RAW = config["data"]["raw_dir"]
 LOGS = f"{RESULTS}/logs"
+BENCHMARKS = f"{RESULTS}/benchmarks"
+REGRID = f"{RESULTS}/regrid"
+SPLIT = f"{RESULTS}/split"
+DOMAIN = f"{RESULTS}/domain"
+MODELS = f"{RESULTS}/models"
+SAMPLES = f"{RESULTS}/samples"
+METRICS = f"{RESULTS}/metrics"
+METHOD_FIGURES = f"{RESULTS}/figures/method"
+EVAL_FIGURES = f"{RESULTS}/figures/evaluation"
+EVAL_FIGURE_KINDS = ["maps", "spectra", "variogram", "acf", "lags", "drift", "rank_histogram"]
+
 DATA = config["data"]
+EVAL = config["evaluation"]
 REGIONS = list(config["regions"])
 SEASONS = list(config["seasons"])
 BOXES = {name: Box.from_config(box) for name, box in config["regions"].items()}
+
+# Trained models, grouped as their training rules take them. The method always (the product needs it), the rest
+# as evaluation.models asks.
+DIFFUSION_MODELS = [registry.METHOD] + [
+    m for m in registry.of_family("diffusion", EVAL["models"]) if m != registry.METHOD
+]
+BASELINE_MODELS = registry.of_family("regressor", EVAL["models"])
 
 
 wildcard_constraints:
     region="|".join(REGIONS),
     season="|".join(SEASONS),
+
+
+# ---- raw records
 
 
 def raw_files(field: str) -> list[str]:
@@ -31,30 +57,12 @@ def raw_files(field: str) -> list[str]:
     return [str(p) for p in dio.month_files(f"{RAW}/{field}", *period)]
 
 
-def all_targets() -> list[str]:
-    targets = raw_files("coarse") + raw_files("fine") + [f"{RAW}/elevation.nc"]
-    if DATA["source"] == "synthetic":
-        targets += [f"{RAW}/twin.json", f"{RESULTS}/figures/twin_overview.png"]
-    # regrid, split, domain (issue 4)
-    targets += expand(f"{REGRID}/{{region}}/fine_on_coarse/{Path(raw_files('fine')[-1]).name}", region=REGIONS)
-    targets += split_targets()
-    targets += [f"{DOMAIN}/wasserstein.csv"]
-    targets += expand(f"{DOMAIN}/{{region}}/{{name}}.png", region=REGIONS, name=["per_day", "pixel_map"])
-    # encoder, diffusion, samples, product (issue 5)
-    targets += model_targets()
-    targets += evaluation_targets()
-    return targets
-
-
 def local_files(field: str) -> list[str]:
     """The user's files of data.local.<field> (source local), as rule inputs.
 
     As inputs, Snakemake reruns the job when they change; no match leaves the input
     empty and the job fails with an error naming the pattern.
     """
-    import glob
-    import os
-
     return sorted(glob.glob(os.path.expanduser(DATA["local"][field]["path"])))
 
 
@@ -67,12 +75,6 @@ def local_fine_files() -> list[str]:
     return [str(dio.month_file(f"{RAW}/fine", y, m)) for y, m in months]
 
 
-# ---- regrid, split, domain (issue 4)
-REGRID = f"{RESULTS}/regrid"
-SPLIT = f"{RESULTS}/split"
-DOMAIN = f"{RESULTS}/domain"
-
-
 def local_truth() -> bool:
     """Source local: the user's fine files hold days of coarse_period outside fine_period."""
     from diffscale.data.sources.local import truth_days
@@ -83,10 +85,14 @@ def local_truth() -> bool:
 
 # Fine files outside data.fine_period come from the synthetic twin (always) and from local
 # files that reach past it (see raw_files); nasa fetches the fine period only. split writes
-# truth.nc exactly then, with the days the fine files hold (all of them for the twin).
-SPLIT_TRUTH = (DATA["coarse_period"][0] < DATA["fine_period"][0] or DATA["coarse_period"][1] > DATA["fine_period"][1]) and (
-    DATA["source"] == "synthetic" or (DATA["source"] == "local" and local_truth())
-)
+# truth.nc exactly then, with the days the fine files hold (all of them for the twin), and
+# evaluate scores the beyond days only then.
+SPLIT_TRUTH = (
+    DATA["coarse_period"][0] < DATA["fine_period"][0] or DATA["coarse_period"][1] > DATA["fine_period"][1]
+) and (DATA["source"] == "synthetic" or (DATA["source"] == "local" and local_truth()))
+
+
+# ---- regrid, split
 
 
 def regrid_outputs(field: str, kind: str) -> list[str]:
@@ -101,127 +107,53 @@ def split_region_outputs() -> dict[str, str]:
     return out
 
 
-def split_targets() -> list[str]:
-    files = [f for name in split_region_outputs() for f in expand(f"{SPLIT}/{{region}}/{name}.nc", region=REGIONS)]
-    return files + expand(f"{SPLIT}/{{region}}/{{season}}/{{name}}.json", region=REGIONS, season=SEASONS,
-                          name=["days", "scaler"])
-
-
-# ---- encoder, diffusion, samples, product (issue 5)
-MODELS = f"{RESULTS}/models"
-SAMPLES = f"{RESULTS}/samples"
-
-
 def split_inputs(w) -> dict[str, str]:
-    files = {name: f"{SPLIT}/{w.region}/{name}.nc" for name in ("fine", "coarse_on_fine", "elevation")}
-    if SPLIT_TRUTH:
-        files["truth"] = f"{SPLIT}/{w.region}/truth.nc"
-    return files | {"days": f"{SPLIT}/{w.region}/{w.season}/days.json", "scaler": f"{SPLIT}/{w.region}/{w.season}/scaler.json"}
+    """The split files of one region and season, as every model rule reads them."""
+    files = {name: path.format(region=w.region) for name, path in split_region_outputs().items()}
+    return files | {
+        "days": f"{SPLIT}/{w.region}/{w.season}/days.json",
+        "scaler": f"{SPLIT}/{w.region}/{w.season}/scaler.json",
+    }
 
 
-from diffscale.method.fit import DIFFUSION_MODELS
+# ---- models, samples
 
 
-def diffusion_encoder_input(w) -> dict[str, str]:
-    """The pretrained encoder, for the diffusion models that condition on it (not the ablation)."""
-    return {"encoder": f"{MODELS}/{w.region}/{w.season}/encoder.pt"} if DIFFUSION_MODELS[w.model] else {}
-
-
-METHOD_FIGURES = f"{RESULTS}/figures/method"
-
-
-def diffusion_models() -> list[str]:
-    """The method always (the product needs it); its ablation when evaluation.models asks for it."""
-    return ["diffusion"] + [m for m in config["evaluation"]["models"] if m in DIFFUSION_MODELS and m != "diffusion"]
+def encoder_input(w) -> dict[str, str]:
+    """The pretrained encoder, for the models that condition on it."""
+    if registry.entry(w.model).uses_encoder:
+        return {"encoder": f"{MODELS}/{w.region}/{w.season}/encoder.pt"}
+    return {}
 
 
 def trained_models() -> list[str]:
     """Every model trained per region and season: the encoder, the diffusion models, the asked baselines."""
-    return ["encoder", *diffusion_models()] + [m for m in config["evaluation"]["models"] if m in BASELINE_KINDS]
-
-
-def model_targets() -> list[str]:
-    return (expand(f"{SAMPLES}/{{region}}/{{season}}/{{model}}/{{name}}.nc", region=REGIONS, season=SEASONS,
-                   model=diffusion_models(), name=["test", "beyond"])
-            + baseline_targets()
-            + expand(f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png", region=REGIONS, season=SEASONS)
-            + expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
-            + [f"{RESULTS}/metrics/samplers.csv"])
-
-
-# ---- trained baselines (issue 6, section 1): unet, vae, transfer_unet
-from diffscale.method.fit import baseline_settings
-from diffscale.method.regressors import KINDS as BASELINE_KINDS
-
-
-def baseline_targets() -> list[str]:
-    """Samples of the trained baselines that evaluation.models asks for."""
-    models = [m for m in config["evaluation"]["models"] if m in BASELINE_KINDS]
-    return expand(f"{SAMPLES}/{{region}}/{{season}}/{{model}}/{{name}}.nc", region=REGIONS, season=SEASONS, model=models,
-                  name=["test", "beyond"])
-
-
-# --- Evaluation (issue 6) -------------------------------------------------------------
-EVAL = config["evaluation"]
-METRICS = f"{RESULTS}/metrics"
-EVAL_FIGURES = f"{RESULTS}/figures/evaluation"
-EVAL_FIGURE_KINDS = ["maps", "spectra", "variogram", "acf", "lags", "drift", "rank_histogram"]
-
-
-def producible(path: str) -> bool:
-    """The file is on disk or some rule of this workflow can make it."""
-    return os.path.exists(path) or any(r.is_producer(path) for r in workflow.rules)
-
-
-_REPORTED_LEFT_OUT: set[tuple[str, str]] = set()
+    return ["encoder", *DIFFUSION_MODELS, *BASELINE_MODELS]
 
 
 def sample_path(region: str, season: str, model: str, period: str) -> str:
     return f"{SAMPLES}/{region}/{season}/{model}/{period}.nc"
 
 
-def evaluated_models(region: str, season: str) -> list[str]:
-    """evaluation.models whose samples exist or can be made in this workflow.
-
-    Lets the evaluation run while some models' rules are not part of the workflow yet;
-    the models left out are named on stderr, never dropped silently.
-    """
-    models = [m for m in EVAL["models"] if producible(sample_path(region, season, m, "test"))]
-    left = [m for m in EVAL["models"] if m not in models]
+def evaluated_models() -> list[str]:
+    """evaluation.models in registry order, and the twin's oracle (the ceiling) when asked."""
+    models = registry.order(list(EVAL["models"]))
     if EVAL["oracle"] and DATA["source"] == "synthetic":
-        models.append("oracle")  # the twin's ceiling: everything but the noise
-    if left and (region, season) not in _REPORTED_LEFT_OUT:
-        _REPORTED_LEFT_OUT.add((region, season))
-        print(f"evaluation: no samples and no rule to make them for {', '.join(left)} "
-              f"({region}/{season}); they are left out", file=sys.stderr)
+        models.append("oracle")
     return models
 
 
-def beyond_truth_declared() -> bool:
-    # split writes truth.nc exactly then (SPLIT_TRUTH): the twin, or local fine files that
-    # reach past the fine period. Without it evaluation writes no beyond rows.
-    return SPLIT_TRUTH
-
-
-def evaluation_targets() -> list[str]:
-    """summary.csv and the figures, once the split files exist or can be made."""
-    if not all(producible(f"{SPLIT}/{r}/{s}/days.json") for r in REGIONS for s in SEASONS):
-        return []
-    return [f"{METRICS}/summary.csv", f"{EVAL_FIGURES}/metrics_test.png", f"{EVAL_FIGURES}/metrics_beyond.png"] + [
-        f"{EVAL_FIGURES}/{r}/{s}/{kind}.png" for r in REGIONS for s in SEASONS for kind in EVAL_FIGURE_KINDS]
-
-
-def evaluate_inputs(wildcards) -> dict[str, str | list[str]]:
+def evaluate_inputs(w) -> dict[str, str | list[str]]:
     files = {
         "coarse": raw_files("coarse"),
-        "fine": f"{SPLIT}/{wildcards.region}/fine.nc",
-        "days": f"{SPLIT}/{wildcards.region}/{wildcards.season}/days.json",
+        "fine": f"{SPLIT}/{w.region}/fine.nc",
+        "days": f"{SPLIT}/{w.region}/{w.season}/days.json",
     }
-    if beyond_truth_declared():
-        files["truth"] = f"{SPLIT}/{wildcards.region}/truth.nc"
-    for model in evaluated_models(wildcards.region, wildcards.season):
+    if SPLIT_TRUTH:
+        files["truth"] = f"{SPLIT}/{w.region}/truth.nc"
+    for model in evaluated_models():
         for period in ("test", "beyond"):
-            files[f"{model}_{period}"] = sample_path(wildcards.region, wildcards.season, model, period)
+            files[f"{model}_{period}"] = sample_path(w.region, w.season, model, period)
     return files
 
 
@@ -233,3 +165,30 @@ def evaluation_figure(kind: str, title: str):
         subcategory=title,
         labels={"region": "{region}", "season": "{season}"},
     )
+
+
+# ---- the final targets
+
+
+def all_targets() -> list[str]:
+    each = dict(region=REGIONS, season=SEASONS)
+    targets = raw_files("coarse") + raw_files("fine") + [f"{RAW}/elevation.nc"]
+    if DATA["source"] == "synthetic":
+        targets += [f"{RAW}/twin.json", f"{RESULTS}/figures/twin_overview.png"]
+    targets += expand(f"{REGRID}/{{region}}/fine_on_coarse/{Path(raw_files('fine')[-1]).name}", region=REGIONS)
+    targets += [path.format(region=r) for path in split_region_outputs().values() for r in REGIONS]
+    targets += expand(f"{SPLIT}/{{region}}/{{season}}/{{name}}.json", **each, name=["days", "scaler"])
+    targets += [f"{DOMAIN}/wasserstein.csv"]
+    targets += expand(f"{DOMAIN}/{{region}}/{{name}}.png", region=REGIONS, name=["per_day", "pixel_map"])
+    targets += expand(
+        f"{SAMPLES}/{{region}}/{{season}}/{{model}}/{{name}}.nc",
+        **each,
+        model=DIFFUSION_MODELS + BASELINE_MODELS,
+        name=["test", "beyond"],
+    )
+    targets += expand(f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png", **each)
+    targets += expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
+    targets += [f"{METRICS}/samplers.csv", f"{METRICS}/summary.csv"]
+    targets += [f"{EVAL_FIGURES}/metrics_test.png", f"{EVAL_FIGURES}/metrics_beyond.png"]
+    targets += expand(f"{EVAL_FIGURES}/{{region}}/{{season}}/{{kind}}.png", **each, kind=EVAL_FIGURE_KINDS)
+    return targets

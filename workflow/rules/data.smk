@@ -18,6 +18,8 @@ if DATA["source"] == "synthetic":
             units=DATA["units"],
             synthetic=DATA["synthetic"],
             out_dir=lambda w, output: Path(output.elevation).parent,
+        benchmark:
+            f"{BENCHMARKS}/make_synthetic/make_synthetic.tsv"
         log:
             f"{LOGS}/make_synthetic.log",
         conda:

@@ -29,6 +29,8 @@ rule domain:
         seeds=config["domain"]["seeds"],
         max_patches=config["domain"]["max_patches"],
         variable=DATA["variable"],
+    benchmark:
+        f"{BENCHMARKS}/domain/{{region}}.tsv"
     log:
         f"{LOGS}/domain/{{region}}.log",
     conda:

@@ -13,6 +13,8 @@ rule sample_bicubic:
         variable=DATA["variable"],
         log10=config["transform"]["log10"],
         floor=config["transform"]["floor"],
+    benchmark:
+        f"{BENCHMARKS}/sample_bicubic/{{region}}_{{season}}.tsv"
     log:
         f"{LOGS}/sample_bicubic/{{region}}/{{season}}.log",
     conda:
@@ -28,12 +30,14 @@ rule evaluate:
         scores=f"{METRICS}/{{region}}/{{season}}/scores.csv",
         diagnostics=f"{METRICS}/{{region}}/{{season}}/diagnostics.json",
     params:
-        models=lambda w: evaluated_models(w.region, w.season),
+        models=evaluated_models(),
         variable=DATA["variable"],
         log10=config["transform"]["log10"],
         floor=config["transform"]["floor"],
         fine_period=DATA["fine_period"],
         settings=EVAL,
+    benchmark:
+        f"{BENCHMARKS}/evaluate/{{region}}_{{season}}.tsv"
     log:
         f"{LOGS}/evaluate/{{region}}/{{season}}.log",
     conda:
@@ -104,13 +108,15 @@ rule plot_evaluation:
         drift=evaluation_figure("drift", "drift"),
         rank_histogram=evaluation_figure("rank_histogram", "rank histograms"),
     params:
-        models=lambda w: evaluated_models(w.region, w.season),
+        models=evaluated_models(),
         variable=DATA["variable"],
         units=DATA["units"],
         log10=config["transform"]["log10"],
         floor=config["transform"]["floor"],
         map_days=EVAL["map_days"],
         map_members=EVAL["map_members"],
+    benchmark:
+        f"{BENCHMARKS}/plot_evaluation/{{region}}_{{season}}.tsv"
     log:
         f"{LOGS}/plot_evaluation/{{region}}/{{season}}.log",
     conda:
@@ -126,7 +132,7 @@ if DATA["source"] == "synthetic":
             reference=f"{RAW}/twin.json",
             fine=[f"{SPLIT}/{r}/fine.nc" for r in REGIONS for s in SEASONS],
             days=[f"{SPLIT}/{r}/{s}/days.json" for r in REGIONS for s in SEASONS],
-            truth=[f"{SPLIT}/{r}/truth.nc" for r in REGIONS] if beyond_truth_declared() else [],
+            truth=[f"{SPLIT}/{r}/truth.nc" for r in REGIONS] if SPLIT_TRUTH else [],
         output:
             [sample_path(r, s, "oracle", p) for r in REGIONS for s in SEASONS for p in ("test", "beyond")],
         params:

@@ -1,4 +1,4 @@
-# Stages 5-8 (issue 5): the transfer encoder, the diffusion downscaler, its samples and the
+# The transfer encoder, the diffusion models, the trained baselines, their samples and the
 # continuous product. Checkpoints (*.ckpt beside the models) are not outputs, so they
 # survive a killed job and training resumes from them; scripts delete them on success.
 
@@ -13,10 +13,8 @@ rule pretrain_encoder:
         months=lambda w: config["seasons"][w.season],
         variable=DATA["variable"],
         checkpoint=lambda w, output: f"{output.model}.ckpt",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
+    benchmark:
+        f"{BENCHMARKS}/pretrain_encoder/{{region}}_{{season}}.tsv"
     log:
         f"{LOGS}/pretrain_encoder/{{region}}_{{season}}.log",
     conda:
@@ -30,23 +28,22 @@ rule pretrain_encoder:
 rule train_diffusion:
     input:
         unpack(split_inputs),
-        unpack(diffusion_encoder_input),
+        unpack(encoder_input),
     output:
         model=f"{MODELS}/{{region}}/{{season}}/{{model}}.pt",
         curve=f"{MODELS}/{{region}}/{{season}}/{{model}}_loss.csv",
     wildcard_constraints:
-        model="|".join(DIFFUSION_MODELS),
+        model="|".join(registry.of_family("diffusion")),
     params:
         encoder=config["encoder"],
         diffusion=config["diffusion"],
         halo=config["sampling"]["halo"],
         variable=DATA["variable"],
         checkpoint=lambda w, output: f"{output.model}.ckpt",
-    threads: 1
     resources:
-        mem_mb=8000,
-        runtime=120,
-        gpu=config["diffusion"]["gpus"],
+        gpu=config["diffusion"]["gpus"],  # the count is config; profiles/default sizes the rest
+    benchmark:
+        f"{BENCHMARKS}/train_diffusion/{{region}}_{{season}}_{{model}}.tsv"
     log:
         f"{LOGS}/train_diffusion/{{region}}_{{season}}_{{model}}.log",
     conda:
@@ -58,22 +55,20 @@ rule train_diffusion:
 rule train_baseline:
     input:
         unpack(split_inputs),
-        encoder=rules.pretrain_encoder.output.model,
+        unpack(encoder_input),
     output:
         model=f"{MODELS}/{{region}}/{{season}}/{{model}}.pt",
         curve=f"{MODELS}/{{region}}/{{season}}/{{model}}_loss.csv",
     wildcard_constraints:
-        model="|".join(BASELINE_KINDS),
+        model="|".join(registry.of_family("regressor")),
     params:
         encoder=config["encoder"],
         baselines=lambda w: baseline_settings(config["baselines"], config["diffusion"]),
         halo=config["sampling"]["halo"],
         variable=DATA["variable"],
         checkpoint=lambda w, output: f"{output.model}.ckpt",
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=120,
+    benchmark:
+        f"{BENCHMARKS}/train_baseline/{{region}}_{{season}}_{{model}}.tsv"
     log:
         f"{LOGS}/train_baseline/{{region}}_{{season}}_{{model}}.log",
     conda:
@@ -91,15 +86,13 @@ rule sample:
         beyond=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/beyond.nc",
         scores=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/selfcheck.json",
     wildcard_constraints:
-        model="|".join([*DIFFUSION_MODELS, *BASELINE_KINDS]),
+        model="|".join(registry.of_family("diffusion") + registry.of_family("regressor")),
     params:
         sampling=config["sampling"],
         transform=config["transform"],
         variable=DATA["variable"],
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=120,
+    benchmark:
+        f"{BENCHMARKS}/sample/{{region}}_{{season}}_{{model}}.tsv"
     log:
         f"{LOGS}/sample/{{region}}_{{season}}_{{model}}.log",
     conda:
@@ -111,14 +104,15 @@ rule sample:
 rule sampler_benchmark:
     input:
         unpack(split_inputs),
-        model=f"{MODELS}/{{region}}/{{season}}/diffusion.pt",
+        model=f"{MODELS}/{{region}}/{{season}}/{registry.METHOD}.pt",
     output:
         f"{RESULTS}/metrics/samplers/{{region}}_{{season}}.csv",
     params:
         sampling=config["sampling"],
         transform=config["transform"],
         variable=DATA["variable"],
-    threads: 1
+    benchmark:
+        f"{BENCHMARKS}/sampler_benchmark/{{region}}_{{season}}.tsv"
     log:
         f"{LOGS}/sampler_benchmark/{{region}}_{{season}}.log",
     conda:
@@ -149,8 +143,8 @@ rule samplers_table:
 rule assemble:
     input:
         fine=f"{SPLIT}/{{region}}/fine.nc",
-        beyond=expand(f"{SAMPLES}/{{{{region}}}}/{{season}}/diffusion/beyond.nc", season=SEASONS),
-        models=expand(f"{MODELS}/{{{{region}}}}/{{season}}/diffusion.pt", season=SEASONS),
+        beyond=expand(f"{SAMPLES}/{{{{region}}}}/{{season}}/{registry.METHOD}/beyond.nc", season=SEASONS),
+        models=expand(f"{MODELS}/{{{{region}}}}/{{season}}/{registry.METHOD}.pt", season=SEASONS),
     output:
         f"{RESULTS}/downscaled/{{region}}.nc",
     params:
@@ -160,6 +154,8 @@ rule assemble:
         members_saved=config["sampling"]["members_saved"],
         sampling=config["sampling"],
         config=config,
+    benchmark:
+        f"{BENCHMARKS}/assemble/{{region}}.tsv"
     log:
         f"{LOGS}/assemble/{{region}}.log",
     conda:

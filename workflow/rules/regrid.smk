@@ -17,6 +17,8 @@ rule regrid:
         missing=config["regrid"]["missing"],
         weights_dir=config["regrid"]["weights_dir"],
         variable=DATA["variable"],
+    benchmark:
+        f"{BENCHMARKS}/regrid/{{region}}.tsv"
     log:
         f"{LOGS}/regrid/{{region}}_coarse_on_fine.log",
     conda:
@@ -38,6 +40,8 @@ rule regrid_fine_to_coarse:
         missing=config["regrid"]["missing"],
         weights_dir=config["regrid"]["weights_dir"],
         variable=DATA["variable"],
+    benchmark:
+        f"{BENCHMARKS}/regrid_fine_to_coarse/{{region}}.tsv"
     log:
         f"{LOGS}/regrid/{{region}}_fine_on_coarse.log",
     conda:

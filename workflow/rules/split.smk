@@ -17,6 +17,8 @@ rule split_region:
         coarse_period=DATA["coarse_period"],
         # the user's fine files may cover only part of the beyond days: truth.nc holds those
         truth_where_held=DATA["source"] == "local",
+    benchmark:
+        f"{BENCHMARKS}/split_region/{{region}}.tsv"
     log:
         f"{LOGS}/split/{{region}}.log",
     conda:
@@ -43,6 +45,8 @@ rule split:
         log10=config["transform"]["log10"],
         floor=config["transform"]["floor"],
         variable=DATA["variable"],
+    benchmark:
+        f"{BENCHMARKS}/split/{{region}}_{{season}}.tsv"
     log:
         f"{LOGS}/split/{{region}}_{{season}}.log",
     conda:
