@@ -25,7 +25,7 @@ def tiny_config(**overrides) -> dict:
         },
         "regions": {"solo": {"lat": [33.0, 34.0], "lon": [64.0, 65.25]}},
         "seasons": {"winter": [12, 1, 2]},
-        # the method at test size (issue 5): seconds, not minutes
+        # the method at test size: seconds, not minutes
         "encoder": {"history": 3, "patch": 16, "channels": [4, 8], "epochs": 1, "batch_size": 8},
         "diffusion": {"channels": [8, 8], "steps": 20, "batch_size": 8, "checkpoint_every": 10},
         "sampling": {"steps": 3, "members": 3, "beyond_members": 2, "members_saved": 2, "halo": 2, "spinup_days": 2,

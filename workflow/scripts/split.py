@@ -2,14 +2,12 @@
 
 from _helpers import log_to
 
-from diffscale.data.split import fit_scaler, make_split
+from diffscale.core.days import DAY_LISTS
+from diffscale.data.split import split_season
 
 log = log_to(snakemake.log[0])
-p = snakemake.params
-days = make_split(p.months, p.fine_period, p.coarse_period, p.buffer_days, p.test_fraction, p.val_fraction,
-                  p.seed, p.history)
-scaler = fit_scaler(snakemake.input.fine, p.variable, days.train, p.log10, p.floor)
-days.to_json(snakemake.output.days)
-scaler.to_json(snakemake.output.scaler)
+p, o = snakemake.params, snakemake.output
+days, scaler = split_season(snakemake.input.fine, p.variable, p.months, p.fine_period, p.coarse_period, p.buffer_days,
+                            p.test_fraction, p.val_fraction, p.seed, p.history, p.log10, p.floor, o.days, o.scaler)
 log.info("%s/%s: %s; scaler %s", snakemake.wildcards.region, snakemake.wildcards.season,
-         {k: len(getattr(days, k)) for k in ("core", "pool", "train", "val", "test", "beyond")}, scaler)
+         {k: len(getattr(days, k)) for k in DAY_LISTS}, scaler)

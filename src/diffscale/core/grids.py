@@ -91,13 +91,6 @@ class Grid:
             self.dlon,
         )
 
-    def coords(self) -> dict[str, tuple]:
-        """xarray coordinates with CF attributes."""
-        return {
-            "lat": ("lat", self.lat, {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude"}),
-            "lon": ("lon", self.lon, {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude"}),
-        }
-
 
 def centres_to_bounds(centres: np.ndarray) -> np.ndarray:
     """Cell edges halfway between centres, the outer edges extrapolated."""

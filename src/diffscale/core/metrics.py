@@ -9,7 +9,7 @@ judges the members' texture. NaN pixels (in truth or prediction) are left out.
 
 Definitions (all pooled over every pixel and day unless said otherwise):
 
-* ``r2`` = 1 - SSE/SST with SST around the pooled mean of the truth (design.md);
+* ``r2`` = 1 - SSE/SST with SST around the pooled mean of the truth (the summary.csv contract);
 * ``r2_pearson`` = squared Pearson correlation (the paper's R2);
 * ``nse`` = Nash-Sutcliffe efficiency of each pixel's time series (SST around that
   pixel's own temporal mean), averaged over pixels: it asks whether the day-to-day

@@ -23,6 +23,8 @@ import numpy as np
 import ot
 import pandas as pd
 
+from diffscale.core.transform import model_value
+
 # The paper's figures (Xiang et al. 2025, area0 / area1, all 763 overlap days),
 # shown beside ours in the report. None where the paper gives no number.
 PAPER_WASSERSTEIN = {
@@ -37,7 +39,7 @@ def log_transform(x: np.ndarray, log10: bool, floor: float) -> np.ndarray:
     # float32; the distances themselves are computed in float64 (see _f64).
     x = np.asarray(x)
     x = x.astype(np.result_type(x.dtype, np.float32), copy=False)
-    return np.log10(np.maximum(x, x.dtype.type(floor))) if log10 else x
+    return model_value(x, log10, x.dtype.type(floor))
 
 
 def joint_minmax(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:

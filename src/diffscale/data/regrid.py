@@ -16,6 +16,10 @@ Two backends make the weights:
 Both read and write the ESMF offline weight-file format (netCDF with ``row``, ``col``
 (1-based), ``S`` and the sizes ``n_a``, ``n_b``), which xESMF reads and writes too,
 so a file made by one backend applies with the other.
+
+One module on purpose (about 400 lines): the weight construction, the weight-file
+format and the regridder check each other's grids and methods; split, each half would
+need the other's private layout (flattening order, 1-based indices, factor form).
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ import numpy as np
 import scipy.sparse as sp
 import xarray as xr
 
-from diffscale.core.grids import Grid, conservative_matrices
-from diffscale.core.io import DataValidationError, atomic_path
+from diffscale.core.grids import Box, Grid, conservative_matrices, grid_of
+from diffscale.core.io import DataValidationError, atomic_path, read_field, write_netcdf
 
 log = logging.getLogger(__name__)
 
@@ -273,9 +277,6 @@ class Regridder:
         """Target cells only partly covered by the source (conservative weights summing to < 1)."""
         return int(((self._rowsum > 0) & (self._rowsum < 1 - 1e-9)).sum())
 
-    def to_netcdf(self, path: str | os.PathLike) -> Path:
-        return write_weights(path, self.weights, self.source, self.target, self.method, self.backend)
-
     def _product(self, flat: np.ndarray) -> np.ndarray:
         """W @ each row of (m, n_src) -> (m, n_dst), in float64.
 
@@ -367,8 +368,6 @@ class Regridder:
 def regrid_record(regridder: Regridder, in_paths: list[str | os.PathLike], out_paths: list[str | os.PathLike],
                   variable: str) -> list[Path]:
     """Regrid monthly files one by one (file i -> out_paths[i]); each output is written atomically."""
-    from diffscale.core.io import read_field, write_netcdf
-
     if len(in_paths) != len(out_paths):
         raise ValueError(f"{len(in_paths)} input files but {len(out_paths)} outputs")
     if regridder.unmapped:
@@ -387,4 +386,24 @@ def regrid_record(regridder: Regridder, in_paths: list[str | os.PathLike], out_p
         out = regridder(da).astype(da.dtype).to_dataset()
         out.attrs.update(global_attrs | regridder.provenance())
         written.append(write_netcdf(out, dst))
+    return written
+
+
+def regrid_region(source_paths: list[str | os.PathLike], target_grid_path: str | os.PathLike, box: Box, variable: str,
+                  method: str, backend: str, missing: str, weights_dir: str | os.PathLike,
+                  out_paths: list[str | os.PathLike]) -> list[Path]:
+    """One record's monthly files onto one region's cut of another record's grid.
+
+    The target grid is the cells of ``target_grid_path`` whose centres lie in ``box``,
+    exactly as the split stage crops them; weights are cached in ``weights_dir`` under
+    a name that identifies both grids and the method.
+    """
+    source = grid_of(read_field(source_paths[0], variable))
+    target = grid_of(read_field(target_grid_path, variable)).crop(box)
+    weights = Path(weights_dir) / weights_file_name(source, target, method)
+    regridder = Regridder(source, target, method, backend=backend, missing=missing, weights_path=weights)
+    log.info("%s x %s -> %s x %s, %s, backend %s, weights %s", *source.shape, *target.shape, method, regridder.backend,
+             weights)
+    written = regrid_record(regridder, list(source_paths), list(out_paths), variable)
+    log.info("wrote %d monthly files", len(written))
     return written

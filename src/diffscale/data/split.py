@@ -1,6 +1,6 @@
 """Per region and season: cropped records, seeded day lists without leakage, the scaler.
 
-Files (the contract in design.md / the common brief), per region:
+Files (the contract every later stage reads), per region:
 ``fine.nc`` (fine record over data.fine_period), ``coarse_on_fine.nc`` (coarse record on
 the fine grid over data.coarse_period), ``elevation.nc`` and, where fine truth exists
 outside the fine period, ``truth.nc``; per region and season ``days.json`` and
@@ -215,3 +215,15 @@ def fit_scaler(fine_path: str | os.PathLike, variable: str, train: pd.DatetimeIn
     if lacking.size:
         raise dio.DataValidationError(fine_path, f"lacks {lacking.size} training day(s), first {lacking[0].date()}")
     return Scaler.fit(fine.sel(time=train).values, log10, floor)
+
+
+def split_season(fine_path: str | os.PathLike, variable: str, months: Sequence[int], fine_period: Sequence[str],
+                 coarse_period: Sequence[str], buffer_days: int, test_fraction: float, val_fraction: float, seed: int,
+                 history: int, log10: bool, floor: float, days_path: str | os.PathLike,
+                 scaler_path: str | os.PathLike) -> tuple[DaySplit, Scaler]:
+    """Write one region and season's ``days.json`` and ``scaler.json`` (fitted on its training days)."""
+    days = make_split(months, fine_period, coarse_period, buffer_days, test_fraction, val_fraction, seed, history)
+    scaler = fit_scaler(fine_path, variable, days.train, log10, floor)
+    days.to_json(days_path)
+    scaler.to_json(scaler_path)
+    return days, scaler
