@@ -20,7 +20,7 @@ from opendap_server import (MASKED_ALL_DAY, MASKED_HALF_DAY, Gate, g5nr_value, m
 
 from diffscale.core.config import load_config
 from diffscale.core.grids import Box, g5nr_grid, merra2_grid
-from diffscale.data.sources import nasa
+from diffscale.data.sources import nasa, opendap
 
 REPO = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "dust-user", "s3cret-Pa55word!"
@@ -61,7 +61,7 @@ def netrc(tmp_path, monkeypatch) -> Path:
     return path
 
 
-def fetcher_for(cfg: dict) -> nasa.Fetcher:
+def fetcher_for(cfg: dict) -> opendap.Fetcher:
     return nasa.open_fetcher(cfg)
 
 
@@ -83,15 +83,15 @@ def test_stream_numbers_and_granule_names_follow_merra2():
 
 def test_index_box_daily_mean_and_backoff():
     lat = -90 + 0.5 * np.arange(361)
-    assert nasa.index_range(lat, 29.5, 31.5) == (239, 243)
-    assert nasa.index_range(lat[::-1], 29.5, 31.5) == (117, 121)
+    assert opendap.index_range(lat, 29.5, 31.5) == (239, 243)
+    assert opendap.index_range(lat[::-1], 29.5, 31.5) == (117, 121)
     with pytest.raises(ValueError, match="fewer than 2"):
-        nasa.index_range(lat, 95, 99)
+        opendap.index_range(lat, 95, 99)
     steps = np.array([[[1.0, np.nan]], [[3.0, np.nan]]])  # (2 steps, 1, 2)
-    np.testing.assert_array_equal(nasa.daily_mean(steps), [[2.0, np.nan]])
-    assert [nasa.backoff_delay(a, 2.0) for a in range(4)] == [2.0, 4.0, 8.0, 16.0]
-    assert nasa.backoff_delay(20, 2.0) == 300.0
-    assert nasa.hyperslab([(0, 23), (5, 9)]) == "[0:1:23][5:1:9]"
+    np.testing.assert_array_equal(opendap.daily_mean(steps), [[2.0, np.nan]])
+    assert [opendap.backoff_delay(a, 2.0) for a in range(4)] == [2.0, 4.0, 8.0, 16.0]
+    assert opendap.backoff_delay(20, 2.0) == 300.0
+    assert opendap.hyperslab([(0, 23), (5, 9)]) == "[0:1:23][5:1:9]"
 
 
 def test_grid_answers_as_hyrax_and_gds_send_them():
@@ -108,25 +108,25 @@ def test_grid_answers_as_hyrax_and_gds_send_them():
     grid["lat"] = BaseType("lat", np.array([29.5, 30.0, 30.5]), dims=("lat",))
     grid["lon"] = BaseType("lon", np.array([60.0, 60.625, 61.25, 61.875]), dims=("lon",))
     ds["DUEXTTAU"] = grid
-    var = nasa.RemoteVariable.describe("u", b"".join(DDSResponse(ds)).decode(),
+    var = opendap.RemoteVariable.describe("u", b"".join(DDSResponse(ds)).decode(),
                                        lambda: b"".join(DASResponse(ds)).decode(), "duexttau")
     assert (var.name, var.dims, var.shape) == ("DUEXTTAU", ["time", "lat", "lon"], (2, 3, 4))
     assert var.attrs["_FillValue"] == 1e15
-    got = nasa.parse_dods(b"".join(DODSResponse(ds)))
+    got = opendap.parse_dods(b"".join(DODSResponse(ds)))
     np.testing.assert_array_equal(got["DUEXTTAU"], np.arange(24).reshape(2, 3, 4))
     np.testing.assert_array_equal(got["lat"], [29.5, 30.0, 30.5])
 
 
 def test_missing_login_says_how_to_fix_it(tmp_path):
     env = {"NETRC": str(tmp_path / "absent")}
-    with pytest.raises(nasa.EarthdataAuthError, match=r"machine urs\.earthdata\.nasa\.gov.*~/\.netrc.*chmod 600"):
-        nasa.earthdata_credentials("urs.earthdata.nasa.gov", env)
-    creds = nasa.earthdata_credentials("x", {"EARTHDATA_USERNAME": "u", "EARTHDATA_PASSWORD": PASSWORD})
+    with pytest.raises(opendap.EarthdataAuthError, match=r"machine urs\.earthdata\.nasa\.gov.*~/\.netrc.*chmod 600"):
+        opendap.earthdata_credentials("urs.earthdata.nasa.gov", env)
+    creds = opendap.earthdata_credentials("x", {"EARTHDATA_USERNAME": "u", "EARTHDATA_PASSWORD": PASSWORD})
     assert PASSWORD not in repr(creds)
     broken = tmp_path / "netrc"
     broken.write_text(f"machine urs.earthdata.nasa.gov login u password {PASSWORD} oops\n")
-    with pytest.raises(nasa.EarthdataAuthError, match="malformed") as err:
-        nasa.earthdata_credentials("urs.earthdata.nasa.gov", {"NETRC": str(broken)})
+    with pytest.raises(opendap.EarthdataAuthError, match="malformed") as err:
+        opendap.earthdata_credentials("urs.earthdata.nasa.gov", {"NETRC": str(broken)})
     assert PASSWORD not in "".join(traceback.format_exception(err.value))
 
 
@@ -218,7 +218,7 @@ def test_permanent_error_names_url_and_status_and_leaves_nothing(server, netrc, 
     server.gate.fail = lambda t: 404 if "20060131" in t else None
     cfg = nasa_config(server.url)
     out = tmp_path / "coarse" / "2006-01.nc"
-    with pytest.raises(nasa.DownloadError) as err:
+    with pytest.raises(opendap.DownloadError) as err:
         nasa.download_month(nasa.Collection.from_config(cfg["merra2"]), fetcher_for(cfg), 2006, 1, COARSE_PERIOD,
                             nasa.coarse_box([REGION], MARGIN), out, "DUEXTTAU", ATTRS)
     message = str(err.value)
@@ -232,7 +232,7 @@ def test_permanent_error_names_url_and_status_and_leaves_nothing(server, netrc, 
 def test_transient_error_gives_up_after_retries(server, netrc, tmp_path):
     server.gate.fail = lambda t: 500 if ".dods?DUEXTTAU" in t else None
     cfg = nasa_config(server.url, retries=2)
-    with pytest.raises(nasa.DownloadError, match=r"MERRA2_300\.tavg1_2d_aer_Nx\.20060130\.nc4.*HTTP 500"):
+    with pytest.raises(opendap.DownloadError, match=r"MERRA2_300\.tavg1_2d_aer_Nx\.20060130\.nc4.*HTTP 500"):
         nasa.download_month(nasa.Collection.from_config(cfg["merra2"]), fetcher_for(cfg), 2006, 1, COARSE_PERIOD,
                             nasa.coarse_box([REGION], MARGIN), tmp_path / "x.nc", "DUEXTTAU", ATTRS)
     assert server.count(r"\.dods\?DUEXTTAU") == 3
@@ -243,7 +243,7 @@ def test_wrong_login_is_a_clear_error_without_the_secret(server, tmp_path, monke
     monkeypatch.setenv("EARTHDATA_USERNAME", USER)
     monkeypatch.setenv("EARTHDATA_PASSWORD", wrong)
     cfg = nasa_config(server.url)
-    with pytest.raises(nasa.EarthdataAuthError) as err:
+    with pytest.raises(opendap.EarthdataAuthError) as err:
         nasa.download_month(nasa.Collection.from_config(cfg["merra2"]), fetcher_for(cfg), 2006, 1, COARSE_PERIOD,
                             nasa.coarse_box([REGION], MARGIN), tmp_path / "x.nc", "DUEXTTAU", ATTRS)
     text = "".join(traceback.format_exception(err.value))
@@ -373,7 +373,7 @@ def test_earthdata_redirect_flow_and_unapproved_application(server, tmp_path, mo
     assert len(server.gate.authorized) == 1 and server.gate.authorized[0].startswith("localhost:")
 
     server.gate.approved = False
-    with pytest.raises(nasa.EarthdataAuthError, match="application approved") as err:
+    with pytest.raises(opendap.EarthdataAuthError, match="application approved") as err:
         nasa.download_month(nasa.Collection.from_config(cfg["merra2"]), fetcher_for(cfg), 2006, 1, COARSE_PERIOD,
                             nasa.coarse_box([REGION], MARGIN), tmp_path / "x.nc", "DUEXTTAU", ATTRS)
     assert PASSWORD not in "".join(traceback.format_exception(err.value))

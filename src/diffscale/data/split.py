@@ -13,11 +13,8 @@ the fine values of training days only.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np

@@ -30,8 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import xarray as xr
-from scipy.ndimage import gaussian_filter
 
 
 from diffscale.core import grids, io
