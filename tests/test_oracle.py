@@ -23,7 +23,7 @@ def test_twin_oracle_reproduces_the_files_and_differs_by_the_noise(tmp_path):
     written = written.sel(lat=grid.lat, lon=grid.lon, time=pd.to_datetime(days)).values
     np.testing.assert_array_equal(fine, written)
     noise = np.log10(fine) - np.log10(oracle)
-    assert noise.std() == pytest.approx(TwinParameters().noise_std, rel=0.15)
+    assert noise.std() == pytest.approx(TwinParameters().noise.std, rel=0.15)
     assert out["none"][0].shape == (0, *grid.shape)
 
 

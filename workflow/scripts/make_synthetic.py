@@ -6,7 +6,7 @@ from diffscale.data.sources.synthetic import TwinParameters, make_twin
 
 log = log_to(snakemake.log[0])
 p = snakemake.params
-params = TwinParameters(**p.synthetic)
+params = TwinParameters.from_dict(p.synthetic)
 log.info("generating the twin over %s..%s, margin %s deg, parameters %s", *p.period, p.margin, params)
 scores = make_twin(list(p.boxes.values()), p.margin, tuple(p.period), p.out_dir,
                    variable=p.variable, long_name=p.long_name, units=p.units, params=params)

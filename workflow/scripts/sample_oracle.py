@@ -12,7 +12,7 @@ from diffscale.data.sources.synthetic import TwinParameters, twin_oracle
 
 log = log_to(snakemake.log[0])
 i, p = snakemake.input, snakemake.params
-params = TwinParameters(**json.loads(open(i.reference).read())["parameters"])
+params = TwinParameters.from_dict(json.loads(open(i.reference).read())["parameters"])
 requests, truth_files, outputs = {}, {}, {}
 outs = iter(snakemake.output)  # ordered region, season, period (test, beyond) as in the rule
 for region, season, days_path, fine_path, t in zip(p.regions, p.seasons, i.days, i.fine, p.truth_index):

@@ -37,6 +37,16 @@ from diffscale.core.grids import Box, Grid, conservative_matrices, covering_fine
 
 
 @dataclass(frozen=True)
+class RandomField:
+    """One random part of the fine field: standard deviation (log10 units), correlation
+    length (degrees) and lag-1 correlation from one day to the next (0: independent days)."""
+
+    std: float
+    length: float
+    rho: float = 0.0
+
+
+@dataclass(frozen=True)
 class TwinParameters:
     """Amplitudes in log10 units; lengths in degrees; times in days."""
 
@@ -44,21 +54,22 @@ class TwinParameters:
     mean: float = -1.25  # log10 of a typical dust optical depth (~0.056)
     seasonal_amplitude: float = 0.2
     seasonal_peak_doy: int = 180  # dust peaks in early summer over south-west Asia
-    large_scale_std: float = 0.2
-    large_scale_length: float = 2.0
-    large_scale_rho: float = 0.9
+    large_scale: RandomField = RandomField(0.2, 2.0, 0.9)
     large_scale_modes: int = 6
     static_std: float = 0.16
-    anomaly_std: float = 0.19
-    anomaly_length: float = 0.12
-    anomaly_rho: float = 0.8
+    anomaly: RandomField = RandomField(0.19, 0.12, 0.8)
     wind_speed: float = 0.08  # deg/day, so a little over a fine pixel a day
     wind_period: float = 97.0
-    noise_std: float = 0.075
-    noise_length: float = 0.04
+    noise: RandomField = RandomField(0.075, 0.04)
     coarse_bias: float = 0.05
     coarse_noise: float = 0.04
     elevation_relief: float = 900.0
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TwinParameters:
+        """From the config's data.synthetic or twin.json's "parameters" (random fields as dicts)."""
+        fields = {k: RandomField(**v) if isinstance(v, dict) else v for k, v in values.items()}
+        return cls(**fields)
 
 
 @dataclass
@@ -131,14 +142,14 @@ class TwinGenerator:
         px = self.fine_grid.dlat
         shape = self.fine_grid.shape
         # Large-scale modes: smooth, non-periodic-looking at the domain scale.
-        ls = _Gaussian(shape, p.large_scale_length / px)
+        ls = _Gaussian(shape, p.large_scale.length / px)
         self.modes = ls.draw(self.rng, p.large_scale_modes) / np.sqrt(p.large_scale_modes)
         self.mode_amp = self.rng.standard_normal(p.large_scale_modes)
         z = (self.elevation - self.elevation.mean()) / self.elevation.std()
         self.static = -p.static_std * z  # dust thins out over high terrain
-        self.anomaly_field = _Gaussian(shape, p.anomaly_length / px)
-        self.anomaly = p.anomaly_std * self.anomaly_field.draw(self.rng)
-        self.noise_field = _Gaussian(shape, p.noise_length / px)
+        self.anomaly_field = _Gaussian(shape, p.anomaly.length / px)
+        self.anomaly = p.anomaly.std * self.anomaly_field.draw(self.rng)
+        self.noise_field = _Gaussian(shape, p.noise.length / px)
         self.wind_phase = self.rng.uniform(0, 2 * np.pi, size=2)
         self.wy, self.wx = conservative_matrices(self.fine_grid, self.coarse_grid)
 
@@ -158,7 +169,7 @@ class TwinGenerator:
         """
         p = self.params
         days = io.days_in(start, end)
-        rho_l = p.large_scale_rho
+        rho_l = p.large_scale.rho
         for _, month_days in pd.Series(days, index=days).groupby([days.year, days.month]):
             month_days = pd.DatetimeIndex(month_days.values)
             fine, oracle, anomaly = [], [], []
@@ -167,13 +178,13 @@ class TwinGenerator:
                 if i > 0:
                     self.mode_amp = rho_l * self.mode_amp + np.sqrt(1 - rho_l**2) * self.rng.standard_normal(self.mode_amp.size)
                     dy, dx = self._wind(i)
-                    self.anomaly = p.anomaly_rho * _shift(self.anomaly, dy, dx) + np.sqrt(1 - p.anomaly_rho**2) * p.anomaly_std * self.anomaly_field.draw(self.rng)
+                    self.anomaly = p.anomaly.rho * _shift(self.anomaly, dy, dx) + np.sqrt(1 - p.anomaly.rho**2) * p.anomaly.std * self.anomaly_field.draw(self.rng)
                 seasonal = p.seasonal_amplitude * np.cos(2 * np.pi * (day.day_of_year - p.seasonal_peak_doy) / 365.25)
-                large = p.large_scale_std * np.tensordot(self.mode_amp, self.modes, axes=1)
+                large = p.large_scale.std * np.tensordot(self.mode_amp, self.modes, axes=1)
                 known = p.mean + seasonal + large + self.static + self.anomaly
                 oracle.append(known)
                 anomaly.append(self.anomaly)
-                fine.append(known + p.noise_std * self.noise_field.draw(self.rng))
+                fine.append(known + p.noise.std * self.noise_field.draw(self.rng))
             fine_a = np.stack(fine)
             # Area-weighted mean of the physical field, then the coarse model's own bias and noise.
             mean_phys = np.einsum("yi,tij,xj->tyx", self.wy, 10.0 ** fine_a, self.wx)
