@@ -21,7 +21,15 @@ SAMPLES = f"{RESULTS}/samples"
 METRICS = f"{RESULTS}/metrics"
 METHOD_FIGURES = f"{RESULTS}/figures/method"
 EVAL_FIGURES = f"{RESULTS}/figures/evaluation"
-EVAL_FIGURE_KINDS = ["maps", "spectra", "variogram", "acf", "lags", "drift", "rank_histogram"]
+EVAL_FIGURE_KINDS = [
+    "maps",
+    "spectra",
+    "variogram",
+    "acf",
+    "lags",
+    "drift",
+    "rank_histogram",
+]
 
 DATA = config["data"]
 EVAL = config["evaluation"]
@@ -53,7 +61,11 @@ def raw_files(field: str) -> list[str]:
     """
     if field == "fine" and DATA["source"] == "local":
         return local_fine_files()
-    period = DATA["coarse_period"] if field == "coarse" or DATA["source"] == "synthetic" else DATA["fine_period"]
+    period = (
+        DATA["coarse_period"]
+        if field == "coarse" or DATA["source"] == "synthetic"
+        else DATA["fine_period"]
+    )
     return [str(p) for p in dio.month_files(f"{RAW}/{field}", *period)]
 
 
@@ -71,7 +83,9 @@ def local_fine_files() -> list[str]:
     from diffscale.data.sources.local import fine_months
 
     f = DATA["local"]["fine"]
-    months = fine_months(f["path"], f["variable"], DATA["coarse_period"], DATA["fine_period"])
+    months = fine_months(
+        f["path"], f["variable"], DATA["coarse_period"], DATA["fine_period"]
+    )
     return [str(dio.month_file(f"{RAW}/fine", y, m)) for y, m in months]
 
 
@@ -80,7 +94,14 @@ def local_truth() -> bool:
     from diffscale.data.sources.local import truth_days
 
     f = DATA["local"]["fine"]
-    return len(truth_days(f["path"], f["variable"], DATA["coarse_period"], DATA["fine_period"])) > 0
+    return (
+        len(
+            truth_days(
+                f["path"], f["variable"], DATA["coarse_period"], DATA["fine_period"]
+            )
+        )
+        > 0
+    )
 
 
 # Fine files outside data.fine_period come from the synthetic twin (always) and from local
@@ -88,7 +109,8 @@ def local_truth() -> bool:
 # truth.nc exactly then, with the days the fine files hold (all of them for the twin), and
 # evaluate scores the beyond days only then.
 SPLIT_TRUTH = (
-    DATA["coarse_period"][0] < DATA["fine_period"][0] or DATA["coarse_period"][1] > DATA["fine_period"][1]
+    DATA["coarse_period"][0] < DATA["fine_period"][0]
+    or DATA["coarse_period"][1] > DATA["fine_period"][1]
 ) and (DATA["source"] == "synthetic" or (DATA["source"] == "local" and local_truth()))
 
 
@@ -101,7 +123,10 @@ def regrid_outputs(field: str, kind: str) -> list[str]:
 
 
 def split_region_outputs() -> dict[str, str]:
-    out = {name: f"{SPLIT}/{{region}}/{name}.nc" for name in ("fine", "coarse_on_fine", "elevation")}
+    out = {
+        name: f"{SPLIT}/{{region}}/{name}.nc"
+        for name in ("fine", "coarse_on_fine", "elevation")
+    }
     if SPLIT_TRUTH:
         out["truth"] = f"{SPLIT}/{{region}}/truth.nc"
     return out
@@ -109,7 +134,10 @@ def split_region_outputs() -> dict[str, str]:
 
 def split_inputs(w) -> dict[str, str]:
     """The split files of one region and season, as every model rule reads them."""
-    files = {name: path.format(region=w.region) for name, path in split_region_outputs().items()}
+    files = {
+        name: path.format(region=w.region)
+        for name, path in split_region_outputs().items()
+    }
     return files | {
         "days": f"{SPLIT}/{w.region}/{w.season}/days.json",
         "scaler": f"{SPLIT}/{w.region}/{w.season}/scaler.json",
@@ -175,11 +203,24 @@ def all_targets() -> list[str]:
     targets = raw_files("coarse") + raw_files("fine") + [f"{RAW}/elevation.nc"]
     if DATA["source"] == "synthetic":
         targets += [f"{RAW}/twin.json", f"{RESULTS}/figures/twin_overview.png"]
-    targets += expand(f"{REGRID}/{{region}}/fine_on_coarse/{Path(raw_files('fine')[-1]).name}", region=REGIONS)
-    targets += [path.format(region=r) for path in split_region_outputs().values() for r in REGIONS]
-    targets += expand(f"{SPLIT}/{{region}}/{{season}}/{{name}}.json", **each, name=["days", "scaler"])
+    targets += expand(
+        f"{REGRID}/{{region}}/fine_on_coarse/{Path(raw_files('fine')[-1]).name}",
+        region=REGIONS,
+    )
+    targets += [
+        path.format(region=r)
+        for path in split_region_outputs().values()
+        for r in REGIONS
+    ]
+    targets += expand(
+        f"{SPLIT}/{{region}}/{{season}}/{{name}}.json", **each, name=["days", "scaler"]
+    )
     targets += [f"{DOMAIN}/wasserstein.csv"]
-    targets += expand(f"{DOMAIN}/{{region}}/{{name}}.png", region=REGIONS, name=["per_day", "pixel_map"])
+    targets += expand(
+        f"{DOMAIN}/{{region}}/{{name}}.png",
+        region=REGIONS,
+        name=["per_day", "pixel_map"],
+    )
     targets += expand(
         f"{SAMPLES}/{{region}}/{{season}}/{{model}}/{{name}}.nc",
         **each,
@@ -189,6 +230,13 @@ def all_targets() -> list[str]:
     targets += expand(f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png", **each)
     targets += expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
     targets += [f"{METRICS}/samplers.csv", f"{METRICS}/summary.csv"]
-    targets += [f"{EVAL_FIGURES}/metrics_test.png", f"{EVAL_FIGURES}/metrics_beyond.png"]
-    targets += expand(f"{EVAL_FIGURES}/{{region}}/{{season}}/{{kind}}.png", **each, kind=EVAL_FIGURE_KINDS)
+    targets += [
+        f"{EVAL_FIGURES}/metrics_test.png",
+        f"{EVAL_FIGURES}/metrics_beyond.png",
+    ]
+    targets += expand(
+        f"{EVAL_FIGURES}/{{region}}/{{season}}/{{kind}}.png",
+        **each,
+        kind=EVAL_FIGURE_KINDS,
+    )
     return targets

@@ -9,6 +9,12 @@ if DATA["source"] == "synthetic":
             fine=raw_files("fine"),
             elevation=f"{RAW}/elevation.nc",
             reference=f"{RAW}/twin.json",
+        log:
+            f"{LOGS}/make_synthetic.log",
+        benchmark:
+            f"{BENCHMARKS}/make_synthetic/make_synthetic.tsv"
+        conda:
+            "../../envs/data.yaml"
         params:
             boxes=BOXES,
             margin=DATA["margin_deg"],
@@ -18,12 +24,6 @@ if DATA["source"] == "synthetic":
             units=DATA["units"],
             synthetic=DATA["synthetic"],
             out_dir=lambda w, output: Path(output.elevation).parent,
-        benchmark:
-            f"{BENCHMARKS}/make_synthetic/make_synthetic.tsv"
-        log:
-            f"{LOGS}/make_synthetic.log",
-        conda:
-            "../../envs/data.yaml"
         script:
             "../scripts/make_synthetic.py"
 
@@ -40,13 +40,13 @@ if DATA["source"] == "synthetic":
                 category="1. Data",
                 labels={"figure": "synthetic twin"},
             ),
-        params:
-            variable=DATA["variable"],
-            regions=config["regions"],
         log:
             f"{LOGS}/plot_twin.log",
         conda:
             "../../envs/evaluate.yaml"
+        params:
+            variable=DATA["variable"],
+            regions=config["regions"],
         script:
             "../scripts/plot_twin.py"
 
@@ -63,9 +63,15 @@ if DATA["source"] == "nasa":
     rule download_merra2:
         output:
             f"{RAW}/coarse/{{year}}-{{month}}.nc",
+        log:
+            f"{LOGS}/download_merra2/{{year}}-{{month}}.log",
         wildcard_constraints:
             year=r"\d{4}",
             month=r"\d{2}",
+        conda:
+            "../../envs/data.yaml"
+        resources:
+            nasa_connections=1,
         params:
             field="coarse",
             nasa=DATA["nasa"],
@@ -74,18 +80,14 @@ if DATA["source"] == "nasa":
             period=DATA["coarse_period"],
             variable=DATA["variable"],
             attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
-        resources:
-            nasa_connections=1,
-        log:
-            f"{LOGS}/download_merra2/{{year}}-{{month}}.log",
-        conda:
-            "../../envs/data.yaml"
         script:
             "../scripts/download_nasa.py"
 
     use rule download_merra2 as download_g5nr with:
         output:
             f"{RAW}/fine/{{year}}-{{month}}.nc",
+        log:
+            f"{LOGS}/download_g5nr/{{year}}-{{month}}.log",
         params:
             field="fine",
             nasa=DATA["nasa"],
@@ -94,12 +96,16 @@ if DATA["source"] == "nasa":
             period=DATA["fine_period"],
             variable=DATA["variable"],
             attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
-        log:
-            f"{LOGS}/download_g5nr/{{year}}-{{month}}.log",
 
     rule download_elevation:
         output:
             f"{RAW}/elevation.nc",
+        log:
+            f"{LOGS}/download_elevation.log",
+        conda:
+            "../../envs/data.yaml"
+        resources:
+            nasa_connections=1,
         params:
             field="elevation",
             nasa=DATA["nasa"],
@@ -108,12 +114,6 @@ if DATA["source"] == "nasa":
             period=DATA["fine_period"],
             variable="elevation",
             attrs={},
-        resources:
-            nasa_connections=1,
-        log:
-            f"{LOGS}/download_elevation.log",
-        conda:
-            "../../envs/data.yaml"
         script:
             "../scripts/download_nasa.py"
 
@@ -125,6 +125,10 @@ if DATA["source"] == "local":
             local_files("coarse"),
         output:
             raw_files("coarse"),
+        log:
+            f"{LOGS}/normalise_local/coarse.log",
+        conda:
+            "../../envs/data.yaml"
         params:
             pattern=DATA["local"]["coarse"]["path"],
             source_variable=DATA["local"]["coarse"]["variable"],
@@ -134,10 +138,6 @@ if DATA["source"] == "local":
             required=DATA["coarse_period"],
             variable=DATA["variable"],
             attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
-        log:
-            f"{LOGS}/normalise_local/coarse.log",
-        conda:
-            "../../envs/data.yaml"
         script:
             "../scripts/normalise_local.py"
 
@@ -146,6 +146,8 @@ if DATA["source"] == "local":
             local_files("fine"),
         output:
             raw_files("fine"),
+        log:
+            f"{LOGS}/normalise_local/fine.log",
         params:
             pattern=DATA["local"]["fine"]["path"],
             source_variable=DATA["local"]["fine"]["variable"],
@@ -156,14 +158,14 @@ if DATA["source"] == "local":
             required=DATA["fine_period"],
             variable=DATA["variable"],
             attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
-        log:
-            f"{LOGS}/normalise_local/fine.log",
 
     use rule normalise_local_coarse as normalise_local_elevation with:
         input:
             local_files("elevation"),
         output:
             f"{RAW}/elevation.nc",
+        log:
+            f"{LOGS}/normalise_local/elevation.log",
         params:
             pattern=DATA["local"]["elevation"]["path"],
             source_variable=DATA["local"]["elevation"]["variable"],
@@ -173,5 +175,3 @@ if DATA["source"] == "local":
             required=None,
             variable="elevation",
             attrs={"long_name": "surface height above sea level", "units": "m"},
-        log:
-            f"{LOGS}/normalise_local/elevation.log",

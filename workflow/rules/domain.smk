@@ -20,6 +20,12 @@ rule domain:
             category="2. Domain shift",
             labels={"region": "{region}", "figure": "per-pixel distance"},
         ),
+    log:
+        f"{LOGS}/domain/{{region}}.log",
+    benchmark:
+        f"{BENCHMARKS}/domain/{{region}}.tsv"
+    conda:
+        "../../envs/data.yaml"
     params:
         seasons=config["seasons"],
         log10=config["transform"]["log10"],
@@ -29,12 +35,6 @@ rule domain:
         seeds=config["domain"]["seeds"],
         max_patches=config["domain"]["max_patches"],
         variable=DATA["variable"],
-    benchmark:
-        f"{BENCHMARKS}/domain/{{region}}.tsv"
-    log:
-        f"{LOGS}/domain/{{region}}.log",
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/domain.py"
 

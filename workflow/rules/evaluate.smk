@@ -9,16 +9,16 @@ rule sample_bicubic:
     output:
         test=f"{SAMPLES}/{{region}}/{{season}}/bicubic/test.nc",
         beyond=f"{SAMPLES}/{{region}}/{{season}}/bicubic/beyond.nc",
+    log:
+        f"{LOGS}/sample_bicubic/{{region}}/{{season}}.log",
+    benchmark:
+        f"{BENCHMARKS}/sample_bicubic/{{region}}_{{season}}.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
     params:
         variable=DATA["variable"],
         log10=config["transform"]["log10"],
         floor=config["transform"]["floor"],
-    benchmark:
-        f"{BENCHMARKS}/sample_bicubic/{{region}}_{{season}}.tsv"
-    log:
-        f"{LOGS}/sample_bicubic/{{region}}/{{season}}.log",
-    conda:
-        "../../envs/evaluate.yaml"
     script:
         "../scripts/sample_bicubic.py"
 
@@ -29,6 +29,12 @@ rule evaluate:
     output:
         scores=f"{METRICS}/{{region}}/{{season}}/scores.csv",
         diagnostics=f"{METRICS}/{{region}}/{{season}}/diagnostics.json",
+    log:
+        f"{LOGS}/evaluate/{{region}}/{{season}}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate/{{region}}_{{season}}.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
     params:
         models=evaluated_models(),
         variable=DATA["variable"],
@@ -36,19 +42,17 @@ rule evaluate:
         floor=config["transform"]["floor"],
         fine_period=DATA["fine_period"],
         settings=EVAL,
-    benchmark:
-        f"{BENCHMARKS}/evaluate/{{region}}_{{season}}.tsv"
-    log:
-        f"{LOGS}/evaluate/{{region}}/{{season}}.log",
-    conda:
-        "../../envs/evaluate.yaml"
     script:
         "../scripts/evaluate.py"
 
 
 rule summarize_metrics:
     input:
-        scores=expand(f"{METRICS}/{{region}}/{{season}}/scores.csv", region=REGIONS, season=SEASONS),
+        scores=expand(
+            f"{METRICS}/{{region}}/{{season}}/scores.csv",
+            region=REGIONS,
+            season=SEASONS,
+        ),
     output:
         report(
             f"{METRICS}/summary.csv",
@@ -57,13 +61,13 @@ rule summarize_metrics:
             subcategory="Scores",
             labels={"figure": "table: summary.csv", "period": "test and beyond"},
         ),
-    params:
-        regions=REGIONS,
-        seasons=SEASONS,
     log:
         f"{LOGS}/summarize_metrics.log",
     conda:
         "../../envs/evaluate.yaml"
+    params:
+        regions=REGIONS,
+        seasons=SEASONS,
     script:
         "../scripts/summarize_metrics.py"
 
@@ -107,6 +111,12 @@ rule plot_evaluation:
         lags=evaluation_figure("lags", "persistence curves"),
         drift=evaluation_figure("drift", "drift"),
         rank_histogram=evaluation_figure("rank_histogram", "rank histograms"),
+    log:
+        f"{LOGS}/plot_evaluation/{{region}}/{{season}}.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_evaluation/{{region}}_{{season}}.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
     params:
         models=evaluated_models(),
         variable=DATA["variable"],
@@ -115,12 +125,6 @@ rule plot_evaluation:
         floor=config["transform"]["floor"],
         map_days=EVAL["map_days"],
         map_members=EVAL["map_members"],
-    benchmark:
-        f"{BENCHMARKS}/plot_evaluation/{{region}}_{{season}}.tsv"
-    log:
-        f"{LOGS}/plot_evaluation/{{region}}/{{season}}.log",
-    conda:
-        "../../envs/evaluate.yaml"
     script:
         "../scripts/plot_evaluation.py"
 
@@ -134,7 +138,16 @@ if DATA["source"] == "synthetic":
             days=[f"{SPLIT}/{r}/{s}/days.json" for r in REGIONS for s in SEASONS],
             truth=[f"{SPLIT}/{r}/truth.nc" for r in REGIONS] if SPLIT_TRUTH else [],
         output:
-            [sample_path(r, s, "oracle", p) for r in REGIONS for s in SEASONS for p in ("test", "beyond")],
+            [
+                sample_path(r, s, "oracle", p)
+                for r in REGIONS
+                for s in SEASONS
+                for p in ("test", "beyond")
+            ],
+        log:
+            f"{LOGS}/sample_oracle.log",
+        conda:
+            "../../envs/evaluate.yaml"
         params:
             regions=[r for r in REGIONS for s in SEASONS],
             seasons=[s for r in REGIONS for s in SEASONS],
@@ -145,9 +158,5 @@ if DATA["source"] == "synthetic":
             variable=DATA["variable"],
             units=DATA["units"],
             long_name=DATA["long_name"],
-        log:
-            f"{LOGS}/sample_oracle.log",
-        conda:
-            "../../envs/evaluate.yaml"
         script:
             "../scripts/sample_oracle.py"

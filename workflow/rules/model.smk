@@ -2,23 +2,24 @@
 # continuous product. Checkpoints (*.ckpt beside the models) are not outputs, so they
 # survive a killed job and training resumes from them; scripts delete them on success.
 
+
 rule pretrain_encoder:
     input:
         unpack(split_inputs),
     output:
         model=f"{MODELS}/{{region}}/{{season}}/encoder.pt",
         curve=f"{MODELS}/{{region}}/{{season}}/encoder_loss.csv",
+    log:
+        f"{LOGS}/pretrain_encoder/{{region}}_{{season}}.log",
+    benchmark:
+        f"{BENCHMARKS}/pretrain_encoder/{{region}}_{{season}}.tsv"
+    conda:
+        "../../envs/train.yaml"
     params:
         encoder=config["encoder"],
         months=lambda w: config["seasons"][w.season],
         variable=DATA["variable"],
         checkpoint=lambda w, output: f"{output.model}.ckpt",
-    benchmark:
-        f"{BENCHMARKS}/pretrain_encoder/{{region}}_{{season}}.tsv"
-    log:
-        f"{LOGS}/pretrain_encoder/{{region}}_{{season}}.log",
-    conda:
-        "../../envs/train.yaml"
     script:
         "../scripts/pretrain_encoder.py"
 
@@ -32,22 +33,22 @@ rule train_diffusion:
     output:
         model=f"{MODELS}/{{region}}/{{season}}/{{model}}.pt",
         curve=f"{MODELS}/{{region}}/{{season}}/{{model}}_loss.csv",
+    log:
+        f"{LOGS}/train_diffusion/{{region}}_{{season}}_{{model}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train_diffusion/{{region}}_{{season}}_{{model}}.tsv"
     wildcard_constraints:
         model="|".join(registry.of_family("diffusion")),
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        gpu=config["diffusion"]["gpus"],  # the count is config; profiles/default sizes the rest
     params:
         encoder=config["encoder"],
         diffusion=config["diffusion"],
         halo=config["sampling"]["halo"],
         variable=DATA["variable"],
         checkpoint=lambda w, output: f"{output.model}.ckpt",
-    resources:
-        gpu=config["diffusion"]["gpus"],  # the count is config; profiles/default sizes the rest
-    benchmark:
-        f"{BENCHMARKS}/train_diffusion/{{region}}_{{season}}_{{model}}.tsv"
-    log:
-        f"{LOGS}/train_diffusion/{{region}}_{{season}}_{{model}}.log",
-    conda:
-        "../../envs/train.yaml"
     script:
         "../scripts/train_diffusion.py"
 
@@ -59,20 +60,20 @@ rule train_baseline:
     output:
         model=f"{MODELS}/{{region}}/{{season}}/{{model}}.pt",
         curve=f"{MODELS}/{{region}}/{{season}}/{{model}}_loss.csv",
+    log:
+        f"{LOGS}/train_baseline/{{region}}_{{season}}_{{model}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train_baseline/{{region}}_{{season}}_{{model}}.tsv"
     wildcard_constraints:
         model="|".join(registry.of_family("regressor")),
+    conda:
+        "../../envs/train.yaml"
     params:
         encoder=config["encoder"],
         baselines=lambda w: baseline_settings(config["baselines"], config["diffusion"]),
         halo=config["sampling"]["halo"],
         variable=DATA["variable"],
         checkpoint=lambda w, output: f"{output.model}.ckpt",
-    benchmark:
-        f"{BENCHMARKS}/train_baseline/{{region}}_{{season}}_{{model}}.tsv"
-    log:
-        f"{LOGS}/train_baseline/{{region}}_{{season}}_{{model}}.log",
-    conda:
-        "../../envs/train.yaml"
     script:
         "../scripts/train_baseline.py"
 
@@ -85,18 +86,20 @@ rule sample:
         test=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/test.nc",
         beyond=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/beyond.nc",
         scores=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/selfcheck.json",
+    log:
+        f"{LOGS}/sample/{{region}}_{{season}}_{{model}}.log",
+    benchmark:
+        f"{BENCHMARKS}/sample/{{region}}_{{season}}_{{model}}.tsv"
     wildcard_constraints:
-        model="|".join(registry.of_family("diffusion") + registry.of_family("regressor")),
+        model="|".join(
+            registry.of_family("diffusion") + registry.of_family("regressor")
+        ),
+    conda:
+        "../../envs/train.yaml"
     params:
         sampling=config["sampling"],
         transform=config["transform"],
         variable=DATA["variable"],
-    benchmark:
-        f"{BENCHMARKS}/sample/{{region}}_{{season}}_{{model}}.tsv"
-    log:
-        f"{LOGS}/sample/{{region}}_{{season}}_{{model}}.log",
-    conda:
-        "../../envs/train.yaml"
     script:
         "../scripts/sample.py"
 
@@ -107,23 +110,27 @@ rule sampler_benchmark:
         model=f"{MODELS}/{{region}}/{{season}}/{registry.METHOD}.pt",
     output:
         f"{RESULTS}/metrics/samplers/{{region}}_{{season}}.csv",
+    log:
+        f"{LOGS}/sampler_benchmark/{{region}}_{{season}}.log",
+    benchmark:
+        f"{BENCHMARKS}/sampler_benchmark/{{region}}_{{season}}.tsv"
+    conda:
+        "../../envs/train.yaml"
     params:
         sampling=config["sampling"],
         transform=config["transform"],
         variable=DATA["variable"],
-    benchmark:
-        f"{BENCHMARKS}/sampler_benchmark/{{region}}_{{season}}.tsv"
-    log:
-        f"{LOGS}/sampler_benchmark/{{region}}_{{season}}.log",
-    conda:
-        "../../envs/train.yaml"
     script:
         "../scripts/sampler_benchmark.py"
 
 
 rule samplers_table:
     input:
-        expand(f"{RESULTS}/metrics/samplers/{{region}}_{{season}}.csv", region=REGIONS, season=SEASONS),
+        expand(
+            f"{RESULTS}/metrics/samplers/{{region}}_{{season}}.csv",
+            region=REGIONS,
+            season=SEASONS,
+        ),
     output:
         report(
             f"{RESULTS}/metrics/samplers.csv",
@@ -143,10 +150,21 @@ rule samplers_table:
 rule assemble:
     input:
         fine=f"{SPLIT}/{{region}}/fine.nc",
-        beyond=expand(f"{SAMPLES}/{{{{region}}}}/{{season}}/{registry.METHOD}/beyond.nc", season=SEASONS),
-        models=expand(f"{MODELS}/{{{{region}}}}/{{season}}/{registry.METHOD}.pt", season=SEASONS),
+        beyond=expand(
+            f"{SAMPLES}/{{{{region}}}}/{{season}}/{registry.METHOD}/beyond.nc",
+            season=SEASONS,
+        ),
+        models=expand(
+            f"{MODELS}/{{{{region}}}}/{{season}}/{registry.METHOD}.pt", season=SEASONS
+        ),
     output:
         f"{RESULTS}/downscaled/{{region}}.nc",
+    log:
+        f"{LOGS}/assemble/{{region}}.log",
+    benchmark:
+        f"{BENCHMARKS}/assemble/{{region}}.tsv"
+    conda:
+        "../../envs/data.yaml"
     params:
         seasons=config["seasons"],
         variable=DATA["variable"],
@@ -154,19 +172,15 @@ rule assemble:
         members_saved=config["sampling"]["members_saved"],
         sampling=config["sampling"],
         config=config,
-    benchmark:
-        f"{BENCHMARKS}/assemble/{{region}}.tsv"
-    log:
-        f"{LOGS}/assemble/{{region}}.log",
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/assemble.py"
 
 
 rule plot_training:
     input:
-        curves=lambda w: [f"{MODELS}/{w.region}/{w.season}/{m}_loss.csv" for m in trained_models()],
+        curves=lambda w: [
+            f"{MODELS}/{w.region}/{w.season}/{m}_loss.csv" for m in trained_models()
+        ],
     output:
         report(
             f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png",
@@ -175,11 +189,11 @@ rule plot_training:
             subcategory="Training curves",
             labels={"region": "{region}", "season": "{season}"},
         ),
-    params:
-        models=lambda w: trained_models(),
     log:
         f"{LOGS}/plot_training/{{region}}_{{season}}.log",
     conda:
         "../../envs/evaluate.yaml"
+    params:
+        models=lambda w: trained_models(),
     script:
         "../scripts/plot_training.py"

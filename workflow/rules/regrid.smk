@@ -10,6 +10,12 @@ rule regrid:
         target_grid=raw_files("fine")[0],
     output:
         regrid_outputs("coarse", "coarse_on_fine"),
+    log:
+        f"{LOGS}/regrid/{{region}}_coarse_on_fine.log",
+    benchmark:
+        f"{BENCHMARKS}/regrid/{{region}}.tsv"
+    conda:
+        "../../envs/regrid.yaml"
     params:
         box=lambda w: config["regions"][w.region],
         method=config["regrid"]["coarse_to_fine"],
@@ -17,12 +23,6 @@ rule regrid:
         missing=config["regrid"]["missing"],
         weights_dir=config["regrid"]["weights_dir"],
         variable=DATA["variable"],
-    benchmark:
-        f"{BENCHMARKS}/regrid/{{region}}.tsv"
-    log:
-        f"{LOGS}/regrid/{{region}}_coarse_on_fine.log",
-    conda:
-        "../../envs/regrid.yaml"
     script:
         "../scripts/regrid.py"
 
@@ -33,6 +33,12 @@ rule regrid_fine_to_coarse:
         target_grid=raw_files("coarse")[0],
     output:
         regrid_outputs("fine", "fine_on_coarse"),
+    log:
+        f"{LOGS}/regrid/{{region}}_fine_on_coarse.log",
+    benchmark:
+        f"{BENCHMARKS}/regrid_fine_to_coarse/{{region}}.tsv"
+    conda:
+        "../../envs/regrid.yaml"
     params:
         box=lambda w: config["regions"][w.region],
         method=config["regrid"]["fine_to_coarse"],
@@ -40,11 +46,5 @@ rule regrid_fine_to_coarse:
         missing=config["regrid"]["missing"],
         weights_dir=config["regrid"]["weights_dir"],
         variable=DATA["variable"],
-    benchmark:
-        f"{BENCHMARKS}/regrid_fine_to_coarse/{{region}}.tsv"
-    log:
-        f"{LOGS}/regrid/{{region}}_fine_on_coarse.log",
-    conda:
-        "../../envs/regrid.yaml"
     script:
         "../scripts/regrid.py"

@@ -10,6 +10,12 @@ rule split_region:
         elevation=f"{RAW}/elevation.nc",
     output:
         **split_region_outputs(),
+    log:
+        f"{LOGS}/split/{{region}}.log",
+    benchmark:
+        f"{BENCHMARKS}/split_region/{{region}}.tsv"
+    conda:
+        "../../envs/data.yaml"
     params:
         box=lambda w: config["regions"][w.region],
         variable=DATA["variable"],
@@ -17,12 +23,6 @@ rule split_region:
         coarse_period=DATA["coarse_period"],
         # the user's fine files may cover only part of the beyond days: truth.nc holds those
         truth_where_held=DATA["source"] == "local",
-    benchmark:
-        f"{BENCHMARKS}/split_region/{{region}}.tsv"
-    log:
-        f"{LOGS}/split/{{region}}.log",
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/split_region.py"
 
@@ -33,6 +33,12 @@ rule split:
     output:
         days=f"{SPLIT}/{{region}}/{{season}}/days.json",
         scaler=f"{SPLIT}/{{region}}/{{season}}/scaler.json",
+    log:
+        f"{LOGS}/split/{{region}}_{{season}}.log",
+    benchmark:
+        f"{BENCHMARKS}/split/{{region}}_{{season}}.tsv"
+    conda:
+        "../../envs/data.yaml"
     params:
         months=lambda w: config["seasons"][w.season],
         fine_period=DATA["fine_period"],
@@ -45,11 +51,5 @@ rule split:
         log10=config["transform"]["log10"],
         floor=config["transform"]["floor"],
         variable=DATA["variable"],
-    benchmark:
-        f"{BENCHMARKS}/split/{{region}}_{{season}}.tsv"
-    log:
-        f"{LOGS}/split/{{region}}_{{season}}.log",
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/split.py"
