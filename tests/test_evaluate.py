@@ -313,15 +313,16 @@ def test_write_summary_concatenates_the_score_files(tmp_path):
 
 
 def test_figures_of_an_ensemble_and_a_deterministic_model(scored, tmp_path):
-    from diffscale import plots
+    from diffscale.plots.diagnostics import diagnostics_figures
+    from diffscale.plots.evaluation import evaluation_maps
 
     root, samples, days, _, diag = scored
     path = tmp_path / "diagnostics.json"
     path.write_text(json.dumps({"region": "solo", "season": "winter", "models": list(samples)} | diag))
     outs = {k: tmp_path / f"{k}.png" for k in ("spectra", "variogram", "acf", "lags", "drift", "rank_histogram")}
-    plots.diagnostics_figures(path, "DUEXTTAU", outs)
+    diagnostics_figures(path, "DUEXTTAU", outs)
     coarse = io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31")
-    plots.evaluation_maps(samples, root / "split/solo/fine.nc", root / "split/solo/winter/days.json", coarse,
-                          "DUEXTTAU", "1", True, 1e-6, 1, 2, tmp_path / "maps.png")
+    evaluation_maps(samples, root / "split/solo/fine.nc", root / "split/solo/winter/days.json", coarse,
+                    "DUEXTTAU", "1", True, 1e-6, 1, 2, tmp_path / "maps.png")
     for out in [*outs.values(), tmp_path / "maps.png"]:
         assert out.stat().st_size > 10_000, out
