@@ -104,3 +104,19 @@ def test_diagnostics_curves_take_their_colours_from_the_registry(tmp_path, saved
     assert lines["truth, test days"] == "k"
     for ax, model in zip(ranks.axes, ("vae", "diffusion")):
         assert matplotlib.colors.same_color(ax.patches[0].get_facecolor(), swapped_registry[model].colour)
+
+
+def test_evaluation_and_plots_import_neither_torch_nor_the_method():
+    # Imports run one way (core <- data <- method <- evaluation <- plots), but scoring and
+    # drawing read files only: their jobs must run in an environment without torch.
+    import subprocess
+    import sys
+
+    code = ("import importlib, pkgutil, sys\n"
+            "import diffscale.evaluation, diffscale.plots\n"
+            "for pkg in (diffscale.evaluation, diffscale.plots):\n"
+            "    for m in pkgutil.iter_modules(pkg.__path__):\n"
+            "        importlib.import_module(f'{pkg.__name__}.{m.name}')\n"
+            "print(sorted(k for k in sys.modules if k.split('.')[0] == 'torch' or k.startswith('diffscale.method')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
