@@ -6,7 +6,7 @@ and in the registry's colours; the truth is black, the fine record's own curve g
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import matplotlib.ticker
@@ -72,7 +72,7 @@ def _variogram_panel(ax: plt.Axes, period: str, diag: dict, space: str) -> None:
     ax.legend(fontsize=7)
 
 
-def _per_period(panel, diag: dict, where: str, space: str, title: str, out: PathLike) -> Path:
+def _per_period(panel: Callable[[plt.Axes, str, dict, str], None], diag: dict, where: str, space: str, title: str, out: PathLike) -> Path:
     """One panel per period (test, beyond), drawn by ``panel(ax, period, diag, space)``."""
     fig, axes = _two_panels(4.8)
     for ax, period in zip(axes, PERIODS):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from matplotlib.collections import QuadMesh
 
 from diffscale.core import io, registry
 from diffscale.core.days import DaySplit
@@ -92,7 +93,7 @@ class _MapStyle:
         return to_metric_space(x, self.log10, self.floor)
 
     def draw(self, ax: plt.Axes, field: np.ndarray, vmin: float, vmax: float, title: str, cmap: str = "YlOrBr",
-             lat: np.ndarray | None = None, lon: np.ndarray | None = None):
+             lat: np.ndarray | None = None, lon: np.ndarray | None = None) -> QuadMesh:
         """``field`` on the fine grid (or on ``lat``/``lon``), cut to the fine grid's extent."""
         m = ax.pcolormesh(self.lon if lon is None else lon, self.lat if lat is None else lat, field, vmin=vmin,
                           vmax=vmax, cmap=cmap, shading="nearest")
