@@ -1,18 +1,15 @@
 """The bicubic baseline: exact on cubic fields, and its samples follow the sample contract."""
 
-import json
-
 import numpy as np
-import pandas as pd
 import pytest
+from split_fixture import write_split
 
 from diffscale.core import io
-from diffscale.evaluation.bicubic import bicubic, bicubic_record
-from diffscale.core.grids import Box, g5nr_grid, merra2_grid
+from diffscale.core.days import DaySplit
+from diffscale.core.grids import Box, bicubic, g5nr_grid, merra2_grid
 from diffscale.core.samples import read_members
 from diffscale.data.sources.synthetic import make_twin
-
-from split_fixture import write_split
+from diffscale.evaluation.bicubic import bicubic_record, bicubic_samples
 
 
 def test_bicubic_reproduces_a_cubic_surface_and_rejects_tiny_grids():
@@ -39,21 +36,21 @@ def twin(tmp_path_factory):
 
 def test_bicubic_record_writes_the_sample_contract_and_matches_the_twin_reference(twin):
     root, scores = twin
-    days = json.loads((root / "split/solo/winter/days.json").read_text())
+    days = DaySplit.from_json(root / "split/solo/winter/days.json")
     fine = io.read_field(root / "split/solo/fine.nc", "DUEXTTAU")
     coarse_files = io.month_files(root / "raw/coarse", "2000-01-01", "2000-02-29")
-    ds = bicubic_record(coarse_files, "DUEXTTAU", days["beyond"], fine.lat.values, fine.lon.values, True, 1e-6)
+    ds = bicubic_record(coarse_files, "DUEXTTAU", days.beyond, fine.lat.values, fine.lon.values, True, 1e-6)
     path = io.write_netcdf(ds, root / "beyond.nc")
-    da = read_members(path, "DUEXTTAU", days["beyond"])
+    da = read_members(path, "DUEXTTAU", days.beyond)
     assert da.dims == ("member", "time", "lat", "lon") and da.sizes["member"] == 1
     assert da.attrs["units"] == "1" and float(da.min()) > 0
     # Against the twin's own bicubic (on the full coarse grid): the same R2 up to the crop and float32.
-    truth = np.log10(io.read_field(root / "split/solo/truth.nc", "DUEXTTAU").sel(time=pd.to_datetime(days["beyond"])).values)
+    truth = np.log10(io.read_field(root / "split/solo/truth.nc", "DUEXTTAU").sel(time=days.beyond).values)
     pred = np.log10(da.values[0])
     r2 = 1 - np.sum((truth - pred) ** 2) / np.sum((truth - truth.mean()) ** 2)
     assert r2 == pytest.approx(scores.bicubic_r2, abs=0.1)
     with pytest.raises(io.DataValidationError, match="expected the"):
-        read_members(path, "DUEXTTAU", days["beyond"][1:])
+        read_members(path, "DUEXTTAU", days.beyond[1:])
 
 
 def test_no_days_give_an_empty_file_of_the_contract(twin):
@@ -72,3 +69,17 @@ def test_bicubic_record_names_a_missing_day(twin):
     files = io.month_files(root / "raw/coarse", "2000-01-01", "2000-01-31")
     with pytest.raises(io.DataValidationError, match="lacks 1 requested day"):
         bicubic_record(files, "DUEXTTAU", ["2000-01-31", "2000-02-01"], fine.lat.values, fine.lon.values, True, 1e-6)
+
+
+def test_bicubic_samples_write_each_period_of_the_day_lists(twin):
+    root, _ = twin
+    days = DaySplit.from_json(root / "split/solo/winter/days.json")
+    files = io.month_files(root / "raw/coarse", "2000-01-01", "2000-02-29")
+    outs = {"test": root / "rule/test.nc", "beyond": root / "rule/beyond.nc"}
+    bicubic_samples(files, root / "split/solo/fine.nc", root / "split/solo/winter/days.json", "DUEXTTAU", True, 1e-6, outs)
+    fine = io.read_field(root / "split/solo/fine.nc", "DUEXTTAU")
+    for period, path in outs.items():
+        da = read_members(path, "DUEXTTAU", getattr(days, period))
+        expected = bicubic_record(files, "DUEXTTAU", getattr(days, period), fine.lat.values, fine.lon.values, True, 1e-6)
+        np.testing.assert_array_equal(da.values, expected["DUEXTTAU"].values)
+        assert da.attrs["units"] == "1"

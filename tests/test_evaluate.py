@@ -1,6 +1,7 @@
 """Metrics against hand-computed values and against the libraries they wrap."""
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -8,13 +9,13 @@ import properscoring
 import pytest
 from split_fixture import write_split
 
-from diffscale.core import metrics, transform
-from diffscale.evaluation import scores
-from diffscale.core import io
-from diffscale.evaluation.bicubic import bicubic_record
+from diffscale.core import io, metrics, transform
+from diffscale.core.days import DaySplit
 from diffscale.core.grids import Box, g5nr_grid, merra2_grid
 from diffscale.core.samples import member_dataset
 from diffscale.data.sources.synthetic import make_twin
+from diffscale.evaluation import scores
+from diffscale.evaluation.bicubic import bicubic_record
 
 
 def test_point_scores_on_a_hand_computed_case():
@@ -163,21 +164,22 @@ def scored(tmp_path_factory):
     box = Box((33.0, 34.5), (64.0, 65.875))
     make_twin([box], 0.5, ("2000-01-01", "2000-03-31"), root / "raw")
     write_split(root / "raw", root / "split", TWIN_CONFIG)
-    days = json.loads((root / "split/solo/winter/days.json").read_text())
+    days = DaySplit.from_json(root / "split/solo/winter/days.json")
     coarse = io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31")
     fine = io.read_field(root / "split/solo/fine.nc", "DUEXTTAU")
     truth = io.read_field(root / "split/solo/truth.nc", "DUEXTTAU")
     samples = {"bicubic": {}, "diffusion": {}}
     rng = np.random.default_rng(0)
     for period, source in (("test", fine), ("beyond", truth)):
-        path = io.write_netcdf(bicubic_record(coarse, "DUEXTTAU", days[period], fine.lat.values, fine.lon.values, True, 1e-6),
+        times = getattr(days, period)
+        path = io.write_netcdf(bicubic_record(coarse, "DUEXTTAU", times, fine.lat.values, fine.lon.values, True, 1e-6),
                                root / f"bicubic_{period}.nc")
         samples["bicubic"][period] = str(path)
         # Members and truth are draws around the same centre: a calibrated 8-member ensemble.
-        y = np.log10(source.sel(time=pd.to_datetime(days[period])).values)
+        y = np.log10(source.sel(time=times).values)
         z = rng.normal(size=(9, *y.shape)) * 0.1
         members = 10 ** (y[None] - z[:1] + z[1:])
-        ds = member_dataset(members, pd.to_datetime(days[period]), fine.lat.values, fine.lon.values, "DUEXTTAU", {"units": "1"})
+        ds = member_dataset(members, times, fine.lat.values, fine.lon.values, "DUEXTTAU", {"units": "1"})
         samples["diffusion"][period] = str(io.write_netcdf(ds, root / f"ens_{period}.nc"))
     rows, diag = scores.evaluate_region_season(samples, root / "split/solo/fine.nc", root / "split/solo/truth.nc",
                                            root / "split/solo/winter/days.json", coarse, "DUEXTTAU", True, 1e-6,
@@ -188,7 +190,7 @@ def scored(tmp_path_factory):
 def test_every_model_and_period_is_scored(scored):
     _, _, days, table, _ = scored
     assert set(table.index) == {(m, p) for m in ("bicubic", "diffusion") for p in ("test", "beyond")}
-    assert table.loc[("bicubic", "beyond"), "days"] == len(days["beyond"])
+    assert table.loc[("bicubic", "beyond"), "days"] == len(days.beyond)
     assert table.loc[("diffusion", "test"), "members"] == 8
 
 
@@ -226,7 +228,7 @@ def test_beyond_is_scored_on_the_days_with_truth_only(scored):
     # The user's local files may hold truth for some beyond days only (split writes those).
     root, samples, days, table, _ = scored
     truth = io.read_field(root / "split/solo/truth.nc", "DUEXTTAU")
-    held = pd.to_datetime(days["beyond"])[::3]
+    held = days.beyond[::3]
     lat, lon = truth.lat.values, truth.lon.values
 
     def evaluate_with(times, name, source=truth):
@@ -238,7 +240,7 @@ def test_beyond_is_scored_on_the_days_with_truth_only(scored):
         return pd.DataFrame(rows).set_index(["model", "period"]), diag
 
     part, diag = evaluate_with(held, "truth_part.nc")
-    assert part.loc[("bicubic", "beyond"), "days"] == len(held) < len(days["beyond"])
+    assert part.loc[("bicubic", "beyond"), "days"] == len(held) < len(days.beyond)
     bicubic = io.read_field(samples["bicubic"]["beyond"], "DUEXTTAU", dims=("member", "time", "lat", "lon"))
     space = lambda x: transform.to_metric_space(x, True, 1e-6)  # noqa: E731
     expected = metrics.rmse(space(truth.sel(time=held).values), space(bicubic.sel(time=held).values[0]))
@@ -247,7 +249,7 @@ def test_beyond_is_scored_on_the_days_with_truth_only(scored):
     assert diag["drift"]["bicubic"]["time"] == [str(d.date()) for d in held]
     pd.testing.assert_series_equal(part.loc[("bicubic", "test")], table.loc[("bicubic", "test")])
     # Truth for none of the season's beyond days (say, other months): no beyond rows, test rows as before.
-    none, _ = evaluate_with(pd.to_datetime(days["test"][:2]), "truth_other_days.nc",
+    none, _ = evaluate_with(days.test[:2], "truth_other_days.nc",
                             io.read_field(root / "split/solo/fine.nc", "DUEXTTAU"))
     assert set(none.index) == {("bicubic", "test"), ("diffusion", "test")}
 
@@ -276,16 +278,51 @@ def test_summary_table_orders_rows_and_keeps_the_contract_columns(tmp_path):
         scores.summary_table([a])
 
 
+def test_write_scores_writes_both_files_in_registry_order_and_logs_each_row(scored, tmp_path, caplog):
+    root, samples, days, table, diag = scored
+    backwards = {m: samples[m] for m in reversed(list(samples))}  # diffusion before bicubic
+    inputs = {f"{m}_{p}": path for m, paths in backwards.items() for p, path in paths.items()}
+    assert scores.sample_files(inputs, list(backwards)) == backwards
+    with caplog.at_level(logging.INFO, logger="diffscale"):
+        written = scores.write_scores(backwards, root / "split/solo/fine.nc", root / "split/solo/truth.nc",
+                                      root / "split/solo/winter/days.json",
+                                      io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31"), "DUEXTTAU", True,
+                                      1e-6, ["2000-01-20", "2000-03-10"], {"variogram_pairs": 4000}, region="solo",
+                                      season="winter", scores_out=tmp_path / "scores.csv",
+                                      diagnostics_out=tmp_path / "diagnostics.json")
+    back = pd.read_csv(tmp_path / "scores.csv")
+    assert list(back.columns) == list(written.columns) and list(back.columns[:4]) == ["region", "season", "model", "period"]
+    assert list(zip(back["model"], back["period"])) == [("bicubic", "test"), ("diffusion", "test"),
+                                                        ("bicubic", "beyond"), ("diffusion", "beyond")]
+    assert back.set_index(["model", "period"])["r2"].to_dict() == pytest.approx(table["r2"].to_dict(), rel=1e-5)
+    saved = io.read_json(tmp_path / "diagnostics.json")
+    assert (saved["region"], saved["season"], saved["models"]) == ("solo", "winter", ["bicubic", "diffusion"])
+    assert list(saved["spectra"]["test"]) == ["k", "cutoff", "truth", "bicubic", "diffusion"]
+    assert saved["drift"] == diag["drift"]
+    assert sum("r2 " in r.getMessage() for r in caplog.records) == 4
+
+
+def test_write_summary_concatenates_the_score_files(tmp_path):
+    path = tmp_path / "scores.csv"
+    scores.scores_frame([{"region": "r", "season": "S", "model": "unet", "period": "test", "r2": 0.7},
+                         {"region": "r", "season": "S", "model": "oracle", "period": "test", "r2": 0.99},
+                         {"region": "r", "season": "S", "model": "vae", "period": "test", "r2": 0.8}]).to_csv(path, index=False)
+    table = scores.write_summary([path], tmp_path / "summary.csv")
+    assert list(table["model"]) == ["unet", "vae", "oracle"]  # registry order, the oracle last
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "summary.csv"), table)
+
+
 def test_figures_of_an_ensemble_and_a_deterministic_model(scored, tmp_path):
-    from diffscale import plots
+    from diffscale.plots.diagnostics import diagnostics_figures
+    from diffscale.plots.evaluation import evaluation_maps
 
     root, samples, days, _, diag = scored
     path = tmp_path / "diagnostics.json"
     path.write_text(json.dumps({"region": "solo", "season": "winter", "models": list(samples)} | diag))
     outs = {k: tmp_path / f"{k}.png" for k in ("spectra", "variogram", "acf", "lags", "drift", "rank_histogram")}
-    plots.diagnostics_figures(path, "DUEXTTAU", outs)
+    diagnostics_figures(path, "DUEXTTAU", outs)
     coarse = io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31")
-    plots.evaluation_maps(samples, root / "split/solo/fine.nc", root / "split/solo/winter/days.json", coarse,
-                          "DUEXTTAU", "1", True, 1e-6, 1, 2, tmp_path / "maps.png")
+    evaluation_maps(samples, root / "split/solo/fine.nc", root / "split/solo/winter/days.json", coarse,
+                    "DUEXTTAU", "1", True, 1e-6, 1, 2, tmp_path / "maps.png")
     for out in [*outs.values(), tmp_path / "maps.png"]:
         assert out.stat().st_size > 10_000, out

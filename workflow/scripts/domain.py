@@ -6,7 +6,7 @@ import pandas as pd
 
 from diffscale.core import io as dio
 from diffscale.data.domain import PAPER_WASSERSTEIN, analyse, table
-from diffscale.plots import domain_per_day, domain_pixel_map
+from diffscale.plots.data import domain_per_day, domain_pixel_map
 
 log = log_to(snakemake.log[0])
 p, i, o = snakemake.params, snakemake.input, snakemake.output

@@ -2,11 +2,10 @@
 
 from _helpers import log_to
 
-from diffscale import plots
+from diffscale.evaluation.scores import sample_files
+from diffscale.plots.evaluation import evaluation_figures
 
 log_to(snakemake.log[0])
-i, p, o = snakemake.input, snakemake.params, snakemake.output
-samples = {m: {"test": i[f"{m}_test"], "beyond": i[f"{m}_beyond"]} for m in p.models}
-plots.evaluation_maps(samples, i.fine, i.days, list(i.coarse), p.variable, p.units, p.log10, p.floor,
-                      p.map_days, p.map_members, o.maps)
-plots.diagnostics_figures(i.diagnostics, p.variable, {k: o[k] for k in ("spectra", "variogram", "acf", "lags", "drift", "rank_histogram")})
+i, p = snakemake.input, snakemake.params
+evaluation_figures(sample_files(i, p.models), i.fine, i.days, list(i.coarse), i.diagnostics, p.variable, p.units,
+                   p.log10, p.floor, p.map_days, p.map_members, dict(snakemake.output.items()))

@@ -2,9 +2,7 @@
 
 from _helpers import log_to
 
-from diffscale.plots import metric_bars
+from diffscale.plots.evaluation import metric_figures
 
 log_to(snakemake.log[0])
-reference = snakemake.input.reference[0] if snakemake.input.reference else None
-for period in ("test", "beyond"):
-    metric_bars(snakemake.input.summary, period, snakemake.output[period], reference)
+metric_figures(snakemake.input.summary, dict(snakemake.output.items()), next(iter(snakemake.input.reference), None))

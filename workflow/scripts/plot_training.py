@@ -2,9 +2,8 @@
 
 from _helpers import log_to
 
-from diffscale.plots import training_curves
+from diffscale.plots.method import training_curves
 
-log = log_to(snakemake.log[0])
-curves = dict(zip(snakemake.params.models, snakemake.input.curves))
-training_curves(curves, snakemake.wildcards.region, snakemake.wildcards.season, snakemake.output[0])
-log.info("training curves of %s -> %s", ", ".join(curves), snakemake.output[0])
+log_to(snakemake.log[0])
+training_curves(dict(zip(snakemake.params.models, snakemake.input.curves)), snakemake.wildcards.region,
+                snakemake.wildcards.season, snakemake.output[0])

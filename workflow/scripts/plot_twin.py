@@ -2,9 +2,9 @@
 
 from _helpers import log_to
 
-from diffscale.plots import twin_overview
+from diffscale.plots.data import twin_overview
 
 log_to(snakemake.log[0])
 i = snakemake.input
-twin_overview(i.coarse, i.fine, i.elevation, i.reference, snakemake.params.variable,
-              snakemake.params.regions, snakemake.output[0])
+twin_overview(i.coarse, i.fine, i.elevation, i.reference, snakemake.params.variable, snakemake.params.regions,
+              snakemake.output[0])

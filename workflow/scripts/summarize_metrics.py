@@ -2,11 +2,7 @@
 
 from _helpers import log_to
 
-from diffscale.core import io
-from diffscale.evaluation.scores import summary_table
+from diffscale.evaluation.scores import write_summary
 
-log = log_to(snakemake.log[0])
-table = summary_table(list(snakemake.input.scores))
-with io.atomic_path(snakemake.output[0]) as tmp:
-    table.to_csv(tmp, index=False, float_format="%.6g")
-log.info("%d rows (%s)", len(table), ", ".join(sorted(table["model"].unique())) if len(table) else "none")
+log_to(snakemake.log[0])
+write_summary(snakemake.input.scores, snakemake.output[0])

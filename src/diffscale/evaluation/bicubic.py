@@ -7,20 +7,24 @@ themselves, so it reads the raw coarse record on its own grid.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from diffscale.core import io
+from diffscale.core import io, registry
+from diffscale.core.days import DaySplit
 from diffscale.core.grids import bicubic
-from diffscale.core.transform import from_metric_space, to_metric_space
 from diffscale.core.samples import member_dataset
+from diffscale.core.transform import from_metric_space, to_metric_space
+
+log = logging.getLogger(__name__)
 
 
-def bicubic_record(coarse_files: Sequence[str | os.PathLike], variable: str, days: Sequence[str],
+def bicubic_record(coarse_files: Sequence[str | os.PathLike], variable: str, days: Sequence[str] | pd.DatetimeIndex,
                    fine_lat: np.ndarray, fine_lon: np.ndarray, log10: bool, floor: float,
                    margin_cells: int = 2) -> xr.Dataset:
     """The bicubic baseline's samples (one member) for ``days`` on the fine centres.
@@ -51,5 +55,21 @@ def bicubic_record(coarse_files: Sequence[str | os.PathLike], variable: str, day
     fine = from_metric_space(bicubic(values, lat[iy], lon[ix], fine_lat, fine_lon), log10)
     attrs = {k: v for k, v in record.attrs.items() if k in ("units", "long_name", "standard_name")}
     return member_dataset(fine[None].astype(np.float32), times, fine_lat, fine_lon, variable, attrs,
-                          {"model": "bicubic", "method": "bicubic spline of the native coarse field"
+                          {"model": "bicubic", "method": registry.entry("bicubic").description
                            + (" in log10 space" if log10 else "")})
+
+
+def bicubic_samples(coarse_files: Sequence[str | os.PathLike], fine_path: str | os.PathLike,
+                    days_path: str | os.PathLike, variable: str, log10: bool, floor: float,
+                    outs: Mapping[str, str | os.PathLike]) -> None:
+    """Rule sample_bicubic: the bicubic samples on the fine grid of ``fine_path`` for each period of ``outs``.
+
+    ``outs``: {"test": path, "beyond": path}; each period's days are those of ``days_path``.
+    """
+    days = DaySplit.from_json(days_path)
+    fine = io.read_field(fine_path, variable)
+    for period, out in outs.items():
+        times = getattr(days, period)
+        io.write_netcdf(bicubic_record(coarse_files, variable, times, fine.lat.values, fine.lon.values, log10, floor), out)
+        log.info("%s: %d days interpolated onto %d x %d fine pixels", period, len(times), fine.sizes["lat"],
+                 fine.sizes["lon"])

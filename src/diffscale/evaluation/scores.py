@@ -1,159 +1,263 @@
 """Scoring the workflow's files: every model's samples of one region and season against the fine truth.
 
-The metrics themselves are :mod:`diffscale.core.metrics`; this module reads the sample
-files, the split's truth and the coarse record, and writes the rows of ``summary.csv``
-and the paper's diagnostics.
+The metrics themselves are :mod:`diffscale.core.metrics` and the diagnostics
+:mod:`diffscale.evaluation.diagnostics`; this module reads the sample files, the split's
+truth and the coarse record, and writes the rows of ``summary.csv`` and the paper's
+diagnostics (``diagnostics.json``).
+
+* :func:`evaluate_region_season`: files in, rows and diagnostics out;
+* :func:`write_scores`: rule ``evaluate`` (``scores.csv`` and ``diagnostics.json``);
+* :func:`write_summary`: rule ``summarize_metrics`` (``summary.csv``).
 """
 
 from __future__ import annotations
 
-import numpy as np
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from diffscale.core import io, registry
+from diffscale.core.days import DaySplit
 from diffscale.core.grids import grid_of
 from diffscale.core.metrics import (METRIC_COLUMNS, CoarseAverager, coarse_cell_px, coarse_consistency,
                                     high_frequency_cutoff, power_spectrum, rank_histogram, score)
+from diffscale.core.samples import read_members
 from diffscale.core.transform import to_metric_space
+from diffscale.evaluation import diagnostics as dg
+
+log = logging.getLogger(__name__)
 
 PERIODS = ("test", "beyond")
+SETTINGS = {"variogram_pairs": 20000, "variogram_bins": 24, "variogram_max_km": 600.0, "acf_lags": 30,
+            "persistence_lags": 10, "seed": 0}
+SUMMARY_COLUMNS = ["region", "season", "model", "period", *METRIC_COLUMNS, "ssim_member", "coarse_rmse", "coarse_bias",
+                   "coarse_rmse_truth", "coarse_bias_truth", "drift_rmse_per_year", "members", "days"]
+
+PathLike = str | os.PathLike
 
 
-def _series_dict(s) -> dict:
-    return {"acf": list(map(float, s[0])), "pacf": list(map(float, s[1]))}
+def sample_files(files: Mapping[str, PathLike], models: Sequence[str]) -> dict[str, dict[str, PathLike]]:
+    """``{model: {period: path}}`` from the rules' inputs, which name each sample file ``{model}_{period}``."""
+    return {m: {p: files[f"{m}_{p}"] for p in PERIODS} for m in models}
 
 
-def evaluate_region_season(samples: dict[str, dict[str, str]], fine_path: str, truth_path: str | None,
-                           days_path: str, coarse_files: list[str], variable: str, log10: bool, floor: float,
-                           fine_period: tuple[str, str], settings: dict | None = None):
+def _in_registry_order(samples: Mapping[str, Mapping[str, PathLike]]) -> dict[str, Mapping[str, PathLike]]:
+    # The rows, the diagnostics and so the figures follow the registry, whatever order a caller uses.
+    return {m: samples[m] for m in registry.order(list(samples))}
+
+
+def read_truths(fine_path: PathLike, truth_path: PathLike | None, days: DaySplit,
+                variable: str) -> tuple[xr.DataArray, dict[str, xr.DataArray]]:
+    """The fine record, and the truth of each period that has some: ``{"test": ..., "beyond": ...}``.
+
+    Beyond truth is the season's beyond days that truth.nc holds (the user's files may
+    cover only some); without truth.nc or without any of those days there is none.
+    """
+    fine = io.read_field(fine_path, variable)
+    truths = {"test": fine.sel(time=days.test)}
+    if truth_path is not None and len(days.beyond):
+        truth = io.read_field(truth_path, variable)
+        held = days.beyond.intersection(pd.DatetimeIndex(truth.time.values).normalize())
+        if len(held):
+            truths["beyond"] = truth.sel(time=held)
+    for t in truths.values():
+        if not (np.array_equal(t.lat, fine.lat) and np.array_equal(t.lon, fine.lon)):
+            raise io.DataValidationError(truth_path, "grid differs from the fine record's")
+    return fine, truths
+
+
+def _floats(values) -> list[float]:
+    return list(map(float, values))
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """What every period and model of one region and season is scored with."""
+
+    lat: np.ndarray
+    lon: np.ndarray
+    coarse: xr.DataArray  # the raw coarse record, native grid
+    averager: CoarseAverager
+    cell_px: float
+    log10: bool
+    floor: float
+    fine_period: tuple[str, str]
+    settings: dict
+
+    @classmethod
+    def build(cls, fine: xr.DataArray, coarse_files: Sequence[PathLike], variable: str, log10: bool, floor: float,
+              fine_period: tuple[str, str], settings: dict | None) -> _Scoring:
+        fine_grid = grid_of(fine)
+        coarse = io.read_record(coarse_files, variable)
+        return cls(fine_grid.lat, fine_grid.lon, coarse, CoarseAverager(fine_grid, grid_of(coarse)),
+                   coarse_cell_px(grid_of(coarse), fine_grid), log10, floor, fine_period, SETTINGS | (settings or {}))
+
+    @property
+    def lags(self) -> range:
+        return range(1, self.settings["persistence_lags"] + 1)
+
+    def space(self, x) -> np.ndarray:
+        return to_metric_space(np.asarray(x), self.log10, self.floor)
+
+    def coarse_on(self, times: pd.DatetimeIndex) -> np.ndarray:
+        """The coarse record (physical) on ``times``; every day must be there."""
+        have = pd.DatetimeIndex(self.coarse.time.values).normalize()
+        missing = pd.DatetimeIndex(times).difference(have)
+        if len(missing):
+            raise io.DataValidationError(None, f"the coarse record lacks {len(missing)} day(s), first {missing[0].date()}")
+        return self.coarse.sel(time=pd.DatetimeIndex(times)).values
+
+    def coarse_consistency(self, physical: np.ndarray, coarse_physical: np.ndarray) -> dict[str, float]:
+        return coarse_consistency(physical, coarse_physical, self.averager, self.log10, self.floor)
+
+    def variogram(self, fields: np.ndarray) -> tuple[dict, np.ndarray]:
+        """The semivariogram of ``fields`` with its spherical fit (JSON-ready), and the bins' distances."""
+        s = self.settings
+        v = dg.semivariogram(fields, self.lat, self.lon, n_pairs=s["variogram_pairs"], max_km=s["variogram_max_km"],
+                             n_bins=s["variogram_bins"], seed=s["seed"])
+        return {"gamma": _floats(v["gamma"]), "pairs": list(map(int, v["pairs"])),
+                "fit": dg.fit_spherical(v["distance"], v["gamma"], v["pairs"])}, v["distance"]
+
+    def memory(self, fields: np.ndarray, times: pd.DatetimeIndex) -> tuple[dict, dict]:
+        """ACF/PACF of the area-mean series and the persistence curves (JSON-ready)."""
+        acf, pacf = dg.acf_pacf(dg.area_mean_series(fields, times), self.settings["acf_lags"])
+        curves = dg.lag_curves(fields, times, self.lags)
+        return {"acf": _floats(acf), "pacf": _floats(pacf)}, {"rmse": _floats(curves["rmse"]), "r2": _floats(curves["r2"])}
+
+
+def _record_diagnostics(sc: _Scoring, fine: xr.DataArray, core: pd.DatetimeIndex, variable: str) -> dict:
+    """The diagnostics' skeleton with the fine record's own curves (the reference where no truth exists)."""
+    record = sc.space(fine.sel(time=core).values)
+    acf, lags = sc.memory(record, core)
+    variogram, distance = sc.variogram(record)
+    return {
+        "metric_space": "log10" if sc.log10 else "linear", "variable": variable, "coarse_cell_px": sc.cell_px,
+        "lat": _floats(sc.lat), "lon": _floats(sc.lon),
+        "variogram": {"record truth": variogram}, "spectra": {}, "rank_histogram": {}, "drift": {},
+        "acf": {"record truth": acf}, "lags": {"lag": list(sc.lags), "record truth": lags},
+        "variogram_distance_km": _floats(distance),
+    }
+
+
+@dataclass(frozen=True)
+class _Truth:
+    """One period's truth (metric space) on its scored days, with the coarse record there."""
+
+    values: np.ndarray
+    days: pd.DatetimeIndex
+    coarse: np.ndarray  # the coarse record (physical) on those days
+    coarse_consistency: dict[str, float]
+
+
+def _score_period(sc: _Scoring, diag: dict, period: str, times: pd.DatetimeIndex, truth_da: xr.DataArray | None,
+                  samples: Mapping[str, Mapping[str, PathLike]], variable: str) -> list[dict]:
+    """Rows of every model for one period (none without truth); adds the period's curves to ``diag``."""
+    # The days scored: those with truth (all test days; the beyond days truth.nc holds).
+    scored = pd.DatetimeIndex(truth_da.time.values) if truth_da is not None else times[:0]
+    pick = times.get_indexer(scored)
+    coarse = sc.coarse_on(times)[pick]
+    truth = None
+    if truth_da is not None:
+        truth = _Truth(sc.space(truth_da.values), scored, coarse,
+                       sc.coarse_consistency(truth_da.values, coarse))
+        k, p = power_spectrum(truth.values)
+        diag["spectra"][period] = {"k": _floats(k), "cutoff": high_frequency_cutoff(sc.cell_px), "truth": _floats(p)}
+        diag["variogram"][f"{period} truth"] = sc.variogram(truth.values)[0]
+    rows = []
+    for model, paths in samples.items():
+        members_da = read_members(paths[period], variable, times)
+        if not (np.allclose(members_da.lat, sc.lat) and np.allclose(members_da.lon, sc.lon)):
+            raise io.DataValidationError(paths[period], "grid differs from the region's fine grid in the split files")
+        physical = members_da.values  # (M, T, Y, X)
+        members = sc.space(physical)
+        diag["variogram"][f"{period} {model}"] = sc.variogram(members[0])[0]
+        if period == "beyond":
+            diag["acf"][f"beyond {model}"], diag["lags"][f"beyond {model}"] = sc.memory(members[0], times)
+        if truth is not None:
+            rows.append(_model_row(sc, diag, model, period, truth, physical[:, pick], members[:, pick]))
+    if truth is not None and period == "beyond":
+        diag["acf"]["beyond truth"], diag["lags"]["beyond truth"] = sc.memory(truth.values, scored)
+    return rows
+
+
+def _model_row(sc: _Scoring, diag: dict, model: str, period: str, truth: _Truth, physical: np.ndarray,
+               members: np.ndarray) -> dict:
+    """One model's scores on one period's scored days; adds its spectrum, rank histogram and drift to ``diag``."""
+    diag["spectra"][period][model] = _floats(np.nanmean([power_spectrum(m)[1] for m in members], axis=0))
+    diag["rank_histogram"].setdefault(period, {})[model] = list(map(int, rank_histogram(truth.values, members,
+                                                                                        sc.settings["seed"])))
+    cc = sc.coarse_consistency(np.mean(physical, axis=0), truth.coarse)
+    row = {"model": model, "period": period} | score(truth.values, members, sc.cell_px) | {
+        "coarse_rmse": cc["rmse"], "coarse_bias": cc["bias"], "coarse_rmse_truth": truth.coarse_consistency["rmse"],
+        "coarse_bias_truth": truth.coarse_consistency["bias"]}
+    if period == "beyond":
+        d = dg.drift(truth.values, members.mean(axis=0), truth.days, sc.fine_period)
+        diag["drift"][model] = {"time": [str(t.date()) for t in d["time"]],
+                                "days_from_record": list(map(int, d["days_from_record"])),
+                                "rmse": _floats(d["rmse"]), "r2": _floats(d["r2"])}
+        row["drift_rmse_per_year"] = d.attrs["trend_rmse_per_year"]
+    return row
+
+
+def evaluate_region_season(samples: Mapping[str, Mapping[str, PathLike]], fine_path: PathLike,
+                           truth_path: PathLike | None, days_path: PathLike, coarse_files: Sequence[PathLike],
+                           variable: str, log10: bool, floor: float, fine_period: tuple[str, str],
+                           settings: dict | None = None) -> tuple[list[dict], dict]:
     """Score every model's samples of one region and season against the fine truth.
 
     samples: {model: {"test": path, "beyond": path}} in the sample contract; fine_path:
     split fine.nc (truth of test days); truth_path: split truth.nc (truth of beyond days)
-    or None where no fine truth exists outside the fine record; beyond is scored on the
-    season's beyond days that truth.nc holds (the user's files may cover only some),
-    and not at all where it holds none; coarse_files: the raw coarse record (native
-    grid) for coarse consistency.
-    Returns (rows, diagnostics): one dict per model and scored period with the
-    summary.csv columns, and a JSON-ready dict of the paper's diagnostics.
+    or None where no fine truth exists outside the fine record (see :func:`read_truths`);
+    days_path: the split's days.json; coarse_files: the raw coarse record (native grid)
+    for coarse consistency; settings: overrides of :data:`SETTINGS`.
+    Returns (rows, diagnostics): one dict per scored period and model (in registry order)
+    with the summary.csv columns, and a JSON-ready dict of the paper's diagnostics.
     """
-    import json
-
-    import pandas as pd
-
-    from diffscale.evaluation import diagnostics as dg
-    from diffscale.core import io
-    from diffscale.core.samples import read_members
-
-    s = {"variogram_pairs": 20000, "variogram_bins": 24, "variogram_max_km": 600.0, "acf_lags": 30,
-         "persistence_lags": 10, "seed": 0} | (settings or {})
-    days = json.loads(open(days_path).read())
-    for key in PERIODS + ("core",):
-        if key not in days:
-            raise io.DataValidationError(days_path, f"day list '{key}' missing (expected keys core, test, beyond, ...)")
-    fine = io.read_field(fine_path, variable)
-    fine_grid = grid_of(fine)
-    truths = {"test": fine.sel(time=pd.to_datetime(days["test"]))}
-    if truth_path is not None and days["beyond"]:
-        truth = io.read_field(truth_path, variable)
-        have = pd.DatetimeIndex(truth.time.values).normalize()
-        held = pd.DatetimeIndex(pd.to_datetime(days["beyond"])).intersection(have)
-        if len(held):
-            truths["beyond"] = truth.sel(time=held)
-    for period, t in truths.items():
-        if not (np.array_equal(t.lat, fine.lat) and np.array_equal(t.lon, fine.lon)):
-            raise io.DataValidationError(truth_path, "grid differs from the fine record's")
-    coarse = io.read_record(coarse_files, variable)
-    averager = CoarseAverager(fine_grid, grid_of(coarse))
-    cell_px = coarse_cell_px(grid_of(coarse), fine_grid)
-    space = lambda x: to_metric_space(np.asarray(x), log10, floor)  # noqa: E731
-
-    def coarse_for(times):
-        have = pd.DatetimeIndex(coarse.time.values).normalize()
-        missing = pd.DatetimeIndex(times).difference(have)
-        if len(missing):
-            raise io.DataValidationError(None, f"the coarse record lacks {len(missing)} day(s), first {missing[0].date()}")
-        return coarse.sel(time=pd.DatetimeIndex(times)).values
-
+    samples = _in_registry_order(samples)
+    days = DaySplit.from_json(days_path)
+    fine, truths = read_truths(fine_path, truth_path, days, variable)
+    sc = _Scoring.build(fine, coarse_files, variable, log10, floor, fine_period, settings)
+    diag = _record_diagnostics(sc, fine, days.core, variable)
     rows: list[dict] = []
-    vg = dict(n_pairs=s["variogram_pairs"], max_km=s["variogram_max_km"], n_bins=s["variogram_bins"], seed=s["seed"])
-    lat, lon = fine_grid.lat, fine_grid.lon
-
-    def variogram(fields):
-        v = dg.semivariogram(fields, lat, lon, **vg)
-        return {"gamma": list(map(float, v["gamma"])), "pairs": list(map(int, v["pairs"])),
-                "fit": dg.fit_spherical(v["distance"], v["gamma"], v["pairs"])}, v["distance"]
-
-    record_days = pd.to_datetime(days["core"])
-    record = space(fine.sel(time=record_days).values)
-    lags = range(1, s["persistence_lags"] + 1)
-    rec_lag = dg.lag_curves(record, record_days, lags)
-    diag: dict = {
-        "metric_space": "log10" if log10 else "linear", "variable": variable, "coarse_cell_px": cell_px,
-        "lat": list(map(float, lat)), "lon": list(map(float, lon)),
-        "variogram": {}, "spectra": {}, "rank_histogram": {}, "drift": {},
-        "acf": {"record truth": _series_dict(dg.acf_pacf(dg.area_mean_series(record, record_days), s["acf_lags"]))},
-        "lags": {"lag": list(lags), "record truth": {"rmse": list(map(float, rec_lag["rmse"])), "r2": list(map(float, rec_lag["r2"]))}},
-    }
-    rv, distance = variogram(record)
-    diag["variogram"]["record truth"] = rv
-    diag["variogram_distance_km"] = list(map(float, distance))
     for period in PERIODS:
-        times = pd.DatetimeIndex(pd.to_datetime(days[period]))
-        if len(times) == 0:
-            continue
-        truth = space(truths[period].values) if period in truths else None
-        # The days scored: those with truth (all test days; the beyond days truth.nc holds).
-        scored = pd.DatetimeIndex(truths[period].time.values) if truth is not None else times[:0]
-        pick = times.get_indexer(scored)
-        coarse_phys = coarse_for(times)[pick]
-        if truth is not None:
-            k, p = power_spectrum(truth)
-            diag["spectra"].setdefault(period, {"k": list(map(float, k)), "cutoff": high_frequency_cutoff(cell_px)})["truth"] = list(map(float, p))
-            diag["variogram"][f"{period} truth"] = variogram(truth)[0]
-            truth_cc = coarse_consistency(truths[period].values, coarse_phys, averager, log10, floor)
-        for model, paths in samples.items():
-            members_da = read_members(paths[period], variable, days[period])
-            if not (np.allclose(members_da.lat, lat) and np.allclose(members_da.lon, lon)):
-                raise io.DataValidationError(paths[period], "grid differs from the region's fine grid in the split files")
-            phys = members_da.values  # (M, T, Y, X)
-            members = space(phys)
-            member0 = members[0]
-            diag["variogram"][f"{period} {model}"] = variogram(member0)[0]
-            if period == "beyond":
-                diag["acf"][f"beyond {model}"] = _series_dict(dg.acf_pacf(dg.area_mean_series(member0, times), s["acf_lags"]))
-                lc = dg.lag_curves(member0, times, lags)
-                diag["lags"][f"beyond {model}"] = {"rmse": list(map(float, lc["rmse"])), "r2": list(map(float, lc["r2"]))}
-            if truth is None:
-                continue
-            phys, members = phys[:, pick], members[:, pick]
-            diag["spectra"][period][model] = list(map(float, np.nanmean([power_spectrum(m)[1] for m in members], axis=0)))
-            diag["rank_histogram"].setdefault(period, {})[model] = list(map(int, rank_histogram(truth, members, s["seed"])))
-            cc = coarse_consistency(np.mean(phys, axis=0), coarse_phys, averager, log10, floor)
-            row = {"model": model, "period": period} | score(truth, members, cell_px) | {
-                "coarse_rmse": cc["rmse"], "coarse_bias": cc["bias"], "coarse_rmse_truth": truth_cc["rmse"],
-                "coarse_bias_truth": truth_cc["bias"]}
-            if period == "beyond":
-                d = dg.drift(truth, members.mean(axis=0), scored, fine_period)
-                diag["drift"][model] = {"time": [str(t.date()) for t in d["time"]],
-                                        "days_from_record": list(map(int, d["days_from_record"])),
-                                        "rmse": list(map(float, d["rmse"])), "r2": list(map(float, d["r2"]))}
-                row["drift_rmse_per_year"] = d.attrs["trend_rmse_per_year"]
-            rows.append(row)
-        if truth is not None and period == "beyond":
-            diag["acf"]["beyond truth"] = _series_dict(dg.acf_pacf(dg.area_mean_series(truth, scored), s["acf_lags"]))
-            lc = dg.lag_curves(truth, scored, lags)
-            diag["lags"]["beyond truth"] = {"rmse": list(map(float, lc["rmse"])), "r2": list(map(float, lc["r2"]))}
+        times = getattr(days, period)
+        if len(times):
+            rows += _score_period(sc, diag, period, times, truths.get(period), samples, variable)
     return rows, diag
 
 
-SUMMARY_COLUMNS = ["region", "season", "model", "period", *METRIC_COLUMNS, "ssim_member", "coarse_rmse", "coarse_bias",
-                   "coarse_rmse_truth", "coarse_bias_truth", "drift_rmse_per_year", "members", "days"]
-MODEL_ORDER = ["bicubic", "unet", "vae", "transfer_unet", "diffusion_no_transfer", "diffusion", "oracle"]
+def write_scores(samples: Mapping[str, Mapping[str, PathLike]], fine_path: PathLike, truth_path: PathLike | None,
+                 days_path: PathLike, coarse_files: Sequence[PathLike], variable: str, log10: bool, floor: float,
+                 fine_period: tuple[str, str], settings: dict | None, *, region: str, season: str,
+                 scores_out: PathLike, diagnostics_out: PathLike) -> pd.DataFrame:
+    """Rule evaluate: :func:`evaluate_region_season` written to ``scores.csv`` and ``diagnostics.json``."""
+    samples = _in_registry_order(samples)
+    log.info("region %s, season %s: models %s, beyond truth %s", region, season, ", ".join(samples) or "none", truth_path)
+    rows, diagnostics = evaluate_region_season(samples, fine_path, truth_path, days_path, coarse_files, variable, log10,
+                                               floor, tuple(fine_period), dict(settings or {}))
+    table = scores_frame([{"region": region, "season": season} | r for r in rows])
+    for r in rows:
+        log.info("%s %s (%d days): r2 %.3f rmse %.4f crps %.4f", r["model"], r["period"], r["days"], r["r2"], r["rmse"],
+                 r["crps"])
+    n_beyond = len(DaySplit.from_json(days_path).beyond)
+    if n_beyond and not any(r["period"] == "beyond" for r in rows):
+        why = "no fine truth outside the fine record" if truth_path is None else f"{truth_path} holds none of these days"
+        log.info("beyond: %d day(s) reconstructed but unscored (%s); no beyond rows", n_beyond, why)
+    with io.atomic_path(scores_out) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    with io.atomic_path(diagnostics_out) as tmp:
+        tmp.write_text(json.dumps({"region": region, "season": season, "models": list(samples)} | diagnostics))
+    return table
 
 
-def scores_frame(rows: list[dict]):
+def scores_frame(rows: list[dict]) -> pd.DataFrame:
     """Rows of scores -> a DataFrame with the summary columns first (present even when empty)."""
-    import pandas as pd
-
     df = pd.DataFrame(rows)
     for c in SUMMARY_COLUMNS:
         if c not in df:
@@ -161,12 +265,8 @@ def scores_frame(rows: list[dict]):
     return df[SUMMARY_COLUMNS + [c for c in df.columns if c not in SUMMARY_COLUMNS]]
 
 
-def summary_table(paths: list[str]):
-    """Concatenate per region/season score files, sorted by region, season, model, period."""
-    import pandas as pd
-
-    from diffscale.core import io
-
+def summary_table(paths: Sequence[PathLike]) -> pd.DataFrame:
+    """Concatenate per region/season score files, sorted by region, season, model (registry order), period."""
     parts = []
     for path in paths:
         try:
@@ -177,6 +277,15 @@ def summary_table(paths: list[str]):
         if missing:
             raise io.DataValidationError(path, f"columns {missing} missing")
     df = scores_frame(pd.concat(parts, ignore_index=True).to_dict("records") if parts else [])
-    rank = {m: i for i, m in enumerate(MODEL_ORDER)}
-    df = df.assign(_m=df["model"].map(lambda m: rank.get(m, len(rank))), _p=df["period"].map({"test": 0, "beyond": 1}))
+    rank = {m: i for i, m in enumerate(registry.order(list(df["model"].unique())))}
+    df = df.assign(_m=df["model"].map(rank), _p=df["period"].map({"test": 0, "beyond": 1}))
     return df.sort_values(["region", "season", "_m", "_p"], kind="stable").drop(columns=["_m", "_p"]).reset_index(drop=True)
+
+
+def write_summary(score_paths: Sequence[PathLike], out: PathLike) -> pd.DataFrame:
+    """Rule summarize_metrics: every region's and season's scores in one table (:func:`summary_table`)."""
+    table = summary_table(list(score_paths))
+    with io.atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    log.info("%d rows (%s)", len(table), ", ".join(sorted(table["model"].unique())) if len(table) else "none")
+    return table
