@@ -63,7 +63,7 @@ def test_oracle_samples_write_one_member_per_period_and_check_the_split_files(tm
             assert ds.attrs["model"] == "oracle" and ds.attrs["method"] == registry.entry("oracle").description
         written = io.read_field(tmp_path / f"split/solo/{truth}.nc", "DUEXTTAU").sel(time=times).values
         noise = np.log10(written) - np.log10(da.values[0])
-        assert noise.std() == pytest.approx(TwinParameters().noise_std, rel=0.3)
+        assert noise.std() == pytest.approx(TwinParameters().noise.std, rel=0.3)
     # A fine record that the twin does not reproduce has no oracle.
     fine = io.read_field(tmp_path / "split/solo/fine.nc", "DUEXTTAU")
     other = io.write_netcdf(io.field_dataset(fine.values * 1.01, pd.DatetimeIndex(fine.time.values), fine.lat.values,

@@ -1,15 +1,20 @@
 """Shared start of every workflow script (Snakemake puts this folder on sys.path).
 
-Makes the library in src/ importable even where it is not pip-installed (a conda env
-made by --sdm conda, a cluster node), and sends logging to the rule's log file.
+Puts the library in this checkout's src/ first on sys.path, so a script always runs the
+code of the workflow it belongs to: not a pip-installed diffscale of another clone, and
+also where none is installed (a conda env made by --sdm conda, a cluster node). Sends
+logging to the rule's log file.
 """
 
 import sys
 from pathlib import Path
 
-_SRC = Path(__file__).resolve().parents[2] / "src"
-if _SRC.is_dir() and str(_SRC) not in sys.path:
-    sys.path.insert(0, str(_SRC))
+_SRC = str(Path(__file__).resolve().parents[2] / "src")
+# Snakemake appends the workflow's src/ to the end of sys.path; behind site-packages an
+# editable install of another checkout would win.
+while _SRC in sys.path:
+    sys.path.remove(_SRC)
+sys.path.insert(0, _SRC)
 
 from diffscale.core.runlog import log_to  # noqa: E402
 

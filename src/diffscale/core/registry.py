@@ -33,6 +33,7 @@ class ModelEntry:
     colour: str
     cls: str | None = None  # "module:Class" of a trained model, resolved by diffscale.method
     description: str = ""
+    loss: str = ""  # what its training curve measures (the levels are not comparable across models)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -48,15 +49,15 @@ MODELS: dict[str, ModelEntry] = {m.name: m for m in (
     ModelEntry("bicubic", "interpolation", False, False, "tab:gray",
                description="bicubic spline of the native coarse field"),
     ModelEntry("unet", "regressor", False, False, "tab:blue", "diffscale.method.regressors:UNetRegressor",
-               "U-Net on the coarse field and the previous fine days, MSE"),
+               "U-Net on the coarse field and the previous fine days, MSE", "MSE"),
     ModelEntry("vae", "regressor", False, True, "tab:purple", "diffscale.method.regressors:VAERegressor",
-               "conditional sigma-VAE with a per-pixel latent"),
+               "conditional sigma-VAE with a per-pixel latent", "negative ELBO"),
     ModelEntry("transfer_unet", "regressor", True, False, "tab:green", "diffscale.method.regressors:TransferUNetRegressor",
-               "the frozen transfer encoder's features decoded by a U-Net, MSE"),
+               "the frozen transfer encoder's features decoded by a U-Net, MSE", "MSE"),
     ModelEntry("diffusion_no_transfer", "diffusion", False, True, "tab:orange", "diffscale.method.diffusion:DiffusionDownscaler",
-               "the ablation: the method without the transfer encoder's features"),
+               "the ablation: the method without the transfer encoder's features", "EDM loss"),
     ModelEntry("diffusion", "diffusion", True, True, "tab:red", "diffscale.method.diffusion:DiffusionDownscaler",
-               "the method: frozen transfer encoder + conditional EDM diffusion"),
+               "the method: frozen transfer encoder + conditional EDM diffusion", "EDM loss"),
     ModelEntry("oracle", "oracle", False, False, "tab:olive", description="twin oracle: every term but the noise"),
 )}
 

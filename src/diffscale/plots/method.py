@@ -9,15 +9,20 @@ from pathlib import Path
 import matplotlib.ticker
 import pandas as pd
 
-from diffscale.core import io
+from diffscale.core import io, registry
 from diffscale.plots.style import PathLike, plt, running_mean, save
 
 log = logging.getLogger(__name__)
 
-# Each panel names the loss, since the losses' levels are not comparable across models.
-CURVE_TITLES = {"encoder": "transfer encoder pretraining (L1, next coarse day)",
-                "diffusion": "diffusion (EDM loss)", "diffusion_no_transfer": "diffusion without transfer (EDM loss)",
-                "unet": "unet (MSE)", "vae": "vae (negative ELBO)", "transfer_unet": "transfer_unet (MSE)"}
+ENCODER_TITLE = "transfer encoder pretraining (L1, next coarse day)"
+
+
+def curve_title(model: str) -> str:
+    """Each panel names the loss (from the registry), since the losses' levels are not comparable across models."""
+    if model == "encoder":
+        return ENCODER_TITLE
+    loss = registry.MODELS[model].loss if model in registry.MODELS else ""
+    return f"{model} ({loss})" if loss else model
 
 
 def _read_curve(path: PathLike) -> pd.DataFrame:
@@ -43,7 +48,7 @@ def _curve_panel(ax: plt.Axes, model: str, df: pd.DataFrame) -> None:
         ax.text(0.5, 0.97, "no validation loss (no validation days)", transform=ax.transAxes, ha="center", va="top",
                 fontsize=8, color="C3")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_title(CURVE_TITLES.get(model, model), fontsize=10)
+    ax.set_title(curve_title(model), fontsize=10)
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("loss (model's own units)")
     if (loss > 0).all() and loss.max() / max(loss.min(), 1e-12) > 20:
