@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.optimize import curve_fit
-from statsmodels.tsa.stattools import levinson_durbin
+from statsmodels.tsa.stattools import acf, levinson_durbin
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -103,25 +103,23 @@ def area_mean_series(fields: np.ndarray, times: pd.DatetimeIndex) -> pd.Series:
 def acf_pacf(series: pd.Series, nlags: int = 30, min_pairs: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """ACF of a daily series with gaps, and the PACF derived from it.
 
-    For each lag the products of the centred values are averaged over the pairs of days
-    that are both present (divided by the number of pairs, not by the series length), so
-    the gaps between seasons are never joined into false neighbours and never dilute the
-    correlation. Without gaps this equals statsmodels' ``acf(adjusted=True)``. The PACF
-    follows by statsmodels' Durbin-Levinson recursion (the Yule-Walker PACF). Both arrays
-    have nlags + 1 values, lag 0 first. Lags with fewer than ``min_pairs`` pairs of days
-    are NaN, and so is the PACF from the first lag where it is undefined (a pairwise ACF
-    over gaps need not be positive definite; the recursion then gives |PACF| >= 1).
+    The ACF is statsmodels' ``acf(adjusted=True, missing="conservative")``: for each lag
+    the products of the centred values are averaged over the pairs of days that are both
+    present, so the gaps between seasons are never joined into false neighbours and never
+    dilute the correlation. The PACF follows by statsmodels' Durbin-Levinson recursion
+    (the Yule-Walker PACF). Both arrays have nlags + 1 values, lag 0 first. Lags with
+    fewer than ``min_pairs`` pairs of days are NaN, and so is the PACF from the first lag
+    where it is undefined (a pairwise ACF over gaps need not be positive definite; the
+    recursion then gives |PACF| >= 1).
     """
     x = np.asarray(series, dtype=np.float64)
     valid = np.isfinite(x)
-    mu = x[valid].mean()
-    c = np.where(valid, x - mu, 0.0)
-    var = np.mean(c[valid] ** 2)
     rho = np.full(nlags + 1, np.nan)
-    for k in range(min(nlags, x.size - 1) + 1):
-        both = valid[k:] & valid[: x.size - k]
-        if both.sum() >= max(min_pairs, 2) and var > 0:
-            rho[k] = np.sum(c[k:] * c[: x.size - k]) / both.sum() / var
+    lags = min(nlags, x.size - 1)
+    if lags >= 0 and valid.sum() >= 2 and np.nanvar(x) > 0:
+        rho[: lags + 1] = acf(x, nlags=lags, adjusted=True, missing="conservative", fft=False)
+        pairs = np.array([np.sum(valid[k:] & valid[: x.size - k]) for k in range(lags + 1)])
+        rho[: lags + 1][pairs < max(min_pairs, 2)] = np.nan
     finite = np.isfinite(rho)
     n_ok = int(np.argmin(finite)) if not finite.all() else rho.size
     pacf = np.full(rho.shape, np.nan)
