@@ -13,11 +13,10 @@ import pytest
 import yaml
 
 from diffscale.core import io as dio
-from diffscale.core.grids import Box
-from diffscale.core.grids import grid_of
-from diffscale.data.regrid import Regridder
 from diffscale.core.days import DaySplit
+from diffscale.core.grids import Box, grid_of
 from diffscale.core.transform import Scaler
+from diffscale.data.regrid import Regridder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,3 +87,11 @@ def test_regrid_split_domain_chain(tmp_path):
     assert np.isfinite(table[["mean", "median", "p10", "p90", "pooled", "sliced_mean", "sliced_std"]].values).all()
     assert (tmp_path / "results/domain/solo/per_day.png").stat().st_size > 0
     assert json.loads((tmp_path / split / "winter/days.json").read_text())["test"]
+
+    # Every heavy job of the chain wrote its Snakemake benchmark file: wall time and peak memory.
+    bench = tmp_path / "results/benchmarks"
+    for rule, name in (("regrid", "solo"), ("regrid_fine_to_coarse", "solo"), ("split_region", "solo"),
+                       ("split", "solo_winter"), ("domain", "solo")):
+        record = pd.read_csv(bench / rule / f"{name}.tsv", sep="\t")
+        assert {"s", "max_rss"} <= set(record.columns) and len(record) == 1, rule
+        assert record.loc[0, "s"] > 0 and record.loc[0, "max_rss"] > 0, rule

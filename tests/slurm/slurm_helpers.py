@@ -185,9 +185,9 @@ def short_sbatch(call: str) -> str:
 # ---- output comparison -------------------------------------------------------------------
 
 def output_files(results: Path) -> set[str]:
-    """Every file under results/ except the per-job logs (they hold times and hosts)."""
+    """Every file under results/ except the per-job logs and benchmark files (they hold times and hosts)."""
     return {str(p.relative_to(results)) for p in results.rglob("*")
-            if p.is_file() and p.relative_to(results).parts[0] != "logs"}
+            if p.is_file() and p.relative_to(results).parts[0] not in ("logs", "benchmarks")}
 
 
 def is_timing(name: str) -> bool:
