@@ -14,7 +14,7 @@ import torch
 import xarray as xr
 
 from diffscale.core import io
-from diffscale.method.conditioning import history_window, load_season, true_history
+from diffscale.method.conditioning import history_window, load_season
 from diffscale.method.diffusion import DiffusionDownscaler
 from diffscale.method.fit import load_encoder, pretrain_encoder, train_model
 from diffscale.method.tiling import Tiling, seam_ratio
