@@ -56,11 +56,12 @@ class Denoiser(nn.Module):
         self.sigma_data = float(sigma_data)
         self.sigma_min = SIGMA_MIN * self.sigma_data
         self.sigma_max = SIGMA_MAX * self.sigma_data
+        # In the coefficients sigma_data is a float32 tensor, as the network was always trained
+        # (a python float rounds differently); not saved: the spec rebuilds it.
+        self.register_buffer("sigma_data_f32", torch.tensor(self.sigma_data, dtype=torch.float32), persistent=False)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        # sigma_data enters the coefficients as a float32 tensor (as the network was always trained),
-        # not as a python float: the two round differently.
-        sd = torch.tensor(self.sigma_data, dtype=torch.float32, device=x.device)
+        sd = self.sigma_data_f32
         s = sigma.to(x.dtype).reshape(-1, 1, 1, 1)
         c_skip = sd**2 / (s**2 + sd**2)
         c_out = s * sd / (s**2 + sd**2).sqrt()
