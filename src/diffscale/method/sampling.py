@@ -35,6 +35,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -183,7 +184,7 @@ def compare_samplers(model: ResidualModel, data: SeasonData, days: pd.DatetimeIn
     return rows
 
 
-def timed(fn, *args, **kwargs):
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
     """(fn(*args, **kwargs), seconds it took)."""
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
