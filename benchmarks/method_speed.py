@@ -18,15 +18,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from diffscale.method.conditioning import SeasonData
 from diffscale.core.config import load_config
-from diffscale.method.diffusion import DiffusionTask, Downscaler
-from diffscale.method.fit import spec_from_config
-from diffscale.method.networks.encoder import NextDayTask
-from diffscale.method.networks.unet import count_parameters
-from diffscale.method.diffusion import encoder_unet
-from diffscale.method.sampling import teacher_forced, stride_of
+from diffscale.core.registry import METHOD
+from diffscale.method.conditioning import SeasonData
+from diffscale.method.diffusion import DiffusionDownscaler
 from diffscale.method.loop import device
+from diffscale.method.networks.encoder import encoder_unet
+from diffscale.method.networks.unet import count_parameters
+from diffscale.method.residual import ResidualSpec
+from diffscale.method.sampling import stride_of, teacher_forced
+from diffscale.method.tasks import CropTask, NextDayTask
 
 
 class Identity:
@@ -84,7 +85,7 @@ def main() -> None:
 
     unet = encoder_unet(enc["history"], tuple(enc["channels"]), enc["attention"])
     if args.params_only:
-        model = Downscaler(spec_from_config(enc, dif, smp["halo"]), unet)
+        model = DiffusionDownscaler(ResidualSpec.from_config(METHOD, enc, dif, smp["halo"]), unet)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         print(f"encoder U-Net: {count_parameters(unet):,} parameters; diffusion denoiser: {trainable:,} trainable "
               f"(+{count_parameters(model) - trainable:,} frozen encoder)")
@@ -96,10 +97,10 @@ def main() -> None:
           f"patch {enc['patch']}); ~{per_step * per_epoch * enc['epochs']:.0f} s for {enc['epochs']} epochs of a "
           f"3-year 92-day season ({per_epoch} steps/epoch)")
 
-    spec = spec_from_config(enc, dif, smp["halo"], sigma_data=0.08)
-    model = Downscaler(spec, unet.cpu())
+    spec = ResidualSpec.from_config(METHOD, enc, dif, smp["halo"], scale=0.08)
+    model = DiffusionDownscaler(spec, unet.cpu())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    dtask = DiffusionTask(spec, data, dif["batch_size"])
+    dtask = CropTask(spec, data, dif["batch_size"])
     per_step = time_steps(model, dtask.batch, dtask.loss, args.steps, dev)
     print(f"diffusion: {trainable:,} trainable parameters (+{count_parameters(model) - trainable:,} frozen encoder); "
           f"{per_step * 1e3:.0f} ms/step (batch {dif['batch_size']}); ~{per_step * dif['steps']:.0f} s for {dif['steps']} steps")

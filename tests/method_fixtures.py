@@ -1,8 +1,7 @@
 """Split-contract files for the method's tests, made from a small synthetic twin.
 
-Written to the contract in /work/shared/design.md (issue 4's split stage writes the
-same files in the workflow); coarse-on-fine here is the twin's bicubic interpolation,
-which is enough for tests of the method.
+The same files the workflow's split stage writes; coarse-on-fine here is the twin's
+bicubic interpolation, which is enough for tests of the method.
 """
 
 from __future__ import annotations

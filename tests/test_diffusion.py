@@ -4,9 +4,11 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
-from diffscale.method.edm import Denoiser, cosine_sigmas, edm_loss, karras_sigmas, sample
+from diffscale.method.edm import Denoiser, cosine_sigmas, edm_loss, karras_sigmas, nfe, sample
 from diffscale.method.networks.unet import UNet
+from diffscale.method.tasks import masked_mean
 
 torch.set_num_threads(1)
 
@@ -19,6 +21,11 @@ def gaussian_denoiser(mu: float, s: float):
     return denoise
 
 
+def preconditioner(sigma_data: float) -> Denoiser:
+    """A preconditioner for its noise range only (the samplers read sigma_min/sigma_max from it)."""
+    return Denoiser(nn.Identity(), sigma_data)
+
+
 @pytest.mark.parametrize("name,steps,tolerance", [("ddpm", 200, 0.05), ("dpmpp", 50, 0.03), ("dpmpp", 10, 0.2), ("dpmpp", 6, 0.2)])
 def test_samplers_draw_the_data_distribution(name, steps, tolerance):
     """Exact denoiser of N(mu, s^2): samples have its mean and, up to the solver's error, its spread.
@@ -27,7 +34,7 @@ def test_samplers_draw_the_data_distribution(name, steps, tolerance):
     """
     mu, s = 0.3, 0.1
     cond = torch.zeros(64, 1, 16, 16, dtype=torch.float64)
-    x = sample(name, gaussian_denoiser(mu, s), cond, steps, torch.Generator().manual_seed(0), sigma_data=s)
+    x = sample(name, preconditioner(s), cond, steps, torch.Generator().manual_seed(0), denoise=gaussian_denoiser(mu, s))
     assert x.shape == (64, 1, 16, 16)
     assert abs(float(x.mean()) - mu) < 0.01
     assert abs(float(x.std()) / s - 1) < tolerance
@@ -35,16 +42,37 @@ def test_samplers_draw_the_data_distribution(name, steps, tolerance):
 
 def test_samplers_are_reproducible_and_seed_dependent():
     cond = torch.zeros(4, 1, 8, 8, dtype=torch.float64)
-    den = gaussian_denoiser(0.0, 1.0)
-    a = sample("ddpm", den, cond, 20, torch.Generator().manual_seed(1), 1.0)
-    b = sample("ddpm", den, cond, 20, torch.Generator().manual_seed(1), 1.0)
-    c = sample("ddpm", den, cond, 20, torch.Generator().manual_seed(2), 1.0)
+    den, net = gaussian_denoiser(0.0, 1.0), preconditioner(1.0)
+    a = sample("ddpm", net, cond, 20, torch.Generator().manual_seed(1), denoise=den)
+    b = sample("ddpm", net, cond, 20, torch.Generator().manual_seed(1), denoise=den)
+    c = sample("ddpm", net, cond, 20, torch.Generator().manual_seed(2), denoise=den)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_unknown_sampler_is_named():
     with pytest.raises(ValueError, match="unknown sampler 'euler'"):
-        sample("euler", gaussian_denoiser(0, 1), torch.zeros(1, 1, 4, 4), 3, None, 1.0)
+        sample("euler", preconditioner(1.0), torch.zeros(1, 1, 4, 4), 3, None, denoise=gaussian_denoiser(0, 1))
+
+
+def test_samplers_take_the_noise_range_from_the_preconditioner():
+    """sigma_min/sigma_max are the preconditioner's (EDM's 0.002/80 at sigma_data 0.5); the samplers start at sigma_max."""
+    net = preconditioner(0.5)
+    assert (net.sigma_min, net.sigma_max) == (0.004 * 0.5, 160.0 * 0.5)
+    seen = []
+
+    def record(x, sigma, cond):
+        seen.append(float(sigma[0]))
+        return torch.zeros_like(x)
+
+    for name in ("dpmpp", "ddpm"):
+        seen.clear()
+        sample(name, net, torch.zeros(1, 1, 4, 4), 8, torch.Generator().manual_seed(0), denoise=record)
+        assert seen[0] == pytest.approx(net.sigma_max) and min(seen) >= net.sigma_min - 1e-12
+        assert len(seen) == nfe(name, 8, net)
+    net.sigma_max = 10.0  # a narrower range is followed
+    seen.clear()
+    sample("dpmpp", net, torch.zeros(1, 1, 4, 4), 8, torch.Generator().manual_seed(0), denoise=record)
+    assert seen[0] == pytest.approx(10.0)
 
 
 def test_schedules_decrease_to_zero_within_range():
@@ -69,6 +97,8 @@ def test_edm_loss_is_lower_for_the_exact_denoiser_and_respects_the_mask():
     cond = torch.zeros(256, 0, 8, 8)
     exact = edm_loss(gaussian_denoiser(0.0, s), target, cond, s, torch.Generator().manual_seed(0))
     identity = edm_loss(lambda x, sig, c: x, target, cond, s, torch.Generator().manual_seed(0))
+    assert exact.shape == target.shape  # per pixel; the training task reduces it
+    exact, identity = masked_mean(exact), masked_mean(identity)
     # EDM's weighting makes the loss of the optimal denoiser about 1 per pixel at most noise levels
     assert exact < identity and 0.3 < float(exact) < 1.5
 
@@ -79,5 +109,5 @@ def test_edm_loss_is_lower_for_the_exact_denoiser_and_respects_the_mask():
 
     mask = torch.zeros(256, 1, 8, 8)
     mask[..., :4, :] = 1
-    masked = edm_loss(only_top_half_right, target, cond, s, torch.Generator().manual_seed(0), mask)
+    masked = masked_mean(edm_loss(only_top_half_right, target, cond, s, torch.Generator().manual_seed(0)), mask)
     assert math.isfinite(float(masked)) and float(masked) < 1.5

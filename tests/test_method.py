@@ -14,9 +14,9 @@ import torch
 import xarray as xr
 
 from diffscale.core import io
-from diffscale.method.conditioning import history_window, load_season, true_history
-from diffscale.method.diffusion import Downscaler
-from diffscale.method.fit import load_encoder, pretrain_encoder, train_diffusion
+from diffscale.method.conditioning import history_window, load_season
+from diffscale.method.diffusion import DiffusionDownscaler
+from diffscale.method.fit import load_encoder, pretrain_encoder, train_model
 from diffscale.method.tiling import Tiling, seam_ratio
 from diffscale.method.product import SOURCE_FLAGS, assemble
 from diffscale.method.sampling import autoregressive, blocks, ensemble_scores, samples_dataset, teacher_forced
@@ -29,9 +29,9 @@ torch.set_num_threads(1)
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("method")
     split, data, encoder_path = season_with_encoder(out)
-    model, result = train_diffusion(data, load_encoder(encoder_path), ENC, DIFF, HALO, out / "diff.ckpt")
+    model, result = train_model(data, "diffusion", load_encoder(encoder_path), ENC, DIFF, HALO, out / "diff.ckpt")
     model.save(out / "diffusion.pt")
-    return {"dir": out, "split": split, "data": data, "model": Downscaler.load(out / "diffusion.pt"), "result": result}
+    return {"dir": out, "split": split, "data": data, "model": DiffusionDownscaler.load(out / "diffusion.pt"), "result": result}
 
 
 def test_history_window_ends_the_day_before():
@@ -183,6 +183,6 @@ def test_training_is_reproducible(trained, tmp_path):
     b, rb = pretrain_encoder(data, MONTHS, ENC, tmp_path / "b.ckpt")
     assert ra.losses == rb.losses
     cfg = dict(DIFF, steps=5)
-    _, da = train_diffusion(data, a, ENC, cfg, HALO, tmp_path / "c.ckpt")
-    _, db = train_diffusion(data, b, ENC, cfg, HALO, tmp_path / "d.ckpt")
+    _, da = train_model(data, "diffusion", a, ENC, cfg, HALO, tmp_path / "c.ckpt")
+    _, db = train_model(data, "diffusion", b, ENC, cfg, HALO, tmp_path / "d.ckpt")
     assert da.losses == db.losses

@@ -5,25 +5,28 @@ import pandas as pd
 import pytest
 import torch
 
-from diffscale.method.conditioning import RAW_CHANNELS
+from diffscale.core import registry
 from diffscale.core.config import baseline_settings
-from diffscale.method.fit import load_encoder, train_baseline
-from diffscale.method.networks.unet import UNet
-from diffscale.method.regressors import (KINDS, RegressionTask, Regressor, RegressorSpec, elbo_loss, gaussian_kl, load_model,
-                                  mse_loss)
-from diffscale.method.sampling import autoregressive, ensemble_scores, teacher_forced
+from diffscale.method.conditioning import RAW_CHANNELS
+from diffscale.method.fit import load_encoder, train_model
 from diffscale.method.loop import LoopConfig, train_loop
+from diffscale.method.networks.unet import UNet
+from diffscale.method.regressors import TransferUNetRegressor, elbo_loss, gaussian_kl, mse_loss
+from diffscale.method.residual import ResidualSpec, load_model, model_class
+from diffscale.method.sampling import autoregressive, ensemble_scores, teacher_forced
+from diffscale.method.tasks import masked_mean, residual_loss
 from method_fixtures import DIFF, ENC, HALO, season_with_encoder
 
 torch.set_num_threads(1)
+KINDS = registry.of_family("regressor")
 BASE = {k: None for k in ("channels", "blocks", "attention", "steps", "batch_size", "lr", "weight_decay", "ema_decay",
                           "grad_clip", "checkpoint_every", "seed")} | {"latent_channels": 2, "patience": None}
 
 
 def spec(kind, **kw):
-    return RegressorSpec(**{"kind": kind, "history": 3, "patch": 16, "halo": HALO, "encoder_channels": (4, 8),
-                            "encoder_attention": True, "channels": (8, 8), "blocks": 1, "attention": True,
-                            "latent_channels": 2, "scale": 0.5} | kw)
+    return ResidualSpec(**{"name": kind, "history": 3, "patch": 16, "halo": HALO, "encoder_channels": (4, 8),
+                           "encoder_attention": True, "channels": (8, 8), "blocks": 1, "attention": True,
+                           "uses_encoder": registry.entry(kind).uses_encoder, "latent_channels": 2, "scale": 0.5} | kw)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +36,7 @@ def trained(tmp_path_factory):
     cfg = baseline_settings(BASE, DIFF)
     models, results = {}, {}
     for kind in KINDS:
-        model, results[kind] = train_baseline(data, kind, load_encoder(encoder_path), ENC, cfg, HALO, out / f"{kind}.ckpt")
+        model, results[kind] = train_model(data, kind, load_encoder(encoder_path), ENC, cfg, HALO, out / f"{kind}.ckpt")
         model.save(out / f"{kind}.pt")
         models[kind] = load_model(out / f"{kind}.pt")
     return {"dir": out, "data": data, "models": models, "results": results}
@@ -49,7 +52,7 @@ def test_baseline_stops_after_patience_validations_without_improvement(tmp_path)
     _, data, encoder_path = season_with_encoder(tmp_path)
     # A learning rate far too high: validation gets worse after the first check.
     cfg = baseline_settings(BASE | {"patience": 1, "lr": 0.5, "checkpoint_every": 5}, DIFF)
-    _, result = train_baseline(data, "unet", None, ENC, cfg, HALO, tmp_path / "unet.ckpt")
+    _, result = train_model(data, "unet", None, ENC, cfg, HALO, tmp_path / "unet.ckpt")
     assert result.stopped_early and result.steps < cfg["steps"]
     best_step = min(result.val, key=lambda sv: sv[1])[0]
     assert result.steps == best_step + cfg["checkpoint_every"]  # one validation without improvement, then stop
@@ -58,13 +61,15 @@ def test_baseline_stops_after_patience_validations_without_improvement(tmp_path)
 @pytest.mark.parametrize("kind", KINDS)
 def test_shapes_of_every_kind(kind):
     torch.manual_seed(0)
-    model = Regressor(spec(kind))
+    model = model_class(kind)(spec(kind))
     raw, hist = torch.randn(5, RAW_CHANNELS, 16, 16), torch.randn(5, 3, 16, 16)
     cond = model.condition(raw, hist)
-    assert cond.shape[:1] == (5,) and cond.shape[-2:] == (16, 16)
+    assert cond.shape == (5, model.cond_channels, 16, 16)
     latent = torch.randn(5, 2, 16, 16) if kind == "vae" else None
     assert model(cond, latent).shape == (5, 1, 16, 16)
-    loss = model.training_loss(raw, hist, torch.randn(5, 1, 16, 16), torch.ones(5, 1, 16, 16), torch.Generator().manual_seed(0))
+    target = torch.randn(5, 1, 16, 16)
+    assert model.pixel_loss(model, raw, hist, target, torch.Generator().manual_seed(0)).shape == (5, 1, 16, 16)
+    loss = residual_loss(model, (raw, hist, target, torch.ones(5, 1, 16, 16)), torch.Generator().manual_seed(0))
     assert loss.ndim == 0 and torch.isfinite(loss)
     # whole regions of any size through the tiles: (R, H, W) -> (members, H, W)
     out = model.sample_day(torch.randn(RAW_CHANNELS, 21, 17), torch.randn(1, 3, 21, 17), members=4,
@@ -73,20 +78,21 @@ def test_shapes_of_every_kind(kind):
 
 
 def test_transfer_unet_keeps_the_encoder_frozen():
-    model = Regressor(spec("transfer_unet"), UNet(3, 1, (4, 8)))
+    model = TransferUNetRegressor(spec("transfer_unet"), UNet(3, 1, (4, 8)))
     assert all(not p.requires_grad for p in model.encoder.parameters())
     assert any(p.requires_grad for p in model.net.parameters())
 
 
 def test_losses_on_hand_computed_cases():
     pred, target = torch.tensor([[[[1.0, 3.0]]]]), torch.tensor([[[[0.0, 0.0]]]])
-    assert float(mse_loss(pred, target)) == pytest.approx(5.0)
-    assert float(mse_loss(pred, target, torch.tensor([[[[1.0, 0.0]]]]))) == pytest.approx(1.0)
+    assert float(masked_mean(mse_loss(pred, target))) == pytest.approx(5.0)
+    assert float(masked_mean(mse_loss(pred, target), torch.tensor([[[[1.0, 0.0]]]]))) == pytest.approx(1.0)
     mu, logvar = torch.zeros(1, 2, 1, 2), torch.zeros(1, 2, 1, 2)
     assert torch.equal(gaussian_kl(mu, logvar), torch.zeros(1, 1, 1, 2))
     assert float(gaussian_kl(torch.ones(1, 2, 1, 1), torch.zeros(1, 2, 1, 1))) == pytest.approx(1.0)  # 2 x 0.5
     # sigma = e: 0.5 (x / e)^2 + 1, averaged over x = 1 and 3
-    assert float(elbo_loss(pred, target, mu, logvar, torch.tensor(1.0))) == pytest.approx(0.5 * 5 / np.e**2 + 1)
+    per_pixel = elbo_loss(pred, target, mu, logvar, torch.tensor(1.0))
+    assert per_pixel.shape == pred.shape and float(masked_mean(per_pixel)) == pytest.approx(0.5 * 5 / np.e**2 + 1)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -98,10 +104,9 @@ def test_loss_decreases_on_a_tiny_problem(kind, tmp_path):
     target = 0.5 * raw[:, :1] + 0.1
     mask = torch.ones(8, 1, 16, 16)
     torch.manual_seed(0)
-    model = Regressor(spec(kind, scale=1.0), UNet(3, 1, (4, 8)))
+    model = model_class(kind)(spec(kind, scale=1.0), UNet(3, 1, (4, 8)))
     loop = LoopConfig(steps=60, lr=3e-3, ema_decay=None, checkpoint_every=1000, seed=0)
-    result = train_loop(model, lambda step, gen: (raw, hist, target, mask),
-                        lambda net, b, gen: net.training_loss(*b, generator=gen), loop, tmp_path / "c.ckpt")
+    result = train_loop(model, lambda step, gen: (raw, hist, target, mask), residual_loss, loop, tmp_path / "c.ckpt")
     first, last = result.losses[0][1], np.mean([v for _, v in result.losses[-5:]])
     assert last < first - 0.3 * abs(first)
 
@@ -124,7 +129,7 @@ def test_saved_baselines_sample_like_the_trained_ones(trained, tmp_path):
     for kind, model in trained["models"].items():
         model.save(tmp_path / f"{kind}.pt")
         again = load_model(tmp_path / f"{kind}.pt")
-        assert isinstance(again, Regressor) and again.spec == model.spec
+        assert type(again) is model_class(kind) and again.spec == model.spec
         np.testing.assert_array_equal(teacher_forced(model, data, [day], 2, "dpmpp", 3, seed=2),
                                       teacher_forced(again, data, [day], 2, "dpmpp", 3, seed=2))
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from diffscale.method.networks.encoder import NextDayTask
 from diffscale.method.networks.unet import UNet
 from diffscale.method.loop import LoopConfig, train_loop
+from diffscale.method.tasks import NextDayTask
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

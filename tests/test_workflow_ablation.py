@@ -46,7 +46,8 @@ def test_the_ablation_is_trained_sampled_and_scored_beside_the_method(ablation_d
     # The checkpoints say which is which: only the method conditions on the transfer encoder.
     method = torch.load(res / "models/solo/winter/diffusion.pt", weights_only=False)
     ablation = torch.load(res / "models/solo/winter/diffusion_no_transfer.pt", weights_only=False)
-    assert method["spec"]["use_encoder"] is True and ablation["spec"]["use_encoder"] is False
+    assert method["model"] == "diffusion" and ablation["model"] == "diffusion_no_transfer"
+    assert method["spec"]["uses_encoder"] is True and ablation["spec"]["uses_encoder"] is False
     assert ablation["encoder"] is None and not any(k.startswith("encoder.") for k in ablation["state"])
     # Same budget: the same denoiser width and the same steps.
     assert method["spec"]["channels"] == ablation["spec"]["channels"] and method["steps"] == ablation["steps"] == 20

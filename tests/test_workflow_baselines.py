@@ -29,7 +29,10 @@ def test_baselines_train_sample_and_are_scored(tmp_path):
         curve = pd.read_csv(res / f"models/solo/winter/{model}_loss.csv")
         assert len(curve) == config["diffusion"]["steps"] and np.isfinite(curve.loss).all()
         saved = torch.load(res / f"models/solo/winter/{model}.pt", weights_only=False)
-        assert saved["spec"]["kind"] == model and saved["steps"] == config["diffusion"]["steps"]
+        assert saved["model"] == saved["spec"]["name"] == model and saved["steps"] == config["diffusion"]["steps"]
+        # only the model that uses the encoder is given it (rule input, checkpoint, weights)
+        uses = model == "transfer_unet"
+        assert (saved["encoder"] is not None) == uses == any(k.startswith("encoder.") for k in saved["state"])
         members = config["sampling"]["members"] if model == "vae" else 1
         beyond_members = config["sampling"]["beyond_members"] if model == "vae" else 1
         test = xr.open_dataset(res / f"samples/solo/winter/{model}/test.nc")

@@ -16,8 +16,11 @@ be sampled by the paper's ancestral DDPM and by a fast ODE solver alike.
 All noise levels are expressed relative to ``sigma_data``, the standard deviation of
 the training targets: EDM's published defaults are for sigma_data = 0.5, and we scale
 them with it (sigma_min = 0.004 sigma_data, sigma_max = 160 sigma_data, P_mean shifted
-by ln(2 sigma_data)). Samplers are plain functions of (denoiser, cond, steps,
-generator); an ensemble of M members is one batch of M copies of the condition.
+by ln(2 sigma_data)); the preconditioner holds that range and the samplers read it
+from there (as EDM's generate.py reads ``net.sigma_min``). Samplers are plain functions
+of (preconditioner, denoise function, cond, steps, generator); an ensemble of M members
+is one batch of M copies of the condition. The loss returns per-pixel values; the
+training task reduces them (EDM's training/loss.py and training_loop.py split it so).
 
 Shapes: x, targets (B, 1, H, W); cond (B, C, H, W); sigma (B,).
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -35,16 +39,29 @@ from diffscale.method.networks.unet import UNet
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (x, sigma, cond) -> x0
 
 
+# EDM's published range (0.002, 80) is for sigma_data = 0.5: these are the same levels relative to sigma_data.
+SIGMA_MIN, SIGMA_MAX = 0.004, 160.0
+
+
 class Denoiser(nn.Module):
-    """EDM preconditioning around a UNet built with ``noise_embedding=True`` and 1 + C input channels."""
+    """EDM preconditioning around a UNet built with ``noise_embedding=True`` and 1 + C input channels.
+
+    Holds the noise range the samplers use (``sigma_min``, ``sigma_max``), as EDM's
+    preconditioners do: python floats derived from the python ``sigma_data``.
+    """
 
     def __init__(self, net: UNet, sigma_data: float):
         super().__init__()
         self.net = net
-        self.register_buffer("sigma_data", torch.tensor(float(sigma_data)))
+        self.sigma_data = float(sigma_data)
+        self.sigma_min = SIGMA_MIN * self.sigma_data
+        self.sigma_max = SIGMA_MAX * self.sigma_data
+        # In the coefficients sigma_data is a float32 tensor, as the network was always trained
+        # (a python float rounds differently); not saved: the spec rebuilds it.
+        self.register_buffer("sigma_data_f32", torch.tensor(self.sigma_data, dtype=torch.float32), persistent=False)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        sd = self.sigma_data
+        sd = self.sigma_data_f32
         s = sigma.to(x.dtype).reshape(-1, 1, 1, 1)
         c_skip = sd**2 / (s**2 + sd**2)
         c_out = s * sd / (s**2 + sd**2).sqrt()
@@ -53,21 +70,12 @@ class Denoiser(nn.Module):
         f = self.net(torch.cat([c_in * x, cond], dim=1), c_noise)
         return c_skip * x + c_out * f.to(x.dtype)
 
-    @property
-    def sigma_min(self) -> float:
-        return 0.004 * float(self.sigma_data)
-
-    @property
-    def sigma_max(self) -> float:
-        return 160.0 * float(self.sigma_data)
-
 
 def edm_loss(denoiser: DenoiseFn, target: torch.Tensor, cond: torch.Tensor, sigma_data: float,
-             generator: torch.Generator | None = None, mask: torch.Tensor | None = None,
-             p_mean: float = -1.2, p_std: float = 1.2) -> torch.Tensor:
-    """EDM loss, a scalar: noise levels log-normal around sigma_data-relative P_mean.
+             generator: torch.Generator | None = None, p_mean: float = -1.2, p_std: float = 1.2) -> torch.Tensor:
+    """EDM loss per pixel, (B, 1, H, W): noise levels log-normal around sigma_data-relative P_mean.
 
-    mask (B, 1, H, W), optional: 1 where the target is real data, 0 on padding.
+    The caller reduces it (over real pixels only: :func:`diffscale.method.tasks.masked_mean`).
     """
     sd = float(sigma_data)
     b = target.shape[0]
@@ -77,10 +85,7 @@ def edm_loss(denoiser: DenoiseFn, target: torch.Tensor, cond: torch.Tensor, sigm
     weight = (sigma**2 + sd**2) / (sigma * sd) ** 2
     sigma, noise = sigma.to(target.device), noise.to(target.device)
     denoised = denoiser(target + noise, sigma, cond)
-    err = weight.to(target.device).reshape(-1, 1, 1, 1) * (denoised - target) ** 2
-    if mask is None:
-        return err.mean()
-    return (err * mask).sum() / mask.expand_as(err).sum().clamp(min=1)
+    return weight.to(target.device).reshape(-1, 1, 1, 1) * (denoised - target) ** 2
 
 
 def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
@@ -105,6 +110,14 @@ def cosine_sigmas(steps: int, sigma_data: float, sigma_min: float, sigma_max: fl
     return torch.cat([torch.unique_consecutive(sig), torch.zeros(1, dtype=torch.float64)])
 
 
+class NoiseRange(Protocol):
+    """What a sampler reads from the preconditioner (:class:`Denoiser`)."""
+
+    sigma_data: float
+    sigma_min: float
+    sigma_max: float
+
+
 def _start(cond: torch.Tensor, sigma0: float, generator: torch.Generator | None,
            shape: tuple[int, ...] | None) -> torch.Tensor:
     shape = shape or (cond.shape[0], 1, *cond.shape[-2:])
@@ -112,18 +125,17 @@ def _start(cond: torch.Tensor, sigma0: float, generator: torch.Generator | None,
 
 
 @torch.no_grad()
-def sample_ddpm(denoiser: DenoiseFn, cond: torch.Tensor, steps: int = 200, generator: torch.Generator | None = None,
-                sigma_data: float = 0.5, sigma_min: float = 0.002, sigma_max: float = 80.0,
-                shape: tuple[int, ...] | None = None) -> torch.Tensor:
+def sample_ddpm(net: NoiseRange, denoise: DenoiseFn, cond: torch.Tensor, steps: int = 200,
+                generator: torch.Generator | None = None, shape: tuple[int, ...] | None = None) -> torch.Tensor:
     """The paper's ancestral DDPM sampler on the cosine schedule; NFE <= steps. Returns (B, 1, H, W).
 
     Each step draws from the DDPM posterior q(x_s | x_t, x0 = D(x_t)), which in EDM
     units is N(x0 + (s^2/t^2)(x_t - x0), s^2 (1 - s^2/t^2)).
     """
-    sigmas = cosine_sigmas(steps, sigma_data, sigma_min, sigma_max)
+    sigmas = cosine_sigmas(steps, net.sigma_data, net.sigma_min, net.sigma_max)
     x = _start(cond, float(sigmas[0]), generator, shape)
     for t, s in zip(sigmas[:-1], sigmas[1:]):
-        x0 = denoiser(x.to(cond.dtype), torch.full((x.shape[0],), float(t), device=cond.device), cond).double()
+        x0 = denoise(x.to(cond.dtype), torch.full((x.shape[0],), float(t), device=cond.device), cond).double()
         ratio = (s / t) ** 2
         x = x0 + ratio * (x - x0)
         if s > 0:
@@ -133,16 +145,15 @@ def sample_ddpm(denoiser: DenoiseFn, cond: torch.Tensor, steps: int = 200, gener
 
 
 @torch.no_grad()
-def sample_dpmpp(denoiser: DenoiseFn, cond: torch.Tensor, steps: int = 10, generator: torch.Generator | None = None,
-                 sigma_data: float = 0.5, sigma_min: float = 0.002, sigma_max: float = 80.0,
-                shape: tuple[int, ...] | None = None) -> torch.Tensor:
+def sample_dpmpp(net: NoiseRange, denoise: DenoiseFn, cond: torch.Tensor, steps: int = 10,
+                 generator: torch.Generator | None = None, shape: tuple[int, ...] | None = None) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022) on EDM's noise levels; deterministic given the start; NFE = steps."""
-    sigmas = karras_sigmas(steps, sigma_min, sigma_max)
+    sigmas = karras_sigmas(steps, net.sigma_min, net.sigma_max)
     x = _start(cond, float(sigmas[0]), generator, shape)
     old = None
     for i in range(steps):
         sigma, nxt = sigmas[i], sigmas[i + 1]
-        x0 = denoiser(x.to(cond.dtype), torch.full((x.shape[0],), float(sigma), device=cond.device), cond).double()
+        x0 = denoise(x.to(cond.dtype), torch.full((x.shape[0],), float(sigma), device=cond.device), cond).double()
         if nxt == 0:
             x = x0
             break
@@ -160,20 +171,21 @@ def sample_dpmpp(denoiser: DenoiseFn, cond: torch.Tensor, steps: int = 10, gener
 SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {"ddpm": sample_ddpm, "dpmpp": sample_dpmpp}
 
 
-def sample(name: str, denoiser: DenoiseFn, cond: torch.Tensor, steps: int, generator: torch.Generator | None,
-           sigma_data: float, shape: tuple[int, ...] | None = None) -> torch.Tensor:
-    """Dispatch by sampler name with the noise range tied to sigma_data (see module doc).
+def sample(name: str, net: NoiseRange, cond: torch.Tensor, steps: int, generator: torch.Generator | None,
+           shape: tuple[int, ...] | None = None, denoise: DenoiseFn | None = None) -> torch.Tensor:
+    """Dispatch by sampler name; the noise range is the preconditioner's (``net.sigma_min``, ``net.sigma_max``).
 
-    shape: of the sample when it differs from (B, 1, H, W) of cond (a tiled denoiser).
+    denoise: the function evaluated at each step, (x, sigma, cond) -> x0 (default ``net``
+    itself; a tiled whole-region denoiser passes its own); shape: of the sample when it
+    differs from (B, 1, H, W) of cond.
     """
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler '{name}' (expected one of {sorted(SAMPLERS)})")
-    return SAMPLERS[name](denoiser, cond, steps, generator, sigma_data=sigma_data,
-                          sigma_min=0.004 * sigma_data, sigma_max=160.0 * sigma_data, shape=shape)
+    return SAMPLERS[name](net, denoise or net, cond, steps, generator, shape)
 
 
-def nfe(name: str, steps: int, sigma_data: float) -> int:
+def nfe(name: str, steps: int, net: NoiseRange) -> int:
     """Denoiser evaluations one sample of ``name`` with ``steps`` steps costs."""
     if name == "ddpm":
-        return len(cosine_sigmas(steps, sigma_data, 0.004 * sigma_data, 160.0 * sigma_data)) - 1
+        return len(cosine_sigmas(steps, net.sigma_data, net.sigma_min, net.sigma_max)) - 1
     return steps

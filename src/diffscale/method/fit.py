@@ -1,25 +1,38 @@
-"""Fitting the method's two models and the trained baselines from the config's sections.
+"""Fitting the transfer encoder and every trained model, from the config's sections and from files.
 
-Thin glue between the tasks (:class:`diffscale.method.networks.encoder.NextDayTask`,
-:class:`diffscale.method.diffusion.DiffusionTask`) and the loop (:func:`diffscale.method.loop.train_loop`).
+Thin glue between the tasks (:mod:`diffscale.method.tasks`) and the loop
+(:func:`diffscale.method.loop.train_loop`). One function trains any model of the
+registry (:mod:`diffscale.core.registry`): the diffusion models keep their EMA weights,
+the regressors the weights that scored best on the validation days (with a few dozen
+training days they overfit within the budget). ``gpus > 1`` in a model's section runs
+the same training under ``torchrun`` (DistributedDataParallel, one process per GPU, or
+gloo processes on a CPU), through this module's command line.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import math
 import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from diffscale.method.conditioning import SeasonData
-from diffscale.method.diffusion import DiffusionTask, Downscaler, ModelSpec, encoder_unet
+from diffscale.core import registry
 from diffscale.core.io import atomic_path
-from diffscale.method.networks.encoder import NextDayTask, pretraining_days
-from diffscale.method.networks.unet import UNet, count_parameters
-from diffscale.method.regressors import RegressionTask, Regressor, RegressorSpec
+from diffscale.core.runlog import log_to
+from diffscale.method.conditioning import SeasonData, load_season
 from diffscale.method.loop import LoopConfig, LoopResult, loss_curve_lines, train_loop
+from diffscale.method.networks.encoder import encoder_unet
+from diffscale.method.networks.unet import UNet, count_parameters
+from diffscale.method.residual import ResidualModel, ResidualSpec, model_class
+from diffscale.method.tasks import CropTask, NextDayTask, pretraining_days
 
 log = logging.getLogger("diffscale.method.fit")
 
@@ -27,6 +40,19 @@ log = logging.getLogger("diffscale.method.fit")
 def write_curve(result: LoopResult, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text("step,loss,val_loss\n" + "\n".join(loss_curve_lines(result)) + "\n")
+
+
+def load_encoder(path: str | os.PathLike) -> UNet:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = encoder_unet(state["history"], tuple(state["channels"]), state["attention"])
+    model.load_state_dict(state["state"])
+    return model.eval()
+
+
+def save_encoder(model: UNet, cfg: dict, path: str | os.PathLike, extra: dict | None = None) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"history": cfg["history"], "channels": list(cfg["channels"]), "attention": cfg["attention"],
+                    "state": model.state_dict(), **(extra or {})}, tmp)
 
 
 def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint: str | os.PathLike,
@@ -49,148 +75,120 @@ def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint:
     return result.model.cpu().eval(), result
 
 
-# The diffusion models by name (evaluation.models): whether each conditions on the frozen
-# transfer encoder. diffusion_no_transfer is the ablation of the paper's central claim:
-# the same denoiser, config, budget and inputs (the previous days too), without the transfer features.
-DIFFUSION_MODELS = {"diffusion": True, "diffusion_no_transfer": False}
-
-
-def spec_from_config(enc: dict, diff: dict, halo: int, use_encoder: bool = True, sigma_data: float = 0.5) -> ModelSpec:
-    return ModelSpec(history=enc["history"], patch=enc["patch"], halo=halo, encoder_channels=tuple(enc["channels"]),
-                     encoder_attention=enc["attention"], channels=tuple(diff["channels"]), blocks=diff["blocks"],
-                     attention=diff["attention"], use_encoder=use_encoder, sigma_data=sigma_data)
-
-
-def train_diffusion(data: SeasonData, encoder: UNet | None, enc_cfg: dict, cfg: dict, halo: int,
-                    checkpoint: str | os.PathLike, stop_after: int | None = None) -> tuple[Downscaler, LoopResult]:
-    """The conditional diffusion model on the training days, the encoder frozen inside it.
-
-    encoder None trains the ablation without the transfer features (diffusion_no_transfer).
-    """
-    use_encoder = encoder is not None
-    spec = spec_from_config(enc_cfg, cfg, halo, use_encoder)
-    task = DiffusionTask(spec, data, cfg["batch_size"], seed=cfg["seed"])
-    spec = spec_from_config(enc_cfg, cfg, halo, use_encoder, sigma_data=task.target_std())
-    torch.manual_seed(cfg["seed"])  # the initial weights
-    model = Downscaler(spec, encoder)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("diffusion: %d trainable parameters (+%d frozen encoder), sigma_data %.4f, %d training days",
-             trainable, count_parameters(model) - trainable, spec.sigma_data, task.train[0].shape[0])
-    loop = LoopConfig(steps=cfg["steps"], lr=cfg["lr"], weight_decay=cfg["weight_decay"], ema_decay=cfg["ema_decay"],
-                      grad_clip=cfg["grad_clip"], checkpoint_every=cfg["checkpoint_every"],
-                      val_every=cfg["checkpoint_every"] if task.val is not None else 0, seed=cfg["seed"],
-                      log_every=max(1, cfg["steps"] // 20))
-    result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val is not None else None,
-                        stop_after=stop_after, signature={"spec": spec, "diffusion": dict(cfg)})
-    return result.model.cpu().eval(), result
-
-
-def train_baseline(data: SeasonData, kind: str, encoder: UNet | None, enc_cfg: dict, cfg: dict, halo: int,
-                   checkpoint: str | os.PathLike, stop_after: int | None = None) -> tuple[Regressor, LoopResult]:
-    """One trained baseline (diffscale.method.regressors) on the method's training crops, by the method's loop.
-
-    cfg: the resolved ``baselines`` section (:func:`diffscale.core.config.baseline_settings`); encoder: the
-    pretrained temporal U-Net (used, frozen, by transfer_unet only).
-    """
-    def spec(scale: float) -> RegressorSpec:
-        return RegressorSpec(kind=kind, history=enc_cfg["history"], patch=enc_cfg["patch"], halo=halo,
-                             encoder_channels=tuple(enc_cfg["channels"]), encoder_attention=enc_cfg["attention"],
-                             channels=tuple(cfg["channels"]), blocks=cfg["blocks"], attention=cfg["attention"],
-                             latent_channels=cfg["latent_channels"], scale=scale)
-
-    task = RegressionTask(spec(1.0), data, cfg["batch_size"], seed=cfg["seed"])
-    final = spec(task.target_std())
-    torch.manual_seed(cfg["seed"])  # the initial weights
-    model = Regressor(final, encoder if kind == "transfer_unet" else None)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("%s: %d trainable parameters (+%d frozen encoder), residual scale %.4f, %d training days", kind,
-             trainable, count_parameters(model) - trainable, final.scale, task.train[0].shape[0])
-    # The loop returns the best validated weights whether or not it stops early.
-    patience = cfg["patience"] if cfg["patience"] is not None else cfg["steps"] // cfg["checkpoint_every"] + 1
-    loop = LoopConfig(steps=cfg["steps"], lr=cfg["lr"], weight_decay=cfg["weight_decay"], ema_decay=cfg["ema_decay"],
-                      grad_clip=cfg["grad_clip"], checkpoint_every=cfg["checkpoint_every"],
-                      val_every=cfg["checkpoint_every"] if task.val is not None else 0,
-                      patience=patience, seed=cfg["seed"],
-                      log_every=max(1, cfg["steps"] // 20))
-    result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val is not None else None,
-                        stop_after=stop_after, signature={"spec": final, "baselines": dict(cfg)})
-    return result.model.cpu().eval(), result
-
-
-def train_baseline_files(split_dir: str | os.PathLike, season: str, variable: str, kind: str,
-                         encoder_path: str | os.PathLike, enc_cfg: dict, cfg: dict, halo: int,
-                         checkpoint: str | os.PathLike, output: str | os.PathLike, curve: str | os.PathLike) -> LoopResult:
-    """train_baseline from the split files to the saved model and its loss curve."""
-    from diffscale.method.conditioning import load_season
-
+def pretrain_files(split_dir: str | os.PathLike, season: str, variable: str, months: list[int], cfg: dict,
+                   checkpoint: str | os.PathLike, output: str | os.PathLike, curve: str | os.PathLike) -> LoopResult:
+    """pretrain_encoder from the split files to the saved encoder and its loss curve."""
     data = load_season(split_dir, season, variable)
-    model, result = train_baseline(data, kind, load_encoder(encoder_path), enc_cfg, cfg, halo, checkpoint)
-    trainable = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("encoder."))
-    model.save(output, extra={"trainable_parameters": trainable, "parameters": count_parameters(model),
-                              "seconds": result.seconds, "steps": result.steps, "encoder": str(encoder_path)})
+    model, result = pretrain_encoder(data, months, cfg, checkpoint)
+    save_encoder(model, cfg, output, extra={"parameters": count_parameters(model), "seconds": result.seconds,
+                                            "steps": result.steps, "val": result.val})
     write_curve(result, curve)
     Path(checkpoint).unlink(missing_ok=True)
-    log.info("%s: %d trainable parameters, %d steps in %.1f s, validation loss %s (the best is kept)", kind, trainable,
-             result.steps, result.seconds, result.val)
+    log.info("encoder: %d parameters, %d steps in %.1f s (early stop: %s), validation L1 %s",
+             count_parameters(model), result.steps, result.seconds, result.stopped_early, result.val)
     return result
 
 
-def load_encoder(path: str | os.PathLike) -> UNet:
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model = encoder_unet(state["history"], tuple(state["channels"]), state["attention"])
-    model.load_state_dict(state["state"])
-    return model.eval()
+def _loop_config(name: str, cfg: dict, validates: bool) -> LoopConfig:
+    """The loop of a model's section; regressors return their best validated weights, early stopping or not."""
+    patience = None
+    if registry.entry(name).family == "regressor":
+        patience = cfg["patience"] if cfg["patience"] is not None else cfg["steps"] // cfg["checkpoint_every"] + 1
+    return LoopConfig(steps=cfg["steps"], lr=cfg["lr"], weight_decay=cfg["weight_decay"], ema_decay=cfg["ema_decay"],
+                      grad_clip=cfg["grad_clip"], checkpoint_every=cfg["checkpoint_every"],
+                      val_every=cfg["checkpoint_every"] if validates else 0, patience=patience, seed=cfg["seed"],
+                      log_every=max(1, cfg["steps"] // 20))
 
 
-def save_encoder(model: UNet, cfg: dict, path: str | os.PathLike, extra: dict | None = None) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"history": cfg["history"], "channels": list(cfg["channels"]), "attention": cfg["attention"],
-                    "state": model.state_dict(), **(extra or {})}, tmp)
+def train_model(data: SeasonData, name: str, encoder: UNet | None, enc_cfg: dict, cfg: dict, halo: int,
+                checkpoint: str | os.PathLike, stop_after: int | None = None) -> tuple[ResidualModel, LoopResult]:
+    """Model ``name`` of the registry on the season's training crops, the encoder (if it uses one) frozen inside.
 
-
-def train_diffusion_files(split_dir: str | os.PathLike, season: str, variable: str,
-                          encoder_path: str | os.PathLike | None, enc_cfg: dict, cfg: dict, halo: int,
-                          checkpoint: str | os.PathLike, output: str | os.PathLike, curve: str | os.PathLike) -> LoopResult:
-    """train_diffusion from files to files; under torchrun every process calls it and rank 0 writes.
-
-    encoder_path None: the ablation without the transfer encoder.
+    cfg: the model's section (``diffusion``, or the resolved ``baselines`` of
+    :func:`diffscale.core.config.baseline_settings`); encoder: the pretrained temporal
+    U-Net, ignored by models that do not use it.
     """
-    from diffscale.method.conditioning import load_season
+    spec = ResidualSpec.from_config(name, enc_cfg, cfg, halo)
+    task = CropTask(spec, data, cfg["batch_size"], seed=cfg["seed"])
+    spec = replace(spec, scale=task.target_std())
+    torch.manual_seed(cfg["seed"])  # the initial weights
+    model = model_class(name)(spec, encoder)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("%s: %d trainable parameters (+%d frozen encoder), residual scale %.4f, %d training days", name,
+             trainable, count_parameters(model) - trainable, spec.scale, task.train[0].shape[0])
+    loop = _loop_config(name, cfg, task.val is not None)
+    result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val is not None else None,
+                        stop_after=stop_after, signature={"spec": spec, "config": dict(cfg)})
+    return result.model.cpu().eval(), result
 
+
+def fit_files(name: str, split_dir: str | os.PathLike, season: str, variable: str, encoder_path: str | os.PathLike | None,
+              enc_cfg: dict, cfg: dict, halo: int, checkpoint: str | os.PathLike, output: str | os.PathLike,
+              curve: str | os.PathLike) -> LoopResult:
+    """train_model from the split files to the saved model and its loss curve; under torchrun rank 0 writes."""
     data = load_season(split_dir, season, variable)
     encoder = load_encoder(encoder_path) if encoder_path is not None else None
-    model, result = train_diffusion(data, encoder, enc_cfg, cfg, halo, checkpoint)
+    model, result = train_model(data, name, encoder, enc_cfg, cfg, halo, checkpoint)
     if int(os.environ.get("RANK", 0)) == 0:
-        trainable = sum(q.numel() for q in model.denoiser.parameters())
+        trainable = sum(p.numel() for key, p in model.named_parameters() if not key.startswith("encoder."))
         model.save(output, extra={"trainable_parameters": trainable, "parameters": count_parameters(model),
                                   "seconds": result.seconds, "steps": result.steps,
                                   "encoder": None if encoder_path is None else str(encoder_path)})
         write_curve(result, curve)
         Path(checkpoint).unlink(missing_ok=True)
-        log.info("diffusion: %d trainable parameters, %d steps in %.1f s, validation loss %s", trainable, result.steps,
+        log.info("%s: %d trainable parameters, %d steps in %.1f s, validation loss %s", name, trainable, result.steps,
                  result.seconds, result.val)
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``torchrun --nproc_per_node N -m diffscale.method.fit ARGS``: the multi-process (DDP) entry of train_diffusion."""
-    import argparse
-    import json
+def train_files(name: str, split_dir: str | os.PathLike, season: str, variable: str,
+                encoder_path: str | os.PathLike | None, enc_cfg: dict, cfg: dict, halo: int,
+                checkpoint: str | os.PathLike, output: str | os.PathLike, curve: str | os.PathLike,
+                log_file: str | os.PathLike | None = None) -> None:
+    """fit_files in this process, or under torchrun when the model's section asks for ``gpus`` > 1.
 
+    encoder_path: None for the models that do not use the encoder; log_file: the rule's
+    log, into which rank 0's log is folded.
+    """
+    procs = cfg.get("gpus", 1)
+    if procs == 1:
+        fit_files(name, split_dir, season, variable, encoder_path, enc_cfg, cfg, halo, checkpoint, output, curve)
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump({"encoder": dict(enc_cfg), "model": dict(cfg)}, fh)
+    rank0 = Path(f"{log_file or output}.rank0")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
+           "-m", "diffscale.method.fit", "--model", name, "--split-dir", str(split_dir), "--season", season,
+           "--variable", variable, *(["--encoder", str(encoder_path)] if encoder_path else []), "--config", fh.name,
+           "--halo", str(halo), "--checkpoint", str(checkpoint), "--output", str(output), "--curve", str(curve),
+           "--log-file", str(rank0)]
+    log.info("launching %d processes: %s", procs, " ".join(cmd))
+    # The library these processes import is this one, installed or not.
+    src = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    try:
+        subprocess.run(cmd, check=True, env=env)
+    finally:
+        Path(fh.name).unlink(missing_ok=True)
+        if rank0.exists():  # fold rank 0's log into the rule's log
+            log.info("rank 0:\n%s", rank0.read_text())
+            rank0.unlink()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``torchrun --nproc_per_node N -m diffscale.method.fit ARGS``: the multi-process (DDP) entry of fit_files."""
     ap = argparse.ArgumentParser(prog="python -m diffscale.method.fit", description=main.__doc__)
-    for name in ("split-dir", "season", "variable", "config", "checkpoint", "output", "curve"):
+    for name in ("model", "split-dir", "season", "variable", "config", "checkpoint", "output", "curve"):
         ap.add_argument(f"--{name}", required=True)
-    ap.add_argument("--encoder", default=None, help="the pretrained encoder; left out: the ablation without it")
+    ap.add_argument("--encoder", default=None, help="the pretrained encoder; left out by models that do not use it")
     ap.add_argument("--halo", type=int, required=True)
     ap.add_argument("--log-file", default=None)
     a = ap.parse_args(argv)
-    from diffscale.core.runlog import log_to
-
     if int(os.environ.get("RANK", 0)) == 0:
         log_to(a.log_file)
     cfg = json.loads(Path(a.config).read_text())
-    train_diffusion_files(a.split_dir, a.season, a.variable, a.encoder, cfg["encoder"], cfg["diffusion"], a.halo,
-                          a.checkpoint, a.output, a.curve)
+    fit_files(a.model, a.split_dir, a.season, a.variable, a.encoder, cfg["encoder"], cfg["model"], a.halo,
+              a.checkpoint, a.output, a.curve)
 
 
 if __name__ == "__main__":

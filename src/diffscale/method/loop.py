@@ -111,6 +111,101 @@ def validation_loss(loss_fn: Callable[[nn.Module, Any, torch.Generator], torch.T
     return float(loss_fn(model, tuple(b.to(dev) for b in batch), torch.Generator().manual_seed(0)))
 
 
+@dataclass
+class _Run:
+    """Everything a checkpoint restores besides the weights: where the run is and how validation went."""
+
+    result: LoopResult
+    step: int = 0
+    best: float = math.inf
+    bad: int = 0  # validations since the best one
+    best_state: dict | None = None
+
+    def snapshot(self, model: nn.Module, opt: torch.optim.Optimizer, ema: nn.Module | None, cfg: LoopConfig,
+                 signature: dict | None, done: bool) -> dict:
+        r = self.result
+        return {"model": model.state_dict(), "optimizer": opt.state_dict(), "ema": ema.state_dict() if ema else None,
+                "step": self.step, "best": self.best, "bad": self.bad, "best_state": self.best_state, "losses": r.losses,
+                "val": r.val, "seconds": r.seconds, "stopped_early": r.stopped_early,
+                "done": done, "config": asdict(cfg), "signature": signature}
+
+
+def _resume(run: _Run, checkpoint: Path, model: nn.Module, opt: torch.optim.Optimizer, ema: nn.Module | None,
+            cfg: LoopConfig, signature: dict | None, rank: int, dev: torch.device) -> None:
+    """Restore ``run``, the weights and the optimiser from ``checkpoint`` unless it is missing or stale."""
+    state = torch.load(checkpoint, map_location=dev, weights_only=False) if checkpoint.exists() else None
+    if state is not None and (state.get("signature") != signature or state.get("config") != asdict(cfg)):
+        if rank == 0:
+            log.warning("ignoring checkpoint %s: it was written for another configuration", checkpoint)
+        state = None
+    if state is None:
+        return
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    if ema is not None:
+        ema.load_state_dict(state["ema"])
+    run.step, run.best, run.bad, run.best_state = state["step"], state["best"], state["bad"], state["best_state"]
+    r = run.result
+    r.losses, r.val, r.seconds = state["losses"], state["val"], state["seconds"]
+    r.stopped_early = state.get("stopped_early", False)
+    if rank == 0:
+        log.info("resumed from %s at step %d of %d", checkpoint, run.step, cfg.steps)
+
+
+@torch.no_grad()
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm, 1 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+def _step(net: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, ema: nn.Module | None,
+          batch_fn: Callable[[int, torch.Generator], Any], loss_fn: Callable[[nn.Module, Any, torch.Generator], torch.Tensor],
+          cfg: LoopConfig, step: int, rank: int, dev: torch.device) -> float:
+    """One optimiser step (0-based ``step``); returns its loss."""
+    gen = step_generator(cfg.seed, step, rank)
+    net.train()
+    batch = batch_fn(step, gen)
+    batch = [b.to(dev) for b in batch] if isinstance(batch, (list, tuple)) else batch.to(dev)
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        loss = loss_fn(net, batch, gen)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    if ema is not None:
+        # Warm-up (as in common EMA practice): short runs are not dominated by the initial weights.
+        _update_ema(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+    return float(loss.detach())
+
+
+def _validate(run: _Run, val_fn: Callable[[nn.Module], float], weights: nn.Module, cfg: LoopConfig, rank: int) -> None:
+    """Score ``weights`` (EMA or raw) after ``run.step`` steps; keep the best; stop after ``patience`` worse ones."""
+    v = float(val_fn(weights))
+    run.result.val.append((run.step, v))
+    if v < run.best:
+        run.best, run.bad = v, 0
+        run.best_state = copy.deepcopy(weights.state_dict())
+    else:
+        run.bad += 1
+    if rank == 0:
+        log.info("step %d validation %.5g (best %.5g, %d without improvement)", run.step, v, run.best, run.bad)
+    if cfg.patience is not None and run.bad >= cfg.patience:
+        run.result.stopped_early = True
+        if rank == 0:
+            log.info("early stop at step %d: no validation improvement in %d evaluations", run.step, run.bad)
+
+
+def _log_loss(run: _Run, bar: tqdm, cfg: LoopConfig, start: int) -> None:
+    losses = run.result.losses
+    if run.step % cfg.log_every == 0 or run.step == start + 1:
+        recent = float(np.mean([v for _, v in losses[-cfg.log_every:]]))
+        bar.set_postfix(loss=f"{recent:.4g}", refresh=False)
+        log.info("step %d loss %.5g (mean of the last %d)", run.step, recent, min(cfg.log_every, len(losses)))
+
+
 def train_loop(model: nn.Module, batch_fn: Callable[[int, torch.Generator], Any],
                loss_fn: Callable[[nn.Module, Any, torch.Generator], torch.Tensor], cfg: LoopConfig,
                checkpoint: str | os.PathLike, val_fn: Callable[[nn.Module], float] | None = None,
@@ -129,91 +224,35 @@ def train_loop(model: nn.Module, batch_fn: Callable[[int, torch.Generator], Any]
     model = model.to(dev)
     ema = copy.deepcopy(model).requires_grad_(False) if cfg.ema_decay else None
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
-    result = LoopResult(model=model)
-    start, best, bad, best_state = 0, math.inf, 0, None
-    state = torch.load(checkpoint, map_location=dev, weights_only=False) if checkpoint.exists() else None
-    if state is not None and (state.get("signature") != signature or state.get("config") != asdict(cfg)):
-        if rank == 0:
-            log.warning("ignoring checkpoint %s: it was written for another configuration", checkpoint)
-        state = None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        start, best, bad, best_state = state["step"], state["best"], state["bad"], state["best_state"]
-        result.losses, result.val, result.seconds = state["losses"], state["val"], state["seconds"]
-        result.stopped_early = state.get("stopped_early", False)
-        if rank == 0:
-            log.info("resumed from %s at step %d of %d", checkpoint, start, cfg.steps)
+    run = _Run(LoopResult(model=model))
+    _resume(run, checkpoint, model, opt, ema, cfg, signature, rank, dev)
+    start, result = run.step, run.result
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    amp = dict(device_type="cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
-
-    def snapshot(step: int, done: bool) -> dict:
-        return {"model": model.state_dict(), "optimizer": opt.state_dict(), "ema": ema.state_dict() if ema else None,
-                "step": step, "best": best, "bad": bad, "best_state": best_state, "losses": result.losses,
-                "val": result.val, "seconds": result.seconds, "stopped_early": result.stopped_early,
-                "done": done, "config": asdict(cfg), "signature": signature}
-
     t0 = time.perf_counter() - result.seconds
-    bar = tqdm(total=cfg.steps, initial=start, file=TqdmToLog(), mininterval=10,
-               disable=rank != 0, desc="train", ascii=True)
-    step = start
-    while step < cfg.steps and not result.stopped_early:
-        if stop_after is not None and step >= stop_after:
+    bar = tqdm(total=cfg.steps, initial=start, file=TqdmToLog(), mininterval=10, disable=rank != 0, desc="train", ascii=True)
+    while run.step < cfg.steps and not result.stopped_early:
+        if stop_after is not None and run.step >= stop_after:
             bar.close()
             return result  # a simulated kill: no final checkpoint
-        gen = step_generator(cfg.seed, step, rank)
-        net.train()
-        batch = batch_fn(step, gen)
-        batch = [b.to(dev) for b in batch] if isinstance(batch, (list, tuple)) else batch.to(dev)
-        with torch.autocast(**amp):
-            loss = loss_fn(net, batch, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        if ema is not None:
-            # Warm-up (as in common EMA practice): short runs are not dominated by the initial weights.
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            with torch.no_grad():
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(pm, 1 - decay)
-                for be, bm in zip(ema.buffers(), model.buffers()):
-                    be.copy_(bm)
-        step += 1
+        loss = _step(net, model, opt, ema, batch_fn, loss_fn, cfg, run.step, rank, dev)
+        run.step += 1
         bar.update(1)
-        result.losses.append((step, float(loss.detach())))
-        if rank == 0 and (step % cfg.log_every == 0 or step == start + 1):
-            recent = float(np.mean([v for _, v in result.losses[-cfg.log_every:]]))
-            bar.set_postfix(loss=f"{recent:.4g}", refresh=False)
-            log.info("step %d loss %.5g (mean of the last %d)", step, recent, min(cfg.log_every, len(result.losses)))
-        if val_fn is not None and cfg.val_every and step % cfg.val_every == 0:
-            v = float(val_fn(ema if ema is not None else model))
-            result.val.append((step, v))
-            if v < best:
-                best, bad = v, 0
-                best_state = copy.deepcopy((ema if ema is not None else model).state_dict())
-            else:
-                bad += 1
-            if rank == 0:
-                log.info("step %d validation %.5g (best %.5g, %d without improvement)", step, v, best, bad)
-            if cfg.patience is not None and bad >= cfg.patience:
-                result.stopped_early = True
-                if rank == 0:
-                    log.info("early stop at step %d: no validation improvement in %d evaluations", step, bad)
+        result.losses.append((run.step, loss))
+        if rank == 0:
+            _log_loss(run, bar, cfg, start)
+        if val_fn is not None and cfg.val_every and run.step % cfg.val_every == 0:
+            _validate(run, val_fn, ema if ema is not None else model, cfg, rank)
         result.seconds = time.perf_counter() - t0
-        if rank == 0 and step % cfg.checkpoint_every == 0:
-            _save(checkpoint, snapshot(step, False))
+        if rank == 0 and run.step % cfg.checkpoint_every == 0:
+            _save(checkpoint, run.snapshot(model, opt, ema, cfg, signature, False))
     bar.close()
-    result.steps = step
+    result.steps = run.step
     result.seconds = time.perf_counter() - t0
     if rank == 0:
-        _save(checkpoint, snapshot(result.steps, True))
+        _save(checkpoint, run.snapshot(model, opt, ema, cfg, signature, True))
     final = ema if ema is not None else model
-    if best_state is not None and cfg.patience is not None:
-        final.load_state_dict(best_state)
+    if run.best_state is not None and cfg.patience is not None:
+        final.load_state_dict(run.best_state)
     result.model = final
     if world > 1:
         dist.barrier()

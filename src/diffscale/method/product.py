@@ -13,11 +13,13 @@
 
 A ``source`` flag per day (CF flag_values / flag_meanings) says which of the three a
 day is. Provenance (config, model checkpoints, sampler) goes into global attributes.
+Torch-free: rule assemble runs in the data environment.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import numpy as np
@@ -25,6 +27,8 @@ import pandas as pd
 import xarray as xr
 
 from diffscale.core import io
+
+log = logging.getLogger("diffscale.method.product")
 
 SOURCE_FLAGS = {"no_model": 0, "fine_record": 1, "diffusion_ensemble": 2}
 
@@ -86,4 +90,26 @@ def assemble(fine_path: str | os.PathLike, beyond_paths: dict[str, str | os.Path
     )
     ds.attrs.update({"Conventions": "CF-1.8", "title": f"diffscale downscaled daily {variable}",
                      **{k: v if isinstance(v, (str, int, float)) else json.dumps(v, default=str) for k, v in provenance.items()}})
+    return ds
+
+
+# The sampling settings that shaped the beyond ensembles, recorded in the product.
+SAMPLER_KEYS = ("sampler", "steps", "beyond_members", "halo", "tile", "overlap", "spinup_days", "seed")
+
+
+def assemble_files(fine_path: str | os.PathLike, beyond_paths: list[str | os.PathLike], model_paths: list[str | os.PathLike],
+                   region: str, seasons: dict[str, list[int]], variable: str, coarse_period: tuple[str, str],
+                   members_saved: int, sampling: dict, config: dict, output: str | os.PathLike) -> xr.Dataset:
+    """Rule assemble: the product of one region from each season's beyond.nc (in the order of ``seasons``)."""
+    names = list(seasons)
+    provenance = {"source": "diffscale: frozen transfer encoder + conditional diffusion (Xiang et al. 2025)",
+                  "region": region,
+                  "model_checkpoints": json.dumps(dict(zip(names, map(str, model_paths)))),
+                  "sampler": json.dumps({k: sampling[k] for k in SAMPLER_KEYS}),
+                  "config": json.dumps(config, default=str)}
+    ds = assemble(fine_path, dict(zip(names, beyond_paths)), seasons, variable, tuple(coarse_period), members_saved,
+                  provenance)
+    io.write_netcdf(ds, output)
+    log.info("wrote %s: %d days, source counts %s", output, ds.sizes["time"],
+             {int(k): int((ds.source.values == k).sum()) for k in SOURCE_FLAGS.values()})
     return ds

@@ -16,19 +16,26 @@
 * Every day's noise comes from a generator seeded by (seed, day), so a day's sample
   does not depend on which other days are run, and nothing from the future can enter.
 
-The drivers take any model with ``sample_day`` and ``spec.history``: the
-diffusion :class:`~diffscale.method.diffusion.Downscaler` and the trained baselines of
-:mod:`diffscale.method.regressors` (deterministic ones return one member whatever ``members`` asks).
+The drivers take any :class:`~diffscale.method.residual.ResidualModel`: the diffusion
+models and the trained baselines (deterministic ones return one member whatever
+``members`` asks).
 
 Samples are returned scaled (member, time, H, W); :func:`samples_dataset` writes them in
-physical units through the Scaler's inverse.
+physical units through the Scaler's inverse, as the sample-file contract
+(:mod:`diffscale.core.samples`) says. :func:`sample_files` and :func:`benchmark_files`
+are the rules ``sample`` and ``sampler_benchmark``; their self-check scores use the
+evaluation's metrics (:mod:`diffscale.core.metrics`) in its metric space.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,12 +43,14 @@ import torch
 import xarray as xr
 from tqdm import tqdm
 
+from diffscale.core import io, metrics
+from diffscale.core.samples import member_dataset
+from diffscale.core.transform import to_metric_space
 from diffscale.method import conditioning as cm
-from diffscale.method.conditioning import SeasonData
+from diffscale.method.conditioning import SeasonData, load_season
 from diffscale.method.edm import nfe
-from diffscale.method.diffusion import Downscaler
-from diffscale.core.io import field_dataset
 from diffscale.method.loop import TqdmToLog, step_generator
+from diffscale.method.residual import ResidualModel, load_model
 
 log = logging.getLogger("diffscale.method.sampling")
 
@@ -50,7 +59,7 @@ def day_generator(seed: int, day: pd.Timestamp) -> torch.Generator:
     return step_generator(seed, int(day.toordinal()))
 
 
-def _predict(model: Downscaler, data: SeasonData, static: np.ndarray, day: pd.Timestamp, history: np.ndarray,
+def _predict(model: ResidualModel, data: SeasonData, static: np.ndarray, day: pd.Timestamp, history: np.ndarray,
              members: int, sampler: str, steps: int, seed: int, tile: int | None, stride: int | None) -> np.ndarray:
     raw = torch.from_numpy(cm.raw_condition(data.coarse_on(day), static, day))
     hist = torch.from_numpy(np.ascontiguousarray(history, dtype=np.float32))
@@ -58,7 +67,7 @@ def _predict(model: Downscaler, data: SeasonData, static: np.ndarray, day: pd.Ti
     return out.numpy()  # (M, H, W)
 
 
-def teacher_forced(model: Downscaler, data: SeasonData, days: Iterable[pd.Timestamp], members: int, sampler: str,
+def teacher_forced(model: ResidualModel, data: SeasonData, days: Iterable[pd.Timestamp], members: int, sampler: str,
                    steps: int, seed: int = 0, tile: int | None = None, stride: int | None = None) -> np.ndarray:
     """(M, T, H, W) scaled samples of ``days``, history = true fine days before each day."""
     static = cm.static_channels(data.lat, data.lon, data.elevation)
@@ -92,7 +101,7 @@ def mean_residual(data: SeasonData) -> np.ndarray:
     return np.mean([data.fine_on(d) - data.coarse_on(d) for d in days if data.has_fine(d)], axis=0).astype(np.float32)
 
 
-def autoregressive(model: Downscaler, data: SeasonData, days: Iterable[pd.Timestamp], members: int, sampler: str,
+def autoregressive(model: ResidualModel, data: SeasonData, days: Iterable[pd.Timestamp], members: int, sampler: str,
                    steps: int, spinup: int, seed: int = 0, tile: int | None = None, stride: int | None = None) -> np.ndarray:
     """(M, T, H, W) scaled samples of ``days`` (sorted), each member fed its own predictions."""
     days = pd.DatetimeIndex(sorted(days))
@@ -134,47 +143,32 @@ def autoregressive(model: Downscaler, data: SeasonData, days: Iterable[pd.Timest
 
 
 def samples_dataset(scaled: np.ndarray, days: pd.DatetimeIndex, data: SeasonData, attrs: dict) -> xr.Dataset:
-    """(M, T, H, W) scaled samples -> CF dataset with a member dimension, physical units."""
+    """(M, T, H, W) scaled samples -> the sample-file dataset (member dimension, physical units)."""
     physical = np.asarray(data.scaler.inverse(scaled.astype(np.float64)), dtype=np.float32)
-    ds = field_dataset(physical[0], days, data.lat, data.lon, data.variable, data.attrs)
-    var = xr.DataArray(physical, dims=("member", "time", "lat", "lon"), attrs=ds[data.variable].attrs)
-    ds = ds.drop_vars(data.variable).assign({data.variable: var})
-    ds = ds.assign_coords(member=("member", np.arange(physical.shape[0], dtype=np.int32), {"long_name": "ensemble member"}))
-    ds.attrs.update(attrs)
-    return ds
+    return member_dataset(physical, days, data.lat, data.lon, data.variable, data.attrs, attrs)
 
 
 def ensemble_scores(samples: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Self-check scores in the space given (log10 for the twin): samples (M, T, H, W), truth (T, H, W).
+    """Self-check scores in the space given (the metric space for the files): samples (M, T, H, W), truth (T, H, W).
 
-    r2 (1 - SSE/SST of the ensemble mean), rmse of the ensemble mean, fair CRPS, and
-    spread/skill with the finite-ensemble factor (M+1)/M. The evaluation stage has the full set.
+    r2 and rmse of the ensemble mean, fair CRPS and spread/skill (NaN for one member),
+    as the evaluation stage defines them; it has the full set.
     """
-    m = samples.shape[0]
-    mean = samples.mean(axis=0)
-    sse = float(np.square(mean - truth).sum())
-    sst = float(np.square(truth - truth.mean()).sum())
-    rmse = float(np.sqrt(sse / truth.size))
-    skill = np.abs(samples - truth[None]).mean(axis=0)
-    if m > 1:
-        pair = sum(np.abs(samples[i] - samples[j]) for i in range(m) for j in range(i + 1, m)) / (m * (m - 1))
-        spread = float(np.sqrt(samples.var(axis=0, ddof=1).mean() * (m + 1) / m))
-    else:
-        pair, spread = 0.0, 0.0
-    return {"r2": 1 - sse / sst, "rmse": rmse, "crps": float((skill - pair).mean()),
-            "spread_skill": spread / rmse if rmse > 0 else float("nan")}
+    members = np.asarray(samples, dtype=np.float64)
+    mean = members.mean(axis=0)
+    return {"r2": metrics.r2(truth, mean), "rmse": metrics.rmse(truth, mean), "crps": metrics.crps(truth, members),
+            "spread_skill": metrics.spread_skill(truth, members)}
 
 
-def model_space(data: SeasonData, log10: bool, floor: float):
-    """Scaled -> the space metrics are computed in (log10 of the physical value, or the value)."""
+def model_space(data: SeasonData, log10: bool, floor: float) -> Callable[[np.ndarray], np.ndarray]:
+    """Scaled -> the metric space (:func:`diffscale.core.transform.to_metric_space` of the physical value)."""
     def convert(scaled: np.ndarray) -> np.ndarray:
-        physical = np.asarray(data.scaler.inverse(scaled.astype(np.float64)))
-        return np.log10(np.maximum(physical, floor)) if log10 else physical
+        return to_metric_space(data.scaler.inverse(scaled.astype(np.float64)), log10, floor)
     return convert
 
 
-def compare_samplers(model: Downscaler, data: SeasonData, days: pd.DatetimeIndex, members: int,
-                     runs: list[tuple[str, int]], convert, seed: int = 0, tile: int | None = None,
+def compare_samplers(model: ResidualModel, data: SeasonData, days: pd.DatetimeIndex, members: int,
+                     runs: list[tuple[str, int]], convert: Callable[[np.ndarray], np.ndarray], seed: int = 0, tile: int | None = None,
                      stride: int | None = None) -> list[dict]:
     """Teacher-forced ensembles of ``days`` by each (sampler, steps); rows of sampler, steps, nfe, crps, rmse, seconds."""
     truth = convert(np.stack([data.fine_on(d) for d in days]))
@@ -184,20 +178,97 @@ def compare_samplers(model: Downscaler, data: SeasonData, days: pd.DatetimeIndex
         samples = teacher_forced(model, data, days, members, name, steps, seed, tile, stride)
         seconds = time.perf_counter() - t0
         sc = ensemble_scores(convert(samples), truth)
-        rows.append({"sampler": name, "steps": steps, "nfe": nfe(name, steps, float(model.spec.sigma_data)), "crps": sc["crps"], "rmse": sc["rmse"], "seconds": seconds,
-                     "days": len(days), "members": members})
+        rows.append({"sampler": name, "steps": steps, "nfe": nfe(name, steps, model.denoiser), "crps": sc["crps"],
+                     "rmse": sc["rmse"], "seconds": seconds, "days": len(days), "members": members})
         log.info("%s %d steps: crps %.4f rmse %.4f in %.1f s", name, steps, sc["crps"], sc["rmse"], seconds)
     return rows
 
 
-def timed(fn, *args, **kwargs):
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
     """(fn(*args, **kwargs), seconds it took)."""
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
 
 
-def stride_of(model: Downscaler, sampling: dict) -> int:
+def stride_of(model: ResidualModel, sampling: dict) -> int:
     """Stride between tile cores from the config's sampling.tile, halo and overlap."""
     core = (sampling["tile"] or model.spec.patch) - 2 * model.spec.halo
     return max(1, round(core * (1 - sampling["overlap"])))
+
+
+def _sampling_options(model: ResidualModel, sampling: dict) -> dict:
+    return dict(sampler=sampling["sampler"], steps=sampling["steps"], seed=sampling["seed"],
+                tile=sampling["tile"] or None, stride=stride_of(model, sampling))
+
+
+def self_check(data: SeasonData, convert: Callable[[np.ndarray], np.ndarray], test: np.ndarray,
+               beyond: np.ndarray) -> dict:
+    """Scores of the test and beyond samples (M, T, H, W), and of the coarse field, against the fine truth.
+
+    Beyond days are scored where there is truth: all of them for the twin, those the
+    user's files hold for local data.
+    """
+    test_days, beyond_days = data.days["test"], data.days["beyond"]
+    report: dict = {"days": {"test": len(test_days), "beyond": len(beyond_days)}}
+    truth_test = convert(np.stack([data.fine_on(d) for d in test_days]))
+    report["test"] = ensemble_scores(convert(test), truth_test)
+    report["test_coarse_on_fine"] = ensemble_scores(convert(np.stack([data.coarse_on(d) for d in test_days]))[None], truth_test)
+    scored = [i for i, d in enumerate(beyond_days) if data.truth_on(d) is not None]
+    if scored:
+        truth_beyond = convert(np.stack([data.truth_on(beyond_days[i]) for i in scored]))
+        report["days"]["beyond_scored"] = len(scored)
+        report["beyond"] = ensemble_scores(convert(beyond[:, scored]), truth_beyond)
+        report["beyond_coarse_on_fine"] = ensemble_scores(
+            convert(np.stack([data.coarse_on(beyond_days[i]) for i in scored]))[None], truth_beyond)
+    return report
+
+
+def sample_files(split_dir: str | os.PathLike, season: str, variable: str, model_path: str | os.PathLike, name: str,
+                 sampling: dict, transform: dict, test_out: str | os.PathLike, beyond_out: str | os.PathLike,
+                 scores_out: str | os.PathLike) -> dict:
+    """Rule sample: teacher-forced test days, the autoregressive run over the beyond days, the self-check.
+
+    The same for every trained model; deterministic ones write one member. Returns the self-check report.
+    """
+    data = load_season(split_dir, season, variable)
+    model = load_model(model_path)
+    members, beyond_members = (1, 1) if model.deterministic else (sampling["members"], sampling["beyond_members"])
+    opts = _sampling_options(model, sampling)
+    attrs = {"model": name, "checkpoint": str(model_path), "seed": sampling["seed"],
+             **model.provenance(sampling["sampler"], sampling["steps"])}
+    test_days, beyond_days = data.days["test"], data.days["beyond"]
+    test, t_test = timed(teacher_forced, model, data, test_days, members, **opts)
+    log.info("test: %d days x %d members in %.1f s", len(test_days), members, t_test)
+    io.write_netcdf(samples_dataset(test, test_days, data, attrs | {"mode": "teacher-forced (history = true fine days before t)"}),
+                    test_out)
+    beyond, t_beyond = timed(autoregressive, model, data, beyond_days, beyond_members, spinup=sampling["spinup_days"], **opts)
+    log.info("beyond: %d days x %d members in %.1f s", len(beyond_days), beyond_members, t_beyond)
+    io.write_netcdf(samples_dataset(beyond, beyond_days, data, attrs | {"mode": "autoregressive (history = own predictions)",
+                                                                         "spinup_days": sampling["spinup_days"]}),
+                    beyond_out)
+    # The method's own check against the truth (the official metrics are the evaluation stage's).
+    report = {"seconds": {"test": t_test, "beyond": t_beyond}}
+    report |= self_check(data, model_space(data, transform["log10"], transform["floor"]), test, beyond)
+    log.info("self-check scores: %s", json.dumps(report, indent=1))
+    with io.atomic_path(scores_out) as tmp:
+        Path(tmp).write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+def benchmark_files(split_dir: str | os.PathLike, region: str, season: str, variable: str, model_path: str | os.PathLike,
+                    sampling: dict, transform: dict, output: str | os.PathLike) -> pd.DataFrame:
+    """Rule sampler_benchmark: the paper's DDPM against the fast sampler on a few test days (quality vs cost)."""
+    data = load_season(split_dir, season, variable)
+    model = load_model(model_path)
+    days = data.days["test"][: sampling["benchmark_days"]]
+    runs = [("ddpm", sampling["ddpm_steps"]), ("dpmpp", sampling["steps"])]
+    opts = _sampling_options(model, sampling)
+    rows = compare_samplers(model, data, days, sampling["benchmark_members"], runs,
+                            model_space(data, transform["log10"], transform["floor"]),
+                            seed=opts["seed"], tile=opts["tile"], stride=opts["stride"])
+    table = pd.DataFrame(rows).assign(region=region, season=season)
+    with io.atomic_path(output) as tmp:
+        table.to_csv(tmp, index=False)
+    log.info("\n%s", table.to_string(index=False))
+    return table

@@ -1,0 +1,179 @@
+"""What every trained downscaler shares: the residual target, its conditioning, tiled sampling, files.
+
+Every trained model of :mod:`diffscale.core.registry` predicts the *residual*
+fine(t) - coarse(t) of a day t from the same inputs (:mod:`diffscale.method.conditioning`):
+the raw condition of day t (coarse field, static channels, season) and the fine fields of
+the previous ``history`` days, plus, where the registry says the model uses the encoder,
+the frozen transfer encoder's features of those days. A subclass says only what differs:
+
+* its network head (built in ``__init__``, after the encoder, so the initial weights
+  come from the same random draws whatever the subclass);
+* :meth:`ResidualModel.pixel_loss`, its per-pixel training loss (the training task
+  reduces it over the real pixels, :func:`diffscale.method.tasks.masked_mean`);
+* :meth:`ResidualModel.residual`, how the tiles of one day become the whole-region
+  residual: the denoiser run by a sampler, one forward pass, or decoding latents.
+
+Whole regions are sampled in halo tiles (:mod:`diffscale.method.tiling`): the day's
+condition is cut into ``tile`` tiles, every member of every tile is one row of a batch
+(tile-major), and the subclass stitches its prediction back with Hann weights.
+
+Shapes: raw condition (R, H, W); history (M or 1, history, H, W); samples (M, H, W), scaled;
+batches: raw (N, R, P, P), history (N, history, P, P), cond (N, C, P, P).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from diffscale.core import registry
+from diffscale.core.io import atomic_path
+from diffscale.method.conditioning import RAW_CHANNELS
+from diffscale.method.networks.encoder import TransferEncoder, encoder_unet
+from diffscale.method.networks.unet import UNet
+from diffscale.method.tiling import Tiling
+
+
+@dataclass(frozen=True)
+class ResidualSpec:
+    """Everything that rebuilds a model's networks; saved with its weights."""
+
+    name: str  # the registry's model name: which class load_model builds
+    history: int
+    patch: int
+    halo: int
+    encoder_channels: tuple[int, ...]
+    encoder_attention: bool
+    channels: tuple[int, ...]
+    blocks: int
+    attention: bool
+    uses_encoder: bool
+    # Standard deviation of the training residuals on real pixels: EDM's sigma_data for the
+    # diffusion model, the regressors' output unit (their networks predict residual / scale).
+    scale: float = 1.0
+    latent_channels: int = 4  # the vae's per-pixel latent
+
+    @classmethod
+    def from_config(cls, name: str, enc: dict, cfg: dict, halo: int, scale: float = 1.0) -> ResidualSpec:
+        """The spec of model ``name`` from the config's ``encoder`` section and its own (diffusion or resolved baselines)."""
+        return cls(name=name, history=enc["history"], patch=enc["patch"], halo=halo,
+                   encoder_channels=tuple(enc["channels"]), encoder_attention=enc["attention"],
+                   channels=tuple(cfg["channels"]), blocks=cfg["blocks"], attention=cfg["attention"],
+                   uses_encoder=registry.entry(name).uses_encoder, scale=scale,
+                   latent_channels=cfg.get("latent_channels", 4))
+
+
+class ResidualModel(nn.Module):
+    """Base of the trained models: spec, conditioning, tiled ``sample_day``, ``save`` / ``load``."""
+
+    deterministic = False  # True: one member whatever ``members`` asks
+    keeps_days = True  # the condition holds the history days themselves, not only the encoder's features of them
+
+    def __init__(self, spec: ResidualSpec, encoder: UNet | None = None):
+        super().__init__()
+        self.spec = spec
+        if spec.uses_encoder:
+            if encoder is None:  # a saved model: the weights come from its state
+                encoder = encoder_unet(spec.history, spec.encoder_channels, spec.encoder_attention)
+            self.encoder: TransferEncoder | None = TransferEncoder(encoder)
+        else:
+            self.encoder = None
+
+    @property
+    def cond_channels(self) -> int:
+        """C of :meth:`condition`."""
+        days = self.spec.history if self.encoder is None or self.keeps_days else 0
+        return RAW_CHANNELS + days + (self.encoder.feature_channels if self.encoder is not None else 0)
+
+    @property
+    def factor(self) -> int:
+        """Tile sides must be multiples of this (the head's U-Net levels)."""
+        raise NotImplementedError
+
+    def condition(self, raw: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """(N, R, P, P) raw condition + (N, history, P, P) history days -> (N, C, P, P)."""
+        if history is None:
+            raise ValueError("the models condition on the previous days: pass (N, history, P, P)")
+        parts = [raw]
+        if self.encoder is None or self.keeps_days:
+            parts.append(history)
+        if self.encoder is not None:
+            parts.append(self.encoder(history))
+        return torch.cat(parts, dim=1)
+
+    def pixel_loss(self, net: nn.Module, raw: torch.Tensor, history: torch.Tensor, target: torch.Tensor,
+                   generator: torch.Generator | None) -> torch.Tensor:
+        """(N, 1, P, P) training loss per pixel for the residual ``target`` (N, 1, P, P).
+
+        net: what the forward pass goes through (this model, or its DistributedDataParallel wrapper).
+        """
+        raise NotImplementedError
+
+    def residual(self, cond: torch.Tensor, tiling: Tiling, members: int, generator: torch.Generator | None,
+                 sampler: str | None, steps: int | None) -> torch.Tensor:
+        """(N*M, C, P, P) tile-major condition -> (M, 1, H, W) whole-region residual, scaled units."""
+        raise NotImplementedError
+
+    def provenance(self, sampler: str, steps: int) -> dict:
+        """How members are drawn, for the sample files' attributes."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample_day(self, raw: torch.Tensor, history: torch.Tensor, members: int, sampler: str | None = None,
+                   steps: int | None = None, generator: torch.Generator | None = None, tile: int | None = None,
+                   stride: int | None = None) -> torch.Tensor:
+        """(R, H, W) raw condition and (1 or M, history, H, W) history -> (M, H, W) scaled fine field.
+
+        tile: side of the sampling tiles (default: the training patch; larger tiles are
+        cheaper, the networks being convolutional); stride: between tile cores (default
+        half the core). sampler and steps are the diffusion model's; the regressors ignore them.
+        """
+        members = 1 if self.deterministic else members
+        dev = next(self.parameters()).device
+        raw, history = raw.to(dev), history.to(dev)
+        h, w = raw.shape[-2:]
+        tile = tile or self.spec.patch
+        if tile % self.factor:
+            raise ValueError(f"sampling tile {tile} must be a multiple of {self.factor}")
+        tiling = Tiling(h, w, tile, self.spec.halo, stride)
+        n = len(tiling.origins)
+        raw_t = tiling.cut(raw)[:, None].expand(n, members, *raw.shape[:-2], tile, tile)
+        hist_t = tiling.cut(history[:members])  # (N, 1 or M, history, P, P)
+        hist_t = hist_t.expand(n, members, *hist_t.shape[2:])
+        cond = self.condition(raw_t.reshape(n * members, *raw_t.shape[2:]), hist_t.reshape(n * members, *hist_t.shape[2:]))
+        residual = self.residual(cond, tiling, members, generator, sampler, steps)
+        return (raw[0][None] + residual[:, 0]).cpu()  # channel 0 of the raw condition is the coarse field
+
+    def save(self, path: str | os.PathLike, extra: dict | None = None) -> None:
+        with atomic_path(path) as tmp:
+            torch.save({"model": self.spec.name, "spec": asdict(self.spec), "state": self.state_dict(), **(extra or {})}, tmp)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ResidualModel:
+        """:func:`load_model`, checking that the file holds a ``cls``."""
+        model = load_model(path, map_location)
+        if not isinstance(model, cls):
+            raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+
+def model_class(name: str) -> type[ResidualModel]:
+    """The class the registry names for a trained model (``cls`` = "module:Class")."""
+    entry = registry.entry(name)
+    if not entry.trained:
+        raise ValueError(f"model '{name}' is not trained (family {entry.family})")
+    module, cls = entry.cls.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ResidualModel:
+    """A saved model, built as the class its registry entry names, in eval mode."""
+    state = torch.load(path, map_location=map_location, weights_only=False)
+    spec = ResidualSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["spec"].items()})
+    model = model_class(state["model"])(spec)
+    model.load_state_dict(state["state"])
+    return model.eval()
