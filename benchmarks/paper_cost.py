@@ -1,0 +1,204 @@
+"""What the long product costs: FLOPs per tile, tiles per day and region, GPU-hours, checked on this CPU.
+
+    PYTHONPATH=src python benchmarks/paper_cost.py [--config config/paper.yaml] [--tflops 400]
+        [--tiling 16:0.75 --tiling 32:0 --tiling 64:0 ...] [--shape area1=433x358] [--measure]
+
+For every region of the config (its fine grid: the G5NR cells inside the box, or --shape
+for a source whose grid is only known from files) and every tiling TILE:OVERLAP
+(the config's own first, then the --tiling ones), it prints:
+
+* FLOPs of one denoiser evaluation of one tile and of the encoder's features of one tile,
+  counted by torch.utils.flop_counter on the library's own model (diffusion, built from
+  the config's encoder/diffusion sections);
+* tiles per day and region (the sampling tiling of diffscale.method.tiling) and ``x``, the
+  tile pixels computed per region pixel at each solver step (halos included: 1 is the
+  one-pass limit, the paper's 16-pixel tiles at stride 2 compute every pixel ~62 times);
+* FLOPs per day (beyond_members x NFE x tiles x denoiser + members x tiles x encoder) and
+  for the product: every day of data.coarse_period outside the fine record in a configured
+  season, each region; projected GPU-hours at ``--tflops`` sustained;
+* training: diffusion.steps x batch_size crops x (3 x denoiser + encoder), the encoder
+  features being frozen (no backward); and the encoder's pretraining epochs.
+
+``--measure`` times the denoiser on batches of tiles on this machine's CPU (achieved
+FLOP/s) and one whole-region ``sample_day`` of a small region, and compares the time
+the cost model predicts at the measured throughput with the time it took: the check that
+the projection counts what sampling really does. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from diffscale.core.config import load_config
+from diffscale.core.grids import Box, g5nr_grid
+from diffscale.core.io import days_in
+from diffscale.method.conditioning import RAW_CHANNELS
+from diffscale.method.diffusion import DiffusionDownscaler
+from diffscale.method.edm import nfe
+from diffscale.method.residual import ResidualSpec
+from diffscale.method.tiling import Tiling
+
+
+@dataclass(frozen=True)
+class TileCost:
+    tile: int
+    denoiser: float  # FLOPs of one denoiser evaluation of one tile
+    encoder: float  # FLOPs of the encoder's features of one tile
+
+
+def build_model(cfg: dict) -> DiffusionDownscaler:
+    spec = ResidualSpec.from_config("diffusion", cfg["encoder"], cfg["diffusion"], cfg["sampling"]["halo"], scale=0.5)
+    torch.manual_seed(0)
+    return DiffusionDownscaler(spec).eval()
+
+
+def flops(fn) -> float:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        fn()
+    return float(counter.get_total_flops())
+
+
+def tile_cost(model: DiffusionDownscaler, tile: int) -> TileCost:
+    """FLOPs of one tile: the denoiser at one noise level, and the encoder's features of its history."""
+    h = model.spec.history
+    raw, hist = torch.zeros(1, RAW_CHANNELS, tile, tile), torch.zeros(1, h, tile, tile)
+    cond = model.condition(raw, hist)
+    x, sigma = torch.zeros(1, 1, tile, tile), torch.ones(1)
+    enc = flops(lambda: model.encoder(hist)) if model.encoder is not None else 0.0
+    return TileCost(tile, flops(lambda: model.denoiser(x, sigma, cond)), enc)
+
+
+def tiles_per_day(shape: tuple[int, int], tile: int, halo: int, overlap: float) -> int:
+    core = tile - 2 * halo
+    stride = max(1, round(core * (1 - overlap)))
+    return len(Tiling(shape[0], shape[1], tile, halo, stride).origins)
+
+
+def product_days(cfg: dict) -> int:
+    """Days of the coarse period outside the fine record in a configured season: what the product samples."""
+    days = days_in(*cfg["data"]["coarse_period"])
+    fine = days_in(*cfg["data"]["fine_period"])
+    months = {m for ms in cfg["seasons"].values() for m in ms}
+    return int((~days.isin(fine) & days.month.isin(list(months))).sum())
+
+
+def region_shapes(cfg: dict, overrides: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    return {name: overrides.get(name) or g5nr_grid(Box.from_config(box)).shape for name, box in cfg["regions"].items()}
+
+
+def cost_table(cfg: dict, model: DiffusionDownscaler, shapes: dict, tilings: list[tuple[int, float]],
+               tflops: float) -> pd.DataFrame:
+    s = cfg["sampling"]
+    evals = nfe(s["sampler"], s["steps"], model.denoiser)
+    members, days = s["beyond_members"], product_days(cfg)
+    rows = []
+    for tile, overlap in tilings:
+        cost = tile_cost(model, tile)
+        for region, shape in shapes.items():
+            n = tiles_per_day(shape, tile, s["halo"], overlap)
+            per_day = members * n * (evals * cost.denoiser + cost.encoder)
+            rows.append({"region": region, "pixels": f"{shape[0]}x{shape[1]}", "tile": tile, "overlap": overlap,
+                         "tile_GFLOP": cost.denoiser / 1e9, "encoder_GFLOP": cost.encoder / 1e9, "tiles_per_day": n,
+                         "x": n * tile * tile / (shape[0] * shape[1]), "day_PFLOP": per_day / 1e15, "days": days,
+                         "product_EFLOP": per_day * days / 1e18,
+                         "product_GPU_h": per_day * days / (tflops * 1e12) / 3600})
+    return pd.DataFrame(rows)
+
+
+def training_cost(cfg: dict, model: DiffusionDownscaler, shapes: dict, tflops: float) -> pd.DataFrame:
+    d, e = cfg["diffusion"], cfg["encoder"]
+    patch = tile_cost(model, e["patch"])
+    crops = d["steps"] * d["batch_size"]
+    diffusion = crops * (3 * patch.denoiser + patch.encoder)
+    # Pretraining: the temporal U-Net on every season day's patches, forward + backward.
+    unet = model.encoder.unet
+    hist = torch.zeros(1, e["history"], e["patch"], e["patch"])
+    per_patch = 3 * flops(lambda: unet(hist))
+    days = len(days_in(*cfg["data"]["coarse_period"]))
+    patches = sum(math.ceil(h / e["patch"]) * math.ceil(w / e["patch"]) for h, w in shapes.values())
+    encoder = e["epochs"] * days * patches * per_patch
+    rows = [{"model": "diffusion (per region and season)", "EFLOP": diffusion / 1e18, "GPU_h": diffusion / (tflops * 1e12) / 3600},
+            {"model": "encoder (all regions, all seasons)", "EFLOP": encoder / 1e18, "GPU_h": encoder / (tflops * 1e12) / 3600}]
+    return pd.DataFrame(rows)
+
+
+def measure_cpu(model: DiffusionDownscaler, tile: int, batch: int, repeats: int) -> float:
+    """Achieved FLOP/s of the denoiser on ``batch`` tiles on this CPU."""
+    cost = tile_cost(model, tile).denoiser
+    raw, hist = torch.zeros(batch, RAW_CHANNELS, tile, tile), torch.randn(batch, model.spec.history, tile, tile)
+    cond = model.condition(raw, hist)
+    x, sigma = torch.randn(batch, 1, tile, tile), torch.ones(batch)
+    with torch.no_grad():
+        model.denoiser(x, sigma, cond)  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            model.denoiser(x, sigma, cond)
+    return cost * batch * repeats / (time.perf_counter() - t0)
+
+
+def check_projection(model: DiffusionDownscaler, cfg: dict, shape: tuple[int, int], members: int, steps: int,
+                     throughput: float) -> tuple[float, float]:
+    """(predicted, measured) seconds of one whole-region sample_day on this CPU."""
+    s = cfg["sampling"]
+    tile, halo = model.spec.patch, s["halo"]
+    n = tiles_per_day(shape, tile, halo, s["overlap"])
+    cost = tile_cost(model, tile)
+    predicted = members * n * (nfe("dpmpp", steps, model.denoiser) * cost.denoiser + cost.encoder) / throughput
+    core = tile - 2 * halo
+    stride = max(1, round(core * (1 - s["overlap"])))
+    raw = torch.zeros(RAW_CHANNELS, *shape)
+    hist = torch.randn(1, model.spec.history, *shape)
+    gen = torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    model.sample_day(raw, hist, members, "dpmpp", steps, gen, tile, stride)
+    return predicted, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default="config/paper.yaml")
+    ap.add_argument("--tflops", type=float, default=400.0, help="sustained throughput for the projection (TFLOP/s)")
+    ap.add_argument("--tiling", action="append", default=[], help="TILE:OVERLAP to cost besides the config's (repeatable)")
+    ap.add_argument("--shape", action="append", default=[], help="REGION=HxW: a region's fine grid in pixels")
+    ap.add_argument("--measure", action="store_true", help="measure this CPU and check the projection against a real run")
+    ap.add_argument("--measure-shape", default="48x48", help="region size of the checked sample_day")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    cfg = load_config(a.config)
+    model = build_model(cfg)
+    s = cfg["sampling"]
+    tilings = [(s["tile"] or cfg["encoder"]["patch"], s["overlap"])]
+    tilings += [(int(t.split(":")[0]), float(t.split(":")[1])) for t in a.tiling]
+    shapes = region_shapes(cfg, {k: tuple(map(int, v.split("x"))) for k, v in (x.split("=") for x in a.shape)})
+    pd.set_option("display.width", 200)
+    print(f"{a.config}: denoiser channels {cfg['diffusion']['channels']}, encoder {cfg['encoder']['channels']}, "
+          f"history {cfg['encoder']['history']}, halo {s['halo']}, {s['sampler']} {s['steps']} steps "
+          f"(NFE {nfe(s['sampler'], s['steps'], model.denoiser)}), {s['beyond_members']} members, at {a.tflops:g} TFLOP/s")
+    print("\nSampling the product (every configured-season day of the coarse period outside the fine record):")
+    print(cost_table(cfg, model, shapes, tilings, a.tflops).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("\nTraining:")
+    print(training_cost(cfg, model, shapes, a.tflops).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if a.measure:
+        tile = cfg["encoder"]["patch"]
+        throughput = measure_cpu(model, tile, batch=64, repeats=3)
+        shape = tuple(map(int, a.measure_shape.split("x")))
+        predicted, measured = check_projection(model, cfg, shape, members=2, steps=2, throughput=throughput)
+        print(f"\nThis CPU ({torch.get_num_threads()} threads): denoiser on 64 tiles of {tile} px: "
+              f"{throughput / 1e9:.1f} GFLOP/s")
+        print(f"sample_day of a {shape[0]}x{shape[1]} region, 2 members, 2 dpmpp steps: predicted {predicted:.2f} s "
+              f"at that throughput, measured {measured:.2f} s (ratio {measured / predicted:.2f}: tiling, stitching "
+              f"and solver overheads the FLOP count leaves out)")
+
+
+if __name__ == "__main__":
+    main()
