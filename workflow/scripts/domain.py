@@ -2,22 +2,13 @@
 
 from _helpers import log_to
 
-import pandas as pd
-
-from diffscale.core import io as dio
-from diffscale.data.domain import PAPER_WASSERSTEIN, analyse, table
+from diffscale.data.domain import PAPER_WASSERSTEIN, analyse_files
 from diffscale.plots.data import domain_per_day, domain_pixel_map
 
-log = log_to(snakemake.log[0])
+log_to(snakemake.log[0])
 p, i, o = snakemake.params, snakemake.input, snakemake.output
 region = snakemake.wildcards.region
-fine = dio.read_field(i.fine, p.variable)
-coarse = dio.read_field(i.coarse_on_fine, p.variable)
-results = analyse(fine.values, pd.DatetimeIndex(fine.time.values), coarse.values, pd.DatetimeIndex(coarse.time.values),
-                  p.seasons, p.log10, p.floor, p.patch_size, p.projections, p.seeds, p.max_patches)
-df = table(region, results)
-log.info("%s:\n%s", region, df.to_string())
-with dio.atomic_path(o.table) as tmp:
-    df.to_csv(tmp, index=False, float_format="%.6g")
+results, lat, lon = analyse_files(i.fine, i.coarse_on_fine, p.variable, region, p.seasons, p.log10, p.floor,
+                                  p.patch_size, p.projections, p.seeds, p.max_patches, o.table)
 domain_per_day(region, results, PAPER_WASSERSTEIN, o.per_day)
-domain_pixel_map(region, results, fine.lat.values, fine.lon.values, o.pixel_map)
+domain_pixel_map(region, results, lat, lon, o.pixel_map)

@@ -4,6 +4,5 @@ from _helpers import log_to
 
 from diffscale.data.domain import combine_tables
 
-log = log_to(snakemake.log[0])
-df = combine_tables(list(snakemake.input), snakemake.output[0])
-log.info("%d rows from %d regions", len(df), len(snakemake.input))
+log_to(snakemake.log[0])
+combine_tables(list(snakemake.input), snakemake.output[0])

@@ -16,6 +16,7 @@ lo/hi over both), the coarse one on the fine grid. Then:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,7 +24,10 @@ import numpy as np
 import ot
 import pandas as pd
 
+from diffscale.core import io
 from diffscale.core.transform import model_value
+
+log = logging.getLogger(__name__)
 
 # The paper's figures (Xiang et al. 2025, area0 / area1, all 763 overlap days),
 # shown beside ours in the report. None where the paper gives no number.
@@ -191,17 +195,34 @@ def table(region: str, results: Sequence[SeasonDistances]) -> pd.DataFrame:
     return pd.DataFrame([r.row(region) for r in results], columns=COLUMNS)
 
 
+def analyse_files(fine_path: str, coarse_on_fine_path: str, variable: str, region: str, seasons: dict[str, Sequence[int]],
+                  log10: bool, floor: float, patch_size: int, projections: int, seeds: Sequence[int], max_patches: int,
+                  table_path: str) -> tuple[list[SeasonDistances], np.ndarray, np.ndarray]:
+    """Rule domain: :func:`analyse` of a region's split files, its table written to ``table_path``.
+
+    Returns the results and the grid's lat and lon, for the figures.
+    """
+    fine = io.read_field(fine_path, variable)
+    coarse = io.read_field(coarse_on_fine_path, variable)
+    results = analyse(fine.values, pd.DatetimeIndex(fine.time.values), coarse.values, pd.DatetimeIndex(coarse.time.values),
+                      seasons, log10, floor, patch_size, projections, seeds, max_patches)
+    df = table(region, results)
+    log.info("%s:\n%s", region, df.to_string())
+    with io.atomic_path(table_path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+    return results, fine.lat.values, fine.lon.values
+
+
 def combine_tables(paths: Sequence[str], out: str) -> pd.DataFrame:
     """Concatenate per-region tables (checked for the expected columns) into ``out``, atomically."""
-    from diffscale.core.io import DataValidationError, atomic_path
-
     frames = []
     for path in paths:
         df = pd.read_csv(path)
         if list(df.columns) != COLUMNS:
-            raise DataValidationError(path, f"columns {list(df.columns)} are not the expected {COLUMNS}")
+            raise io.DataValidationError(path, f"columns {list(df.columns)} are not the expected {COLUMNS}")
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
-    with atomic_path(out) as tmp:
+    with io.atomic_path(out) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")
+    log.info("%d rows from %d regions", len(df), len(paths))
     return df
