@@ -33,7 +33,8 @@ class DeviceProbe:
 
     def __init__(self, model: torch.nn.Module):
         self.calls: list[tuple[str, set, set]] = []
-        self.handles = [m.register_forward_pre_hook(self._hook(name), with_kwargs=True) for name, m in model.named_modules()]
+        self.handles = [m.register_forward_pre_hook(self._hook(name), with_kwargs=True)
+                        for name, m in model.named_modules()]
 
     def _hook(self, name: str):
         def hook(module, args, kwargs):
@@ -153,7 +154,8 @@ def test_the_probe_catches_a_tensor_left_behind(monkeypatch):
     model = untrained("diffusion").to(META)
     probe = DeviceProbe(model)
     with pytest.raises((RuntimeError, NotImplementedError)):
-        model.sample_day(torch.rand(6, 17, 21), torch.rand(1, 3, 17, 21), 2, "dpmpp", 2, torch.Generator().manual_seed(0))
+        model.sample_day(torch.rand(6, 17, 21), torch.rand(1, 3, 17, 21), 2, "dpmpp", 2,
+                         torch.Generator().manual_seed(0))
     strays = probe.strays(META)
     assert strays and strays[0][0] == "denoiser" and torch.device("cpu") in strays[0][2]
 

@@ -66,7 +66,8 @@ def beyond_blocks(coarse_period: Sequence[str], months: Sequence[int], block: st
     """Names of the blocks of a season's beyond run, in order: the windows that hold a day of ``months``."""
     days = pd.date_range(pd.Timestamp(coarse_period[0]), pd.Timestamp(coarse_period[1]), freq="D")
     season = days[days.month.isin(list(months))]
-    return [name for name, first, last in _windows(coarse_period, block) if ((season >= first) & (season <= last)).any()]
+    windows = _windows(coarse_period, block)
+    return [name for name, first, last in windows if ((season >= first) & (season <= last)).any()]
 
 
 def block_days(days: pd.DatetimeIndex, name: str, coarse_period: Sequence[str], block: str | int) -> pd.DatetimeIndex:

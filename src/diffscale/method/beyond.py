@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
 from diffscale.core import io
 from diffscale.core.days import block_days
 from diffscale.core.samples import DIMS, member_dataset
@@ -109,9 +110,9 @@ def gather_files(split_dir: str | os.PathLike, season: str, variable: str, model
         if len(t):
             days, parts = days.append(t), parts + [values]
     if not days.equals(data.days["beyond"]):
+        want = len(data.days["beyond"])
         raise io.DataValidationError(block_paths[0] if block_paths else split_dir,
-                                     f"the blocks hold {len(days)} days, not the {len(data.days['beyond'])} beyond days "
-                                     "of days.json in order")
+                                     f"the blocks hold {len(days)} days, not the {want} beyond days of days.json in order")
     h, w = data.shape
     members = 1 if model.deterministic else sampling["beyond_members"]
     beyond = np.concatenate(parts, axis=1) if parts else np.empty((members, 0, h, w), np.float32)

@@ -301,7 +301,8 @@ def sample_test_files(split_dir: str | os.PathLike, season: str, variable: str, 
 
 
 def benchmark_files(split_dir: str | os.PathLike, region: str, season: str, variable: str, model_path: str | os.PathLike,
-                    sampling: dict, transform: dict, output: str | os.PathLike, device_name: str = "auto") -> pd.DataFrame:
+                    sampling: dict, transform: dict, output: str | os.PathLike,
+                    device_name: str = "auto") -> pd.DataFrame:
     """Rule sampler_benchmark: the paper's DDPM against the fast sampler on a few test days (quality vs cost)."""
     data = load_season(split_dir, season, variable)
     model, dev = sampling_model(model_path, device_name)
