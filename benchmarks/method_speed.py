@@ -1,9 +1,12 @@
 """Speed of the method on this machine: parameter counts, training time per model, samples per second.
 
     PYTHONPATH=src python benchmarks/method_speed.py [--config config/config.yaml] [--threads 1] [--steps 30]
+        [--device auto|cpu|cuda|cuda:N]
 
 Uses the config's encoder/diffusion/sampling sections on a random region of the demo's
-size (33 x 41 fine pixels; --shape to change), so it needs no data. Training time per
+size (33 x 41 fine pixels; --shape to change), so it needs no data. It runs on the
+config's ``device`` (or --device) as the workflow would: training in bf16 autocast on a
+GPU, sampling too when ``sampling.autocast`` is set. Training time per
 model is extrapolated from --steps timed steps to the configured number of steps.
 Prints figures; nothing is asserted.
 """
@@ -22,7 +25,7 @@ from diffscale.core.config import load_config
 from diffscale.core.registry import METHOD
 from diffscale.method.conditioning import SeasonData
 from diffscale.method.diffusion import DiffusionDownscaler
-from diffscale.method.loop import device
+from diffscale.method.devices import device, precision
 from diffscale.method.networks.encoder import encoder_unet
 from diffscale.method.networks.unet import count_parameters
 from diffscale.method.residual import ResidualSpec
@@ -74,14 +77,15 @@ def main() -> None:
     ap.add_argument("--shape", type=int, nargs=2, default=[33, 41])
     ap.add_argument("--days", type=int, default=3, help="test days sampled for samples/second")
     ap.add_argument("--params-only", action="store_true", help="print parameter counts and stop (e.g. the paper config on a CPU)")
+    ap.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the config's device)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
     enc, dif, smp = cfg["encoder"], cfg["diffusion"], cfg["sampling"]
-    dev = device()
+    dev = device(args.device or cfg["device"])
     h, w = args.shape
     data = fake_season(h, w)
-    print(f"device {dev}, torch threads {torch.get_num_threads()}, region {h} x {w}, config {args.config}")
+    print(f"device {dev} (sampling autocast: {smp['autocast'] and dev.type == 'cuda'}), torch threads {torch.get_num_threads()}, region {h} x {w}, config {args.config}")
 
     unet = encoder_unet(enc["history"], tuple(enc["channels"]), enc["attention"])
     if args.params_only:
@@ -111,7 +115,8 @@ def main() -> None:
     for name, steps, members in [(smp["sampler"], smp["steps"], smp["beyond_members"]), (smp["sampler"], smp["steps"], smp["members"]),
                                  ("ddpm", smp["ddpm_steps"], 2)]:
         t0 = time.perf_counter()
-        teacher_forced(model.to(dev), data, days, members, name, steps, tile=smp["tile"] or None, stride=stride)
+        with precision(dev, smp["autocast"]):
+            teacher_forced(model.to(dev), data, days, members, name, steps, tile=smp["tile"] or None, stride=stride)
         dt = time.perf_counter() - t0
         n = members * len(days)
         print(f"sampling {name} {steps} steps, {members} members: {n / dt:.2f} region-samples/s ({dt / len(days):.2f} s per day)")

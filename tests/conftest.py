@@ -36,18 +36,24 @@ def tiny_config(**overrides) -> dict:
     return config
 
 
-def run_snakemake(workdir: Path, config: dict | None, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real workflow (this checkout's Snakefile) in ``workdir``.
-
-    The config is written to ``workdir/config.yaml`` and given with --configfile;
-    results land in ``workdir/results`` because the rules use relative paths.
-    """
+def snakemake_command(workdir: Path, config: dict | None, *args: str) -> list[str]:
+    """The command line of :func:`run_snakemake`; writes the config to ``workdir/config.yaml``."""
     cmd = [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--cores", "2", "--workflow-profile", str(ROOT / "profiles" / "default"), *args]
     if config is not None:
         path = workdir / "config.yaml"
         path.write_text(yaml.safe_dump(config))
         cmd += ["--configfile", str(path)]
+    return cmd
+
+
+def run_snakemake(workdir: Path, config: dict | None, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real workflow (this checkout's Snakefile) in ``workdir``.
+
+    The config is written to ``workdir/config.yaml`` and given with --configfile;
+    results land in ``workdir/results`` because the rules use relative paths.
+    """
+    cmd = snakemake_command(workdir, config, *args)
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:

@@ -19,7 +19,7 @@ from diffscale.method.diffusion import DiffusionDownscaler
 from diffscale.method.fit import load_encoder, pretrain_encoder, train_model
 from diffscale.method.tiling import Tiling, seam_ratio
 from diffscale.method.product import SOURCE_FLAGS, assemble
-from diffscale.method.sampling import autoregressive, blocks, ensemble_scores, samples_dataset, teacher_forced
+from diffscale.method.sampling import autoregressive, ensemble_scores, runs, samples_dataset, teacher_forced
 from method_fixtures import DIFF, ENC, HALO, MONTHS, season_with_encoder
 
 torch.set_num_threads(1)
@@ -114,7 +114,7 @@ def test_autoregressive_members_follow_their_own_history(trained):
     out = autoregressive(model, data, march, 3, "dpmpp", 3, spinup=3, seed=0)
     assert out.shape == (3, 10, 17, 21) and np.isfinite(out).all()
     assert not np.allclose(out[0], out[1])
-    assert [len(b) for b in blocks(data.days["beyond"])] == [31, 31]  # March and October
+    assert [len(r) for r in runs(data.days["beyond"])] == [31, 31]  # March and October
 
 
 def test_tiled_samples_have_no_seams(trained):

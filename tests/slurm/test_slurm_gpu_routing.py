@@ -38,6 +38,9 @@ use rule pretrain_encoder as train_baseline with:
 use rule pretrain_encoder as sample with:
     output: "out/sample.json"
 
+use rule pretrain_encoder as sample_beyond with:
+    output: "out/sample_beyond.json"
+
 use rule pretrain_encoder as cpu_step with:
     output: "out/cpu_step.json"
 

@@ -45,7 +45,7 @@ def test_profiles_ask_gpus_for_the_gpu_rules():
     from diffusion.gpus in its rule, so the profile must leave it alone), and the cluster
     profile sends GPU jobs to a partition that has GPUs and others to one without."""
     default = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
-    for rule in ("pretrain_encoder", "train_baseline", "sample"):
+    for rule in ("pretrain_encoder", "train_baseline", "sample", "sample_beyond"):
         assert default["set-resources"][rule]["gpu"] == 1, rule
     assert "gpu" not in default["set-resources"].get("train_diffusion", {})
     # Keys the workflow profile would silently take over from the cluster profile.

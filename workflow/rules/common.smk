@@ -7,6 +7,7 @@ import os
 from diffscale.core import io as dio
 from diffscale.core import registry
 from diffscale.core.config import baseline_settings
+from diffscale.core.days import beyond_blocks
 from diffscale.core.grids import Box
 
 RESULTS = config["results_dir"]
@@ -43,6 +44,10 @@ DIFFUSION_MODELS = [registry.METHOD] + [
     m for m in registry.of_family("diffusion", EVAL["models"]) if m != registry.METHOD
 ]
 BASELINE_MODELS = registry.of_family("regressor", EVAL["models"])
+# Models the rules sample, sample_beyond and gather_beyond serve (a wildcard constraint).
+SAMPLED_MODELS = "|".join(
+    registry.of_family("diffusion") + registry.of_family("regressor")
+)
 
 
 wildcard_constraints:
@@ -161,6 +166,40 @@ def trained_models() -> list[str]:
 
 def sample_path(region: str, season: str, model: str, period: str) -> str:
     return f"{SAMPLES}/{region}/{season}/{model}/{period}.nc"
+
+
+def season_blocks(season: str) -> list[str]:
+    """The blocks of a season's beyond run (sampling.block), in order."""
+    return beyond_blocks(
+        DATA["coarse_period"], config["seasons"][season], config["sampling"]["block"]
+    )
+
+
+def block_file(w, block: str, suffix: str) -> str:
+    return f"{SAMPLES}/{w.region}/{w.season}/{w.model}/beyond/{block}.{suffix}"
+
+
+def sample_beyond_inputs(w) -> dict[str, str]:
+    """A block's inputs: the split files, the model and the state the block before wrote."""
+    files = split_inputs(w) | {"model": f"{MODELS}/{w.region}/{w.season}/{w.model}.pt"}
+    blocks = season_blocks(w.season)
+    if w.block not in blocks:
+        raise ValueError(f"no beyond block {w.block} of season {w.season}: {blocks}")
+    i = blocks.index(w.block)
+    if i > 0:
+        files["previous"] = block_file(w, blocks[i - 1], "state.npz")
+    return files
+
+
+def gather_beyond_inputs(w) -> dict[str, str | list[str]]:
+    """Every block of a season's beyond run, in order; test.nc and the split for the self-check."""
+    blocks = season_blocks(w.season)
+    return split_inputs(w) | {
+        "model": f"{MODELS}/{w.region}/{w.season}/{w.model}.pt",
+        "test": sample_path(w.region, w.season, w.model, "test"),
+        "blocks": [block_file(w, b, "nc") for b in blocks],
+        "states": [block_file(w, b, "state.npz") for b in blocks],
+    }
 
 
 def evaluated_models() -> list[str]:

@@ -20,6 +20,7 @@ rule pretrain_encoder:
         months=lambda w: config["seasons"][w.season],
         variable=DATA["variable"],
         checkpoint=lambda w, output: f"{output.model}.ckpt",
+        device=config["device"],
     script:
         "../scripts/pretrain_encoder.py"
 
@@ -49,6 +50,7 @@ rule train_diffusion:
         halo=config["sampling"]["halo"],
         variable=DATA["variable"],
         checkpoint=lambda w, output: f"{output.model}.ckpt",
+        device=config["device"],
     script:
         "../scripts/train_diffusion.py"
 
@@ -74,26 +76,73 @@ rule train_baseline:
         halo=config["sampling"]["halo"],
         variable=DATA["variable"],
         checkpoint=lambda w, output: f"{output.model}.ckpt",
+        device=config["device"],
     script:
         "../scripts/train_baseline.py"
 
 
+# The test days, teacher-forced: one job.
 rule sample:
     input:
         unpack(split_inputs),
         model=f"{MODELS}/{{region}}/{{season}}/{{model}}.pt",
     output:
-        test=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/test.nc",
-        beyond=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/beyond.nc",
-        scores=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/selfcheck.json",
+        f"{SAMPLES}/{{region}}/{{season}}/{{model}}/test.nc",
     log:
         f"{LOGS}/sample/{{region}}_{{season}}_{{model}}.log",
     benchmark:
         f"{BENCHMARKS}/sample/{{region}}_{{season}}_{{model}}.tsv"
     wildcard_constraints:
-        model="|".join(
-            registry.of_family("diffusion") + registry.of_family("regressor")
-        ),
+        model=SAMPLED_MODELS,
+    conda:
+        "../../envs/train.yaml"
+    params:
+        sampling=config["sampling"],
+        variable=DATA["variable"],
+        device=config["device"],
+    script:
+        "../scripts/sample.py"
+
+
+# The beyond days, autoregressive: one job per block (sampling.block), each from the
+# state the block before wrote, so a killed job reruns its own block only.
+rule sample_beyond:
+    input:
+        unpack(sample_beyond_inputs),
+    output:
+        samples=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/beyond/{{block}}.nc",
+        state=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/beyond/{{block}}.state.npz",
+    log:
+        f"{LOGS}/sample_beyond/{{region}}_{{season}}_{{model}}_{{block}}.log",
+    benchmark:
+        f"{BENCHMARKS}/sample_beyond/{{region}}_{{season}}_{{model}}_{{block}}.tsv"
+    wildcard_constraints:
+        model=SAMPLED_MODELS,
+        block=r"\d{4}(-\d{2}-\d{2})?",
+    conda:
+        "../../envs/train.yaml"
+    params:
+        sampling=config["sampling"],
+        coarse_period=DATA["coarse_period"],
+        variable=DATA["variable"],
+        device=config["device"],
+    script:
+        "../scripts/sample_beyond.py"
+
+
+# The blocks joined into the beyond.nc every later rule reads, and the self-check.
+rule gather_beyond:
+    input:
+        unpack(gather_beyond_inputs),
+    output:
+        beyond=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/beyond.nc",
+        scores=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/selfcheck.json",
+    log:
+        f"{LOGS}/gather_beyond/{{region}}_{{season}}_{{model}}.log",
+    benchmark:
+        f"{BENCHMARKS}/gather_beyond/{{region}}_{{season}}_{{model}}.tsv"
+    wildcard_constraints:
+        model=SAMPLED_MODELS,
     conda:
         "../../envs/train.yaml"
     params:
@@ -101,7 +150,7 @@ rule sample:
         transform=config["transform"],
         variable=DATA["variable"],
     script:
-        "../scripts/sample.py"
+        "../scripts/gather_beyond.py"
 
 
 rule sampler_benchmark:
@@ -120,6 +169,7 @@ rule sampler_benchmark:
         sampling=config["sampling"],
         transform=config["transform"],
         variable=DATA["variable"],
+        device=config["device"],
     script:
         "../scripts/sampler_benchmark.py"
 

@@ -1,4 +1,4 @@
-"""Rule sample: teacher-forced ensembles on the test days, the autoregressive run over the beyond days.
+"""Rule sample: teacher-forced ensembles on the test days (the beyond days are rule sample_beyond's blocks).
 
 The same for the diffusion models and the trained baselines; deterministic models write one member.
 """
@@ -9,10 +9,10 @@ from _helpers import log_to
 
 import torch
 
-from diffscale.method.sampling import sample_files
+from diffscale.method.sampling import sample_test_files
 
 log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-p, out = snakemake.params, snakemake.output
-sample_files(Path(snakemake.input.fine).parent, snakemake.wildcards.season, p.variable, snakemake.input.model,
-             snakemake.wildcards.model, p.sampling, p.transform, out.test, out.beyond, out.scores)
+p, w = snakemake.params, snakemake.wildcards
+sample_test_files(Path(snakemake.input.fine).parent, w.season, p.variable, snakemake.input.model, w.model, p.sampling,
+                  snakemake.output[0], p.device)

@@ -12,4 +12,4 @@ log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 p, w = snakemake.params, snakemake.wildcards
 benchmark_files(Path(snakemake.input.fine).parent, w.region, w.season, p.variable, snakemake.input.model, p.sampling,
-                p.transform, snakemake.output[0])
+                p.transform, snakemake.output[0], p.device)

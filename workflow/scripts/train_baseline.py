@@ -16,4 +16,4 @@ torch.set_num_threads(snakemake.threads)
 p = snakemake.params
 train_files(snakemake.wildcards.model, Path(snakemake.input.fine).parent, snakemake.wildcards.season, p.variable,
             snakemake.input.get("encoder"), p.encoder, p.baselines, p.halo, p.checkpoint, snakemake.output.model,
-            snakemake.output.curve, log_file=snakemake.log[0])
+            snakemake.output.curve, log_file=snakemake.log[0], device_name=p.device)

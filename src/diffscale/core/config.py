@@ -142,6 +142,8 @@ def load_config(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict
 def _type_of(node: dict) -> str:
     if "$ref" in node:
         return node["$ref"].rsplit("/", 1)[-1]
+    if "oneOf" in node:  # e.g. the word year or a number of days
+        return " or ".join(_type_of(option) for option in node["oneOf"])
     if "enum" in node:
         return " \\| ".join(map(str, node["enum"]))
     kind = node.get("type", "")

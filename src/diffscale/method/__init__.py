@@ -8,7 +8,9 @@
   ``regressors``: its subclasses, named by :mod:`diffscale.core.registry`;
 * ``tasks``: training batches and losses; ``loop``: the training loop; ``fit``: fitting
   from the config and from files (rules pretrain_encoder, train_diffusion, train_baseline);
+* ``devices``: the config's device and the sampling precision, for training and sampling;
 * ``sampling``: teacher-forced and autoregressive ensembles, the sampler comparison
-  (rules sample, sampler_benchmark); ``sampler_table``: their pooling (rule samplers_table);
+  (rules sample, sampler_benchmark); ``beyond``: the autoregressive run in resumable
+  blocks (rules sample_beyond, gather_beyond); ``sampler_table``: their pooling (rule samplers_table);
 * ``product``: the continuous downscaled record (rule assemble).
 """

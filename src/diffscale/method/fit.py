@@ -56,8 +56,11 @@ def save_encoder(model: UNet, cfg: dict, path: str | os.PathLike, extra: dict | 
 
 
 def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint: str | os.PathLike,
-                     stop_after: int | None = None) -> tuple[UNet, LoopResult]:
-    """Next-day U-Net on the scaled coarse-on-fine record (days of ``months``), validated on the last years."""
+                     stop_after: int | None = None, device_name: str = "auto") -> tuple[UNet, LoopResult]:
+    """Next-day U-Net on the scaled coarse-on-fine record (days of ``months``), validated on the last years.
+
+    device_name: the config's ``device`` (:func:`diffscale.method.devices.device`).
+    """
     train_idx, val_idx = pretraining_days(data.coarse_times, months, cfg["history"], cfg["val_years"])
     task = NextDayTask(data.coarse, train_idx, val_idx, cfg["history"], cfg["patch"], cfg["batch_size"], seed=cfg["seed"])
     h, w = data.shape
@@ -71,15 +74,17 @@ def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint:
     log.info("encoder: %d parameters, %d training / %d validation days, %d steps per epoch, up to %d epochs",
              count_parameters(model), len(train_idx), len(val_idx), steps_per_epoch, cfg["epochs"])
     result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if len(val_idx) else None,
-                        stop_after=stop_after, signature={"encoder": dict(cfg), "months": list(months)})
+                        stop_after=stop_after, signature={"encoder": dict(cfg), "months": list(months)},
+                        device_name=device_name)
     return result.model.cpu().eval(), result
 
 
 def pretrain_files(split_dir: str | os.PathLike, season: str, variable: str, months: list[int], cfg: dict,
-                   checkpoint: str | os.PathLike, output: str | os.PathLike, curve: str | os.PathLike) -> LoopResult:
+                   checkpoint: str | os.PathLike, output: str | os.PathLike, curve: str | os.PathLike,
+                   device_name: str = "auto") -> LoopResult:
     """pretrain_encoder from the split files to the saved encoder and its loss curve."""
     data = load_season(split_dir, season, variable)
-    model, result = pretrain_encoder(data, months, cfg, checkpoint)
+    model, result = pretrain_encoder(data, months, cfg, checkpoint, device_name=device_name)
     save_encoder(model, cfg, output, extra={"parameters": count_parameters(model), "seconds": result.seconds,
                                             "steps": result.steps, "val": result.val})
     write_curve(result, curve)
@@ -101,12 +106,13 @@ def _loop_config(name: str, cfg: dict, validates: bool) -> LoopConfig:
 
 
 def train_model(data: SeasonData, name: str, encoder: UNet | None, enc_cfg: dict, cfg: dict, halo: int,
-                checkpoint: str | os.PathLike, stop_after: int | None = None) -> tuple[ResidualModel, LoopResult]:
+                checkpoint: str | os.PathLike, stop_after: int | None = None,
+                device_name: str = "auto") -> tuple[ResidualModel, LoopResult]:
     """Model ``name`` of the registry on the season's training crops, the encoder (if it uses one) frozen inside.
 
     cfg: the model's section (``diffusion``, or the resolved ``baselines`` of
     :func:`diffscale.core.config.baseline_settings`); encoder: the pretrained temporal
-    U-Net, ignored by models that do not use it.
+    U-Net, ignored by models that do not use it; device_name: the config's ``device``.
     """
     spec = ResidualSpec.from_config(name, enc_cfg, cfg, halo)
     task = CropTask(spec, data, cfg["batch_size"], seed=cfg["seed"])
@@ -118,17 +124,17 @@ def train_model(data: SeasonData, name: str, encoder: UNet | None, enc_cfg: dict
              trainable, count_parameters(model) - trainable, spec.scale, task.train[0].shape[0])
     loop = _loop_config(name, cfg, task.val is not None)
     result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val is not None else None,
-                        stop_after=stop_after, signature={"spec": spec, "config": dict(cfg)})
+                        stop_after=stop_after, signature={"spec": spec, "config": dict(cfg)}, device_name=device_name)
     return result.model.cpu().eval(), result
 
 
 def fit_files(name: str, split_dir: str | os.PathLike, season: str, variable: str, encoder_path: str | os.PathLike | None,
               enc_cfg: dict, cfg: dict, halo: int, checkpoint: str | os.PathLike, output: str | os.PathLike,
-              curve: str | os.PathLike) -> LoopResult:
+              curve: str | os.PathLike, device_name: str = "auto") -> LoopResult:
     """train_model from the split files to the saved model and its loss curve; under torchrun rank 0 writes."""
     data = load_season(split_dir, season, variable)
     encoder = load_encoder(encoder_path) if encoder_path is not None else None
-    model, result = train_model(data, name, encoder, enc_cfg, cfg, halo, checkpoint)
+    model, result = train_model(data, name, encoder, enc_cfg, cfg, halo, checkpoint, device_name=device_name)
     if int(os.environ.get("RANK", 0)) == 0:
         trainable = sum(p.numel() for key, p in model.named_parameters() if not key.startswith("encoder."))
         model.save(output, extra={"trainable_parameters": trainable, "parameters": count_parameters(model),
@@ -144,15 +150,17 @@ def fit_files(name: str, split_dir: str | os.PathLike, season: str, variable: st
 def train_files(name: str, split_dir: str | os.PathLike, season: str, variable: str,
                 encoder_path: str | os.PathLike | None, enc_cfg: dict, cfg: dict, halo: int,
                 checkpoint: str | os.PathLike, output: str | os.PathLike, curve: str | os.PathLike,
-                log_file: str | os.PathLike | None = None) -> None:
+                log_file: str | os.PathLike | None = None, device_name: str = "auto") -> None:
     """fit_files in this process, or under torchrun when the model's section asks for ``gpus`` > 1.
 
     encoder_path: None for the models that do not use the encoder; log_file: the rule's
-    log, into which rank 0's log is folded.
+    log, into which rank 0's log is folded; device_name: the config's ``device`` (``auto``
+    or ``cuda`` give each torchrun process the GPU of its local rank).
     """
     procs = cfg.get("gpus", 1)
     if procs == 1:
-        fit_files(name, split_dir, season, variable, encoder_path, enc_cfg, cfg, halo, checkpoint, output, curve)
+        fit_files(name, split_dir, season, variable, encoder_path, enc_cfg, cfg, halo, checkpoint, output, curve,
+                  device_name)
         return
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump({"encoder": dict(enc_cfg), "model": dict(cfg)}, fh)
@@ -161,7 +169,7 @@ def train_files(name: str, split_dir: str | os.PathLike, season: str, variable: 
            "-m", "diffscale.method.fit", "--model", name, "--split-dir", str(split_dir), "--season", season,
            "--variable", variable, *(["--encoder", str(encoder_path)] if encoder_path else []), "--config", fh.name,
            "--halo", str(halo), "--checkpoint", str(checkpoint), "--output", str(output), "--curve", str(curve),
-           "--log-file", str(rank0)]
+           "--log-file", str(rank0), "--device", device_name]
     log.info("launching %d processes: %s", procs, " ".join(cmd))
     # The library these processes import is this one, installed or not.
     src = str(Path(__file__).resolve().parents[2])
@@ -183,12 +191,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--encoder", default=None, help="the pretrained encoder; left out by models that do not use it")
     ap.add_argument("--halo", type=int, required=True)
     ap.add_argument("--log-file", default=None)
+    ap.add_argument("--device", default="auto", help="the config's device: auto, cpu, cuda or cuda:N")
     a = ap.parse_args(argv)
     if int(os.environ.get("RANK", 0)) == 0:
         log_to(a.log_file)
     cfg = json.loads(Path(a.config).read_text())
     fit_files(a.model, a.split_dir, a.season, a.variable, a.encoder, cfg["encoder"], cfg["model"], a.halo,
-              a.checkpoint, a.output, a.curve)
+              a.checkpoint, a.output, a.curve, a.device)
 
 
 if __name__ == "__main__":

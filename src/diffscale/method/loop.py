@@ -34,6 +34,7 @@ from torch import distributed as dist
 from tqdm import tqdm
 
 from diffscale.core.io import atomic_path
+from diffscale.method.devices import device
 
 log = logging.getLogger("diffscale.method.loop")
 
@@ -60,13 +61,6 @@ class LoopResult:
     steps: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
-
-
-def device() -> torch.device:
-    """CUDA (this process's local rank) when available, else CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
 
 
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
@@ -209,8 +203,8 @@ def _log_loss(run: _Run, bar: tqdm, cfg: LoopConfig, start: int) -> None:
 def train_loop(model: nn.Module, batch_fn: Callable[[int, torch.Generator], Any],
                loss_fn: Callable[[nn.Module, Any, torch.Generator], torch.Tensor], cfg: LoopConfig,
                checkpoint: str | os.PathLike, val_fn: Callable[[nn.Module], float] | None = None,
-               stop_after: int | None = None, signature: dict | None = None) -> LoopResult:
-    """Train ``model`` for ``cfg.steps`` steps, resuming from ``checkpoint`` when it exists.
+               stop_after: int | None = None, signature: dict | None = None, device_name: str = "auto") -> LoopResult:
+    """Train ``model`` for ``cfg.steps`` steps on ``device_name`` (the config's ``device``), resuming from ``checkpoint``.
 
     ``signature`` (any picklable description of the model and data set-up) is stored in
     the checkpoint; a checkpoint with another signature or loop config is stale and ignored.
@@ -220,7 +214,7 @@ def train_loop(model: nn.Module, batch_fn: Callable[[int, torch.Generator], Any]
     """
     checkpoint = Path(checkpoint)
     rank, world = _distributed()
-    dev = device()
+    dev = device(device_name)
     model = model.to(dev)
     ema = copy.deepcopy(model).requires_grad_(False) if cfg.ema_decay else None
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)

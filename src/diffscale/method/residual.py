@@ -153,9 +153,9 @@ class ResidualModel(nn.Module):
             torch.save({"model": self.spec.name, "spec": asdict(self.spec), "state": self.state_dict(), **(extra or {})}, tmp)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ResidualModel:
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> ResidualModel:
         """:func:`load_model`, checking that the file holds a ``cls``."""
-        model = load_model(path, map_location)
+        model = load_model(path, device)
         if not isinstance(model, cls):
             raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
         return model
@@ -170,10 +170,13 @@ def model_class(name: str) -> type[ResidualModel]:
     return getattr(importlib.import_module(module), cls)
 
 
-def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ResidualModel:
-    """A saved model, built as the class its registry entry names, in eval mode."""
-    state = torch.load(path, map_location=map_location, weights_only=False)
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> ResidualModel:
+    """A saved model, built as the class its registry entry names, on ``device``, in eval mode.
+
+    :meth:`ResidualModel.sample_day` then moves its inputs to that device and returns on the CPU.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=False)
     spec = ResidualSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["spec"].items()})
     model = model_class(state["model"])(spec)
     model.load_state_dict(state["state"])
-    return model.eval()
+    return model.to(device).eval()

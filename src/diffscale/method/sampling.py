@@ -5,14 +5,16 @@
   day in the record's first H days) are filled as the autoregressive run's start (below).
 * Autoregressive (beyond days): the history is the member's *own* earlier predictions,
   so each member is one self-consistent trajectory and the ensemble spread carries the
-  accumulated uncertainty. The season's beyond days fall into blocks (one per year);
-  each block is run from ``spinup`` days before its first day. History days that lie
-  in the fine record are the truth (so the block right after the fine record runs
+  accumulated uncertainty. The season's beyond days fall into runs of consecutive days;
+  each run starts ``spinup`` days before its first day. History days that lie
+  in the fine record are the truth (so the run right after the fine record goes
   forward from its end); days before the run's start that are not in the fine record
   are initialised as the coarse-on-fine field of that day plus the season's mean
   fine-scale residual (mean of fine - coarse over the training days): the day's large
   scales and the climatological small-scale pattern, the best guess without fine data.
-  Predictions for the spin-up days are discarded.
+  Predictions for the spin-up days are discarded. :func:`continue_chain` carries a run
+  on from a :class:`ChainState` (the last days each member predicted), which is how the
+  workflow splits the beyond days into resumable jobs (:mod:`diffscale.method.beyond`).
 * Every day's noise comes from a generator seeded by (seed, day), so a day's sample
   does not depend on which other days are run, and nothing from the future can enter.
 
@@ -22,19 +24,20 @@ models and the trained baselines (deterministic ones return one member whatever
 
 Samples are returned scaled (member, time, H, W); :func:`samples_dataset` writes them in
 physical units through the Scaler's inverse, as the sample-file contract
-(:mod:`diffscale.core.samples`) says. :func:`sample_files` and :func:`benchmark_files`
-are the rules ``sample`` and ``sampler_benchmark``; their self-check scores use the
-evaluation's metrics (:mod:`diffscale.core.metrics`) in its metric space.
+(:mod:`diffscale.core.samples`) says. :func:`sample_test_files` and :func:`benchmark_files`
+are the rules ``sample`` (the test days) and ``sampler_benchmark``; models sample on the
+config's ``device``, in bf16 autocast on a GPU when ``sampling.autocast`` is set
+(:mod:`diffscale.method.devices`). :func:`self_check` scores use the evaluation's metrics
+(:mod:`diffscale.core.metrics`) in its metric space.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,6 +51,7 @@ from diffscale.core.samples import member_dataset
 from diffscale.core.transform import to_metric_space
 from diffscale.method import conditioning as cm
 from diffscale.method.conditioning import SeasonData, load_season
+from diffscale.method.devices import device, precision
 from diffscale.method.edm import nfe
 from diffscale.method.loop import TqdmToLog, step_generator
 from diffscale.method.residual import ResidualModel, load_model
@@ -81,7 +85,7 @@ def teacher_forced(model: ResidualModel, data: SeasonData, days: Iterable[pd.Tim
     return np.stack(out, axis=1) if out else np.empty((members, 0, h, w), np.float32)
 
 
-def blocks(days: pd.DatetimeIndex) -> list[pd.DatetimeIndex]:
+def runs(days: pd.DatetimeIndex) -> list[pd.DatetimeIndex]:
     """Split sorted days into runs of consecutive days."""
     if len(days) == 0:
         return []
@@ -101,45 +105,75 @@ def mean_residual(data: SeasonData) -> np.ndarray:
     return np.mean([data.fine_on(d) - data.coarse_on(d) for d in days if data.has_fine(d)], axis=0).astype(np.float32)
 
 
+@dataclass
+class ChainState:
+    """Where an autoregressive run stands: what the day after ``last_day`` continues from.
+
+    known: the run's predictions of its last ``history`` days (spin-up days included),
+    day -> (M, H, W) scaled; the only thing a later day reads from the run's past.
+    """
+
+    last_day: pd.Timestamp | None = None  # the last beyond day sampled; None: none yet
+    known: dict[pd.Timestamp, np.ndarray] = field(default_factory=dict)
+
+
+def _history(data: SeasonData, day: pd.Timestamp, k: int, known: dict[pd.Timestamp, np.ndarray], members: int,
+             start_guess: np.ndarray) -> np.ndarray:
+    """(M, k, H, W): the run's own predictions, else the fine record, else the start guess."""
+    h, w = data.shape
+    frames = []
+    for d in cm.history_window(day, k):
+        if d in known:
+            frames.append(known[d])
+        elif data.has_fine(d):
+            frames.append(data.fine_on(d)[None])
+        else:
+            frames.append(_start_guess(data, d, start_guess)[None])
+    frames = [np.broadcast_to(f, (members, h, w)) for f in frames]
+    return np.stack(frames, axis=1)
+
+
 def autoregressive(model: ResidualModel, data: SeasonData, days: Iterable[pd.Timestamp], members: int, sampler: str,
                    steps: int, spinup: int, seed: int = 0, tile: int | None = None, stride: int | None = None) -> np.ndarray:
     """(M, T, H, W) scaled samples of ``days`` (sorted), each member fed its own predictions."""
+    return continue_chain(model, data, days, members, sampler, steps, spinup, ChainState(), seed, tile, stride)[0]
+
+
+def continue_chain(model: ResidualModel, data: SeasonData, days: Iterable[pd.Timestamp], members: int, sampler: str,
+                   steps: int, spinup: int, state: ChainState, seed: int = 0, tile: int | None = None,
+                   stride: int | None = None) -> tuple[np.ndarray, ChainState]:
+    """:func:`autoregressive` from ``state``: (M, T, H, W) scaled samples of ``days`` and the state after them.
+
+    A run of ``days`` that starts the day after ``state.last_day`` goes on from
+    ``state.known``; every other run starts afresh ``spinup`` days before its first day.
+    """
     days = pd.DatetimeIndex(sorted(days))
     static = cm.static_channels(data.lat, data.lon, data.elevation)
-    h, w = data.shape
     k = model.spec.history
     start_guess = mean_residual(data)
-    first_coarse = data.coarse_times[0]
     out: dict[pd.Timestamp, np.ndarray] = {}
     bar = tqdm(total=len(days), desc="autoregressive", file=TqdmToLog(), mininterval=10, ascii=True)
-    for block in blocks(days):
-        run_start = max(block[0] - pd.Timedelta(days=spinup), first_coarse)
-        known: dict[pd.Timestamp, np.ndarray] = {}  # day -> (M or 1, H, W) scaled field fed as history
-
-        def history_of(day: pd.Timestamp) -> np.ndarray:
-            frames = []
-            for d in cm.history_window(day, k):
-                if d in known:
-                    frames.append(known[d])
-                elif data.has_fine(d):
-                    frames.append(data.fine_on(d)[None])
-                else:
-                    frames.append(_start_guess(data, d, start_guess)[None])
-            frames = [np.broadcast_to(f, (members, h, w)) for f in frames]
-            return np.stack(frames, axis=1)  # (M, k, H, W)
-
-        for day in pd.date_range(run_start, block[-1], freq="D"):
+    for run in runs(days):
+        if state.last_day is not None and run[0] - state.last_day == pd.Timedelta(days=1):
+            known, start = dict(state.known), run[0]
+        else:
+            known, start = {}, max(run[0] - pd.Timedelta(days=spinup), data.coarse_times[0])
+        for day in pd.date_range(start, run[-1], freq="D"):
             if data.has_fine(day):
                 continue  # spin-up inside the fine record: the truth is the history
-            pred = _predict(model, data, static, day, history_of(day), members, sampler, steps, seed, tile, stride)
+            history = _history(data, day, k, known, members, start_guess)
+            pred = _predict(model, data, static, day, history, members, sampler, steps, seed, tile, stride)
             known[day] = pred
             # Only the last `history` days are ever read again.
             known.pop(day - pd.Timedelta(days=k), None)
-            if day >= block[0]:
+            if day >= run[0]:
                 out[day] = pred
                 bar.update(1)
+        state = ChainState(run[-1], known)
     bar.close()
-    return np.stack([out[d] for d in days], axis=1) if len(days) else np.empty((members, 0, h, w), np.float32)
+    h, w = data.shape
+    samples = np.stack([out[d] for d in days], axis=1) if len(days) else np.empty((members, 0, h, w), np.float32)
+    return samples, state
 
 
 def samples_dataset(scaled: np.ndarray, days: pd.DatetimeIndex, data: SeasonData, attrs: dict) -> xr.Dataset:
@@ -197,76 +231,88 @@ def stride_of(model: ResidualModel, sampling: dict) -> int:
     return max(1, round(core * (1 - sampling["overlap"])))
 
 
-def _sampling_options(model: ResidualModel, sampling: dict) -> dict:
+def sampling_options(model: ResidualModel, sampling: dict) -> dict:
+    """The drivers' keyword arguments from the config's ``sampling`` section."""
     return dict(sampler=sampling["sampler"], steps=sampling["steps"], seed=sampling["seed"],
                 tile=sampling["tile"] or None, stride=stride_of(model, sampling))
 
 
-def self_check(data: SeasonData, convert: Callable[[np.ndarray], np.ndarray], test: np.ndarray,
-               beyond: np.ndarray) -> dict:
+TEACHER_FORCED = "teacher-forced (history = true fine days before t)"
+AUTOREGRESSIVE = "autoregressive (history = own predictions)"
+
+
+def sample_attrs(model: ResidualModel, name: str, model_path: str | os.PathLike, sampling: dict) -> dict:
+    """The provenance attributes of a model's sample files (the mode is added per file)."""
+    return {"model": name, "checkpoint": str(model_path), "seed": sampling["seed"],
+            **model.provenance(sampling["sampler"], sampling["steps"])}
+
+
+def sampling_model(model_path: str | os.PathLike, device_name: str) -> tuple[ResidualModel, torch.device]:
+    """The saved model on the config's ``device``, and that device."""
+    dev = device(device_name)
+    model = load_model(model_path, dev)
+    log.info("sampling %s on %s", model_path, dev)
+    return model, dev
+
+
+def self_check(data: SeasonData, log10: bool, floor: float, test: np.ndarray, beyond: np.ndarray) -> dict:
     """Scores of the test and beyond samples (M, T, H, W), and of the coarse field, against the fine truth.
 
-    Beyond days are scored where there is truth: all of them for the twin, those the
-    user's files hold for local data.
+    The samples are in physical units, as the sample files hold them (and the evaluation
+    reads them). Beyond days are scored where there is truth: all of them for the twin,
+    those the user's files hold for local data.
     """
+    def samples_space(physical: np.ndarray) -> np.ndarray:
+        return to_metric_space(np.asarray(physical, dtype=np.float64), log10, floor)
+
+    convert = model_space(data, log10, floor)
     test_days, beyond_days = data.days["test"], data.days["beyond"]
     report: dict = {"days": {"test": len(test_days), "beyond": len(beyond_days)}}
     truth_test = convert(np.stack([data.fine_on(d) for d in test_days]))
-    report["test"] = ensemble_scores(convert(test), truth_test)
+    report["test"] = ensemble_scores(samples_space(test), truth_test)
     report["test_coarse_on_fine"] = ensemble_scores(convert(np.stack([data.coarse_on(d) for d in test_days]))[None], truth_test)
     scored = [i for i, d in enumerate(beyond_days) if data.truth_on(d) is not None]
     if scored:
         truth_beyond = convert(np.stack([data.truth_on(beyond_days[i]) for i in scored]))
         report["days"]["beyond_scored"] = len(scored)
-        report["beyond"] = ensemble_scores(convert(beyond[:, scored]), truth_beyond)
+        report["beyond"] = ensemble_scores(samples_space(beyond[:, scored]), truth_beyond)
         report["beyond_coarse_on_fine"] = ensemble_scores(
             convert(np.stack([data.coarse_on(beyond_days[i]) for i in scored]))[None], truth_beyond)
     return report
 
 
-def sample_files(split_dir: str | os.PathLike, season: str, variable: str, model_path: str | os.PathLike, name: str,
-                 sampling: dict, transform: dict, test_out: str | os.PathLike, beyond_out: str | os.PathLike,
-                 scores_out: str | os.PathLike) -> dict:
-    """Rule sample: teacher-forced test days, the autoregressive run over the beyond days, the self-check.
+def sample_test_files(split_dir: str | os.PathLike, season: str, variable: str, model_path: str | os.PathLike,
+                      name: str, sampling: dict, output: str | os.PathLike, device_name: str = "auto") -> np.ndarray:
+    """Rule sample: the teacher-forced ensembles of the test days (test.nc); returns them, scaled.
 
-    The same for every trained model; deterministic ones write one member. Returns the self-check report.
+    The same for every trained model; deterministic ones write one member. The beyond
+    days are the blocks of :mod:`diffscale.method.beyond`.
     """
     data = load_season(split_dir, season, variable)
-    model = load_model(model_path)
-    members, beyond_members = (1, 1) if model.deterministic else (sampling["members"], sampling["beyond_members"])
-    opts = _sampling_options(model, sampling)
-    attrs = {"model": name, "checkpoint": str(model_path), "seed": sampling["seed"],
-             **model.provenance(sampling["sampler"], sampling["steps"])}
-    test_days, beyond_days = data.days["test"], data.days["beyond"]
-    test, t_test = timed(teacher_forced, model, data, test_days, members, **opts)
-    log.info("test: %d days x %d members in %.1f s", len(test_days), members, t_test)
-    io.write_netcdf(samples_dataset(test, test_days, data, attrs | {"mode": "teacher-forced (history = true fine days before t)"}),
-                    test_out)
-    beyond, t_beyond = timed(autoregressive, model, data, beyond_days, beyond_members, spinup=sampling["spinup_days"], **opts)
-    log.info("beyond: %d days x %d members in %.1f s", len(beyond_days), beyond_members, t_beyond)
-    io.write_netcdf(samples_dataset(beyond, beyond_days, data, attrs | {"mode": "autoregressive (history = own predictions)",
-                                                                         "spinup_days": sampling["spinup_days"]}),
-                    beyond_out)
-    # The method's own check against the truth (the official metrics are the evaluation stage's).
-    report = {"seconds": {"test": t_test, "beyond": t_beyond}}
-    report |= self_check(data, model_space(data, transform["log10"], transform["floor"]), test, beyond)
-    log.info("self-check scores: %s", json.dumps(report, indent=1))
-    with io.atomic_path(scores_out) as tmp:
-        Path(tmp).write_text(json.dumps(report, indent=1) + "\n")
-    return report
+    model, dev = sampling_model(model_path, device_name)
+    members = 1 if model.deterministic else sampling["members"]
+    days = data.days["test"]
+    with precision(dev, sampling["autocast"]):
+        test, seconds = timed(teacher_forced, model, data, days, members, **sampling_options(model, sampling))
+    log.info("test: %d days x %d members in %.1f s", len(days), members, seconds)
+    attrs = sample_attrs(model, name, model_path, sampling) | {"mode": TEACHER_FORCED}
+    io.write_netcdf(samples_dataset(test, days, data, attrs), output)
+    return test
 
 
 def benchmark_files(split_dir: str | os.PathLike, region: str, season: str, variable: str, model_path: str | os.PathLike,
-                    sampling: dict, transform: dict, output: str | os.PathLike) -> pd.DataFrame:
+                    sampling: dict, transform: dict, output: str | os.PathLike,
+                    device_name: str = "auto") -> pd.DataFrame:
     """Rule sampler_benchmark: the paper's DDPM against the fast sampler on a few test days (quality vs cost)."""
     data = load_season(split_dir, season, variable)
-    model = load_model(model_path)
+    model, dev = sampling_model(model_path, device_name)
     days = data.days["test"][: sampling["benchmark_days"]]
     runs = [("ddpm", sampling["ddpm_steps"]), ("dpmpp", sampling["steps"])]
-    opts = _sampling_options(model, sampling)
-    rows = compare_samplers(model, data, days, sampling["benchmark_members"], runs,
-                            model_space(data, transform["log10"], transform["floor"]),
-                            seed=opts["seed"], tile=opts["tile"], stride=opts["stride"])
+    opts = sampling_options(model, sampling)
+    with precision(dev, sampling["autocast"]):
+        rows = compare_samplers(model, data, days, sampling["benchmark_members"], runs,
+                                model_space(data, transform["log10"], transform["floor"]),
+                                seed=opts["seed"], tile=opts["tile"], stride=opts["stride"])
     table = pd.DataFrame(rows).assign(region=region, season=season)
     with io.atomic_path(output) as tmp:
         table.to_csv(tmp, index=False)

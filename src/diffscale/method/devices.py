@@ -1,0 +1,52 @@
+"""Where the networks run, and in which precision: the config keys ``device`` and ``sampling.autocast``.
+
+:func:`device` is the one place a device is chosen, for training (:mod:`diffscale.method.loop`),
+sampling (:mod:`diffscale.method.sampling`, :mod:`diffscale.method.beyond`), the sampler
+benchmark and ``benchmarks/method_speed.py``:
+
+* ``auto`` (default): the GPU of this process's local rank when torch sees one, else the CPU;
+* ``cpu``: the CPU even where a GPU is given (CPU runs are reproducible to the bit);
+* ``cuda``: the GPU of the local rank, and an error where there is none (a job sent to a
+  GPU node that cannot see its GPU should fail, not crawl on the CPU);
+* ``cuda:N``: GPU N of those visible (Slurm numbers a job's GPUs from 0); one process only.
+
+:func:`precision` is bf16 autocast on CUDA when asked, and nothing on the CPU, where
+sampling stays in float32 so its results do not change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+
+import torch
+
+CHOICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")  # the schema's pattern of the device key
+
+
+def device(choice: str = "auto") -> torch.device:
+    """The torch device for the config's ``device`` value (see the module doc)."""
+    if not CHOICE.match(choice):
+        raise ValueError(f"device '{choice}' is not one of auto, cpu, cuda, cuda:N")
+    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"device '{choice}' asked for, but torch sees no CUDA device (torch {torch.__version__}, "
+                           f"built for CUDA {torch.version.cuda}, CUDA_VISIBLE_DEVICES="
+                           f"{os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}); use device: auto or cpu")
+    if choice in ("auto", "cuda"):
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise ValueError(f"device '{choice}' pins every process to one GPU; with several processes use auto or cuda")
+    index = int(choice.split(":")[1])
+    if index >= torch.cuda.device_count():
+        raise RuntimeError(f"device '{choice}': only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return torch.device("cuda", index)
+
+
+def precision(dev: torch.device, autocast: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast for sampling on ``dev`` when it is a GPU and ``autocast`` is set; else nothing."""
+    if autocast and dev.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
