@@ -140,6 +140,13 @@ def test_metadata_from_a_config_leaves_empty_keys_out():
     assert meta.variables["elevation"]["standard_name"] == "surface_altitude"
 
 
+@pytest.mark.parametrize("argv0, name", [("/x/.snakemake/scripts/tmpa1b_2c.sample.py", "sample.py"),
+                                         ("/venv/lib/pytest/__main__.py", "pytest"), ("", "python")])
+def test_history_names_the_script(monkeypatch, argv0, name):
+    monkeypatch.setattr("sys.argv", [argv0])
+    assert cf.program() == name
+
+
 def test_software_names_the_version_and_the_commit_of_a_checkout():
     soft = cf.software()
     assert soft["diffscale_version"] == "0.1.0"

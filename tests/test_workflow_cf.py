@@ -13,10 +13,14 @@ from cf_checker import failures, require_checker
 
 from diffscale.core import chunks
 
-# Written by the method's own code (workflow/scripts/sample.py, method/product.py), which
-# does not yet hand write_netcdf the config's metadata nor keep the variable's standard
-# name: strict, so the marks must go once that is wired (see README, "The product's
-# conventions").
+# Written by the method's own code, which does not yet hand write_netcdf the config's
+# metadata nor keep the variable's standard name. Strict: the marks must go once it is
+# wired, which is: sample.py and assemble.py pass metadata=file_metadata(snakemake) (from
+# _helpers) to io.write_netcdf, and assemble.py writes with io.write_product(ds, out,
+# p.format, ...); product.py keeps "standard_name" in the variable's attrs, drops the
+# "member: ..." cell_methods and returns cf.ensemble_statistics(ds, {variable: "mean",
+# f"{variable}_spread": "standard_deviation"}, members); the assemble rule takes
+# output product_output() and params format=PRODUCT_FORMAT (common.smk).
 NOT_WIRED = pytest.mark.xfail(strict=True, reason="sample.py/assemble.py/product.py not wired to cf.Metadata yet")
 
 GROUPS = {

@@ -230,7 +230,8 @@ def _now() -> str:
 
 def program() -> str:
     """The running script's name; Snakemake runs a rule's script as a copy named tmpXXXX.<script>.py."""
-    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    path = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
+    name = path.parent.name if path.name == "__main__.py" else path.name  # python -m <package>
     return re.sub(r"^tmp[A-Za-z0-9_-]+\.(?=\w+\.py$)", "", name)
 
 
