@@ -22,6 +22,7 @@ def tiny_config(**overrides) -> dict:
             "coarse_period": ["2000-01-01", "2000-02-29"],
             "fine_period": ["2000-01-15", "2000-02-15"],
             "margin_deg": 0.5,
+            "standard_name": "atmosphere_optical_thickness_due_to_dust_ambient_aerosol_particles",
         },
         "regions": {"solo": {"lat": [33.0, 34.0], "lon": [64.0, 65.25]}},
         "seasons": {"winter": [12, 1, 2]},
@@ -59,6 +60,23 @@ def run_snakemake(workdir: Path, config: dict | None, *args: str, check: bool = 
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+# The models of the whole-chain run below: the method, its ablation and a baseline.
+FULL_RUN_MODELS = ["bicubic", "diffusion", "diffusion_no_transfer"]
+
+
+def full_run_config() -> dict:
+    return tiny_config(evaluation={"models": FULL_RUN_MODELS, "variogram_pairs": 2000})
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory) -> Path:
+    """Every rule of the workflow once on the tiny twin (raw data to product, the ablation
+    included): one run shared by the tests that read its outputs."""
+    work = tmp_path_factory.mktemp("full_run")
+    run_snakemake(work, full_run_config())
+    return work
 
 
 @pytest.fixture(autouse=True)

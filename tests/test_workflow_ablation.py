@@ -10,17 +10,15 @@ import pytest
 import yaml
 import torch
 import xarray as xr
-from conftest import ROOT, run_snakemake, tiny_config
+from conftest import FULL_RUN_MODELS as MODELS
+from conftest import ROOT, full_run_config, run_snakemake, tiny_config
 from test_workflow_evaluate import job_stats
 
-MODELS = ["bicubic", "diffusion", "diffusion_no_transfer"]
 
-
-@pytest.fixture(scope="module")
-def ablation_dir(tmp_path_factory):
-    work = tmp_path_factory.mktemp("ablation")
-    run_snakemake(work, tiny_config(evaluation={"models": MODELS, "variogram_pairs": 2000}))
-    return work
+@pytest.fixture
+def ablation_dir(full_run):
+    """The session's whole-chain run (conftest.full_run) holds the ablation."""
+    return full_run
 
 
 @pytest.mark.slow
@@ -64,8 +62,7 @@ def test_the_method_category_of_the_report(ablation_dir):
     res = ablation_dir / "results"
     assert (res / "figures/method/solo/winter/training.png").stat().st_size > 20_000
     assert pd.read_csv(res / "metrics/samplers.csv")["sampler"].tolist() == ["ddpm", "dpmpp"]
-    config = tiny_config(evaluation={"models": MODELS, "variogram_pairs": 2000})
-    run_snakemake(ablation_dir, config, "--report", "results/report.html")
+    run_snakemake(ablation_dir, full_run_config(), "--report", "results/report.html")
     html = (res / "report.html").read_text()
     for text in ("3. Method", "Training curves", "Samplers", "training.png", "samplers.csv", "4. Evaluation",
                  "This run includes the ablation"):

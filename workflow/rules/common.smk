@@ -164,6 +164,16 @@ def trained_models() -> list[str]:
     return ["encoder", *DIFFUSION_MODELS, *BASELINE_MODELS]
 
 
+# The product: {region}.nc, or with product.format zarr the store {region}.zarr.
+PRODUCT_FORMAT = config["product"]["format"]
+PRODUCT = f"{RESULTS}/downscaled/{{region}}{dio.PRODUCT_FORMATS[PRODUCT_FORMAT]}"
+
+
+def product_output():
+    """The assemble rule's output: a zarr store is a directory."""
+    return directory(PRODUCT) if PRODUCT_FORMAT == "zarr" else PRODUCT
+
+
 def sample_path(region: str, season: str, model: str, period: str) -> str:
     return f"{SAMPLES}/{region}/{season}/{model}/{period}.nc"
 
@@ -267,7 +277,7 @@ def all_targets() -> list[str]:
         name=["test", "beyond"],
     )
     targets += expand(f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png", **each)
-    targets += expand(f"{RESULTS}/downscaled/{{region}}.nc", region=REGIONS)
+    targets += expand(PRODUCT, region=REGIONS)
     targets += [f"{METRICS}/samplers.csv", f"{METRICS}/summary.csv"]
     targets += [
         f"{EVAL_FIGURES}/metrics_test.png",

@@ -3,7 +3,8 @@
 Puts the library in this checkout's src/ first on sys.path, so a script always runs the
 code of the workflow it belongs to: not a pip-installed diffscale of another clone, and
 also where none is installed (a conda env made by --sdm conda, a cluster node). Sends
-logging to the rule's log file.
+logging to the rule's log file, and gives the files a script writes the config's CF/ACDD
+metadata.
 """
 
 import sys
@@ -16,6 +17,16 @@ while _SRC in sys.path:
     sys.path.remove(_SRC)
 sys.path.insert(0, _SRC)
 
+from diffscale.core.cf import Metadata  # noqa: E402
 from diffscale.core.runlog import log_to  # noqa: E402
 
-__all__ = ["log_to"]
+__all__ = ["file_metadata", "log_to"]
+
+
+def file_metadata(smk) -> Metadata:
+    """The CF/ACDD attributes of every file a job writes, from the config.
+
+    Read from the job's config, not from a rule's params: they describe the files, so
+    editing a title or a creator must not rerun the jobs (params changes do).
+    """
+    return Metadata.from_config(smk.config)

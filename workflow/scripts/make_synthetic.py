@@ -1,6 +1,6 @@
 """Rule make_synthetic: write the twin experiment's coarse, fine and elevation files."""
 
-from _helpers import log_to
+from _helpers import file_metadata, log_to
 
 from diffscale.data.sources.synthetic import TwinParameters, make_twin
 
@@ -9,5 +9,6 @@ p = snakemake.params
 params = TwinParameters.from_dict(p.synthetic)
 log.info("generating the twin over %s..%s, margin %s deg, parameters %s", *p.period, p.margin, params)
 scores = make_twin(list(p.boxes.values()), p.margin, tuple(p.period), p.out_dir,
-                   variable=p.variable, long_name=p.long_name, units=p.units, params=params)
+                   variable=p.variable, long_name=p.long_name, units=p.units, params=params,
+                   metadata=file_metadata(snakemake))
 log.info("reference scores on the data made: %s", scores)

@@ -1,6 +1,6 @@
 """Rules normalise_local_{coarse,fine,elevation}: the user's files -> the raw monthly files."""
 
-from _helpers import log_to
+from _helpers import file_metadata, log_to
 
 from diffscale.data.sources.local import normalise
 
@@ -8,4 +8,5 @@ log = log_to(snakemake.log[0])
 p = snakemake.params
 log.info("normalising %s (variable %s) over %s", p.pattern, p.source_variable, p.period or "all (time-invariant)")
 normalise(p.pattern, p.source_variable, p.boxes, p.margin, list(snakemake.output), p.variable, p.attrs,
-          tuple(p.period) if p.period else None, tuple(p.required) if p.required else None)
+          tuple(p.period) if p.period else None, tuple(p.required) if p.required else None,
+          metadata=file_metadata(snakemake))

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from diffscale.core import cf
+from diffscale.core.chunks import chunk_sizes
 
 
 class DataValidationError(ValueError):
@@ -65,19 +69,89 @@ def atomic_path(path: str | os.PathLike):
         raise
 
 
-def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, complevel: int = 4) -> Path:
-    """Write ``ds`` atomically with zlib compression on every data variable."""
-    encoding = {}
-    for name, var in ds.data_vars.items():
-        enc = {"zlib": True, "complevel": complevel, "shuffle": True}
-        if np.issubdtype(var.dtype, np.floating):
-            enc["_FillValue"] = np.float32(np.nan) if var.dtype == np.float32 else np.nan
-        encoding[name] = enc
-    if "time" in ds.coords:
-        encoding["time"] = {"units": "days since 1980-01-01", "calendar": "proleptic_gregorian", "dtype": "float64"}
+TIME_ENCODING = {"units": "days since 1980-01-01", "calendar": "proleptic_gregorian", "dtype": "float64"}
+
+
+def encodings(ds: xr.Dataset, complevel: int = 4, chunks: Mapping[str, int] | None = None,
+              zarr: bool = False) -> dict[str, dict]:
+    """Per-variable encodings: compressed data variables with NaN fill, no fill on
+    coordinates and bounds (CF 2.5.1, 7.1), and chunks: :func:`chunk_sizes` for every
+    (member,) time, lat, lon variable, or ``chunks`` per dimension (the rest whole)."""
+    bounds = cf.bounds_variables(ds)
+    encoding: dict[str, dict] = {}
+    for name, var in ds.variables.items():
+        enc: dict = {}
+        if name in ds.data_vars and name not in bounds:
+            enc |= {} if zarr else {"zlib": True, "complevel": complevel, "shuffle": True}
+            if np.issubdtype(var.dtype, np.floating):
+                enc["_FillValue"] = var.dtype.type(np.nan)
+            if "lat" in var.dims and "lon" in var.dims and var.size:
+                want = chunk_sizes(var.sizes, var.dtype.itemsize) if chunks is None else chunks
+                enc["chunks" if zarr else "chunksizes"] = tuple(max(1, min(want.get(d, n), n))
+                                                                for d, n in var.sizes.items())
+        elif np.issubdtype(var.dtype, np.floating) or np.issubdtype(var.dtype, np.datetime64):
+            enc["_FillValue"] = None
+        if np.issubdtype(var.dtype, np.datetime64):
+            enc |= TIME_ENCODING
+        encoding[str(name)] = enc
+    return encoding
+
+
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, complevel: int = 4, metadata: cf.Metadata | None = None,
+                 history: str | None = None, chunks: Mapping[str, int] | None = None,
+                 unlimited_dims: Sequence[str] = ()) -> Path:
+    """Write ``ds`` atomically as CF-1.8/ACDD-1.3 netCDF (:func:`cf.finalize`), zlib on every
+    data variable, chunked for maps and series alike (see :mod:`diffscale.core.chunks`)."""
+    ds = cf.finalize(ds, metadata, history)
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=encoding)
+        ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", unlimited_dims=list(unlimited_dims),
+                     encoding=encodings(ds, complevel, chunks))
     return Path(path)
+
+
+PRODUCT_FORMATS = {"netcdf": ".nc", "zarr": ".zarr"}
+
+
+def write_product(ds: xr.Dataset, path: str | os.PathLike, format: str = "netcdf",
+                  metadata: cf.Metadata | None = None, history: str | None = None) -> Path:
+    """Write the product as netCDF (a file) or zarr (a directory, format 2 with
+    consolidated metadata, which zarr 2 and 3 readers and xarray all open); same metadata
+    and chunks either way, written under a temporary name and renamed when complete."""
+    if format == "netcdf":
+        return write_netcdf(ds, path, metadata=metadata, history=history)
+    if format != "zarr":
+        raise ValueError(f"unknown product format {format!r}: expected one of {sorted(PRODUCT_FORMATS)}")
+    ds = cf.finalize(ds, metadata, history)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    try:
+        ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True, encoding=encodings(ds, zarr=True))
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def append_days(path: str | os.PathLike, variable: str, times: pd.DatetimeIndex, values: np.ndarray) -> None:
+    """Append days to a file :func:`write_netcdf` made with an unlimited time dimension,
+    with their time bounds, and move its time coverage on."""
+    import netCDF4
+
+    times = pd.DatetimeIndex(times)
+    with netCDF4.Dataset(path, "a") as nc:
+        n, t = nc.dimensions["time"].size, nc.variables["time"]
+        t[n:n + times.size] = netCDF4.date2num(times.to_pydatetime(), t.units, t.calendar)
+        if "time_bnds" in nc.variables:
+            edges = [netCDF4.date2num((times + k * pd.Timedelta(days=1)).to_pydatetime(), t.units, t.calendar)
+                     for k in (0, 1)]
+            nc.variables["time_bnds"][n:n + times.size] = np.stack(edges, axis=1)
+        nc.variables[variable][n:n + times.size] = values
+        if times.size:
+            nc.setncattr("time_coverage_end", cf.extents(xr.Dataset(coords={"time": times[-1:]}))["time_coverage_end"])
 
 
 def open_dataset(path: str | os.PathLike) -> xr.Dataset:
@@ -96,7 +170,7 @@ def validate_field(ds: xr.Dataset, variable: str, path: str | os.PathLike | None
                    dims: Sequence[str] = ("time", "lat", "lon")) -> xr.DataArray:
     """Check a dataset holds ``variable`` on ascending lat/lon (and time) and return it."""
     if variable not in ds.data_vars:
-        have = ", ".join(map(str, ds.data_vars)) or "none"
+        have = ", ".join(str(v) for v in ds.data_vars if v not in cf.bounds_variables(ds)) or "none"
         raise DataValidationError(path, f"variable '{variable}' not found (variables present: {have})")
     da = ds[variable]
     if tuple(da.dims) != tuple(dims):
@@ -144,27 +218,30 @@ def read_record(paths: Iterable[str | os.PathLike], variable: str,
 
 def field_dataset(data: np.ndarray, times: pd.DatetimeIndex | None, lat: np.ndarray, lon: np.ndarray,
                   variable: str, attrs: dict, global_attrs: dict | None = None) -> xr.Dataset:
-    """Build a CF dataset for one field, ``(time, lat, lon)`` or ``(lat, lon)``."""
+    """Build a CF dataset for one field, ``(time, lat, lon)`` or ``(lat, lon)``; writing it
+    adds the bounds and the rest of the CF/ACDD metadata (:func:`cf.finalize`)."""
     coords = {
-        "lat": ("lat", np.asarray(lat, dtype=np.float64), {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude"}),
-        "lon": ("lon", np.asarray(lon, dtype=np.float64), {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude"}),
+        "lat": ("lat", np.asarray(lat, dtype=np.float64), dict(cf.COORDINATE_ATTRS["lat"])),
+        "lon": ("lon", np.asarray(lon, dtype=np.float64), dict(cf.COORDINATE_ATTRS["lon"])),
     }
     dims: tuple[str, ...] = ("lat", "lon")
     if times is not None:
-        coords["time"] = ("time", pd.DatetimeIndex(times).values, {"standard_name": "time", "long_name": "time"})
+        coords["time"] = ("time", pd.DatetimeIndex(times).values, dict(cf.COORDINATE_ATTRS["time"]))
         dims = ("time", "lat", "lon")
     ds = xr.Dataset({variable: (dims, data, attrs)}, coords=coords)
-    ds.attrs.update({"Conventions": "CF-1.8"} | (global_attrs or {}))
+    ds.attrs.update({"Conventions": cf.CONVENTIONS} | (global_attrs or {}))
     return ds
 
 
-def write_monthly(ds: xr.Dataset, directory: str | os.PathLike) -> list[Path]:
+def write_monthly(ds: xr.Dataset, directory: str | os.PathLike, metadata: cf.Metadata | None = None,
+                  history: str | None = None) -> list[Path]:
     """Split a daily dataset into ``<directory>/<YYYY>-<MM>.nc`` files."""
     written = []
     times = pd.DatetimeIndex(ds.time.values)
     for (year, month) in sorted(set(zip(times.year, times.month))):
         sel = (times.year == year) & (times.month == month)
-        written.append(write_netcdf(ds.isel(time=np.flatnonzero(sel)), month_file(directory, year, month)))
+        written.append(write_netcdf(ds.isel(time=np.flatnonzero(sel)), month_file(directory, year, month),
+                                    metadata=metadata, history=history))
     return written
 
 

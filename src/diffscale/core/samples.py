@@ -2,6 +2,10 @@
 
 ``results/samples/{region}/{season}/{model}/{test,beyond}.nc`` hold the variable as
 (member, time, lat, lon) in physical units; deterministic models have one member.
+
+The dimension stays ``member`` (the design's contract, what every reader selects on);
+its coordinate carries the CF standard name ``realization`` with units "1"
+(:data:`diffscale.core.cf.MEMBER_ATTRS`), which is how CF tools recognise an ensemble axis.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from diffscale.core import io
+from diffscale.core import cf, io
 
 DIMS = ("member", "time", "lat", "lon")
 
@@ -26,7 +30,7 @@ def member_dataset(members: np.ndarray, times: pd.DatetimeIndex, lat: np.ndarray
     base = io.field_dataset(members[0], times, lat, lon, variable, attrs, global_attrs)
     ds = base.drop_vars(variable)
     ds[variable] = (DIMS, members, attrs)
-    ds = ds.assign_coords(member=("member", np.arange(members.shape[0], dtype=np.int32), {"long_name": "ensemble member"}))
+    ds = ds.assign_coords(member=("member", np.arange(members.shape[0], dtype=np.int32), dict(cf.MEMBER_ATTRS)))
     return ds
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 import xarray as xr
 
+from diffscale.core import cf
 from diffscale.core.grids import Box, Grid, conservative_matrices, grid_of
 from diffscale.core.io import DataValidationError, atomic_path, read_field, write_netcdf
 
@@ -366,7 +367,7 @@ class Regridder:
 
 
 def regrid_record(regridder: Regridder, in_paths: list[str | os.PathLike], out_paths: list[str | os.PathLike],
-                  variable: str) -> list[Path]:
+                  variable: str, metadata: cf.Metadata | None = None) -> list[Path]:
     """Regrid monthly files one by one (file i -> out_paths[i]); each output is written atomically."""
     if len(in_paths) != len(out_paths):
         raise ValueError(f"{len(in_paths)} input files but {len(out_paths)} outputs")
@@ -385,18 +386,20 @@ def regrid_record(regridder: Regridder, in_paths: list[str | os.PathLike], out_p
             global_attrs = dict(ds.attrs)
         out = regridder(da).astype(da.dtype).to_dataset()
         out.attrs.update(global_attrs | regridder.provenance())
-        written.append(write_netcdf(out, dst))
+        written.append(write_netcdf(out, dst, metadata=metadata,
+                                    history=f"{regridder.method} regridding of {Path(src).name} ({regridder.backend})"))
     return written
 
 
 def regrid_region(source_paths: list[str | os.PathLike], target_grid_path: str | os.PathLike, box: Box, variable: str,
                   method: str, backend: str, missing: str, weights_dir: str | os.PathLike,
-                  out_paths: list[str | os.PathLike]) -> list[Path]:
+                  out_paths: list[str | os.PathLike], metadata: cf.Metadata | None = None) -> list[Path]:
     """One record's monthly files onto one region's cut of another record's grid.
 
     The target grid is the cells of ``target_grid_path`` whose centres lie in ``box``,
     exactly as the split stage crops them; weights are cached in ``weights_dir`` under
-    a name that identifies both grids and the method.
+    a name that identifies both grids and the method. ``metadata``: the config's CF/ACDD
+    attributes.
     """
     source = grid_of(read_field(source_paths[0], variable))
     target = grid_of(read_field(target_grid_path, variable)).crop(box)
@@ -404,6 +407,6 @@ def regrid_region(source_paths: list[str | os.PathLike], target_grid_path: str |
     regridder = Regridder(source, target, method, backend=backend, missing=missing, weights_path=weights)
     log.info("%s x %s -> %s x %s, %s, backend %s, weights %s", *source.shape, *target.shape, method, regridder.backend,
              weights)
-    written = regrid_record(regridder, list(source_paths), list(out_paths), variable)
+    written = regrid_record(regridder, list(source_paths), list(out_paths), variable, metadata)
     log.info("wrote %d monthly files", len(written))
     return written

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from diffscale.core import cf
 from diffscale.core import io as dio
 from diffscale.core.days import DaySplit
 from diffscale.core.grids import Box, Grid, grid_of
@@ -92,8 +93,11 @@ def crop(da: xr.DataArray, grid: Grid, path: str | os.PathLike | None = None) ->
 def write_region(box: Box, variable: str, fine_paths: Sequence[str], coarse_on_fine_paths: Sequence[str],
                  elevation_path: str, fine_period: Sequence[str], coarse_period: Sequence[str],
                  out_fine: str, out_coarse_on_fine: str, out_elevation: str,
-                 out_truth: str | None = None, truth_where_held: bool = False) -> dict[str, int]:
+                 out_truth: str | None = None, truth_where_held: bool = False,
+                 metadata: cf.Metadata | None = None) -> dict[str, int]:
     """Write a region's contract files; returns the number of days in each record.
+
+    ``metadata``: the config's CF/ACDD attributes for every file written.
 
     The region's fine grid is the fine record's centres inside the box (G5NR's for the
     paper), the same cells the regrid stage maps the coarse record onto.
@@ -104,11 +108,11 @@ def write_region(box: Box, variable: str, fine_paths: Sequence[str], coarse_on_f
     than filled with NaN.
     """
     fine_days = dio.days_in(*fine_period)
-    grid = stream_record(fine_paths, variable, box, fine_days, out_fine)
+    grid = stream_record(fine_paths, variable, box, fine_days, out_fine, metadata)
     counts = {"fine": fine_days.size}
 
     coarse_days = dio.days_in(*coarse_period)
-    coarse_grid = stream_record(coarse_on_fine_paths, variable, box, coarse_days, out_coarse_on_fine)
+    coarse_grid = stream_record(coarse_on_fine_paths, variable, box, coarse_days, out_coarse_on_fine, metadata)
     if coarse_grid.shape != grid.shape or not np.allclose(coarse_grid.lat, grid.lat, atol=1e-6):
         Path(out_coarse_on_fine).unlink()
         raise dio.DataValidationError(coarse_on_fine_paths[0], f"grid {coarse_grid.shape} is not the region's fine "
@@ -126,7 +130,8 @@ def write_region(box: Box, variable: str, fine_paths: Sequence[str], coarse_on_f
 
     elevation = crop(dio.read_field(elevation_path, "elevation", dims=("lat", "lon")), grid, elevation_path)
     dio.write_netcdf(dio.field_dataset(np.asarray(elevation.values, dtype=np.float32), None, grid.lat, grid.lon,
-                                       "elevation", dict(elevation.attrs)), out_elevation)
+                                       "elevation", dict(elevation.attrs), _month_header(elevation_path, timed=False)[1]),
+                     out_elevation, metadata=metadata, history="elevation cut to the region (diffscale.data.split)")
 
     if out_truth is not None:
         outside = coarse_days[(coarse_days < fine_days[0]) | (coarse_days > fine_days[-1])]
@@ -135,7 +140,7 @@ def write_region(box: Box, variable: str, fine_paths: Sequence[str], coarse_on_f
         if outside.size == 0:
             raise ValueError("truth beyond the fine period requested but the fine record has no day of "
                              "data.coarse_period outside data.fine_period")
-        stream_record(fine_paths, variable, box, outside, out_truth)
+        stream_record(fine_paths, variable, box, outside, out_truth, metadata)
         counts["truth"] = outside.size
     return counts
 
@@ -146,25 +151,24 @@ def record_days(paths: Sequence[str | os.PathLike]) -> pd.DatetimeIndex:
     return days[0].append(days[1:]).unique().sort_values() if days else pd.DatetimeIndex([])
 
 
-def _month_header(path: str | os.PathLike) -> tuple[pd.DatetimeIndex, dict]:
+def _month_header(path: str | os.PathLike, timed: bool = True) -> tuple[pd.DatetimeIndex, dict]:
     """The days a monthly file holds and its global attributes, read without loading its data."""
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
-            return pd.DatetimeIndex(ds["time"].values), dict(ds.attrs)
+            return pd.DatetimeIndex(ds["time"].values if timed else []), dict(ds.attrs)
     except Exception as exc:
         raise dio.DataValidationError(path, f"cannot read its time coordinate ({exc})") from exc
 
 
 def stream_record(paths: Sequence[str | os.PathLike], variable: str, box: Box, days: pd.DatetimeIndex,
-                  out: str | os.PathLike) -> Grid:
+                  out: str | os.PathLike, metadata: cf.Metadata | None = None) -> Grid:
     """Write ``days`` of a monthly record, cropped to the box, into one CF file, a month at a time.
 
     Memory holds one month, not the record (25 years of a paper region are ~6 GB). The
     file grows along an unlimited time dimension under a temporary name and is renamed
-    only when every wanted day is in. Returns the region grid (the centres inside the box).
+    only when every wanted day is in. Chunks are one day's map: training reads a day at
+    a time. Returns the region grid (the centres inside the box).
     """
-    import netCDF4
-
     days = pd.DatetimeIndex(days)
     written: list[pd.DatetimeIndex] = []
     grid = None
@@ -184,15 +188,11 @@ def stream_record(paths: Sequence[str | os.PathLike], variable: str, box: Box, d
             values = np.asarray(month.values, dtype=np.float32)  # (t, ny, nx)
             if not written:
                 ds = dio.field_dataset(values, times, grid.lat, grid.lon, variable, dict(month.attrs), global_attrs)
-                ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", unlimited_dims=["time"], encoding={
-                    variable: {"zlib": True, "complevel": 4, "shuffle": True, "_FillValue": np.float32(np.nan),
-                               "chunksizes": (1, *grid.shape)},
-                    "time": {"units": "days since 1980-01-01", "calendar": "proleptic_gregorian", "dtype": "float64"}})
+                dio.write_netcdf(ds, tmp, metadata=metadata, history=f"{variable} cut to lat {box.lat} lon {box.lon}, "
+                                 f"{days[0].date()}..{days[-1].date()} (diffscale.data.split)", chunks={"time": 1},
+                                 unlimited_dims=("time",))
             else:
-                with netCDF4.Dataset(tmp, "a") as nc:
-                    n, t = nc.dimensions["time"].size, nc.variables["time"]
-                    t[n:n + times.size] = netCDF4.date2num(times.to_pydatetime(), t.units, t.calendar)
-                    nc.variables[variable][n:n + times.size] = values
+                dio.append_days(tmp, variable, times, values)
             written.append(times)
         have = written[0].append(written[1:]) if written else days[:0]
         lacking = days.difference(have)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from diffscale.core import io, registry
+from diffscale.core import cf, io, registry
 from diffscale.core.days import DaySplit
 from diffscale.core.grids import bicubic
 from diffscale.core.samples import member_dataset
@@ -61,15 +61,17 @@ def bicubic_record(coarse_files: Sequence[str | os.PathLike], variable: str, day
 
 def bicubic_samples(coarse_files: Sequence[str | os.PathLike], fine_path: str | os.PathLike,
                     days_path: str | os.PathLike, variable: str, log10: bool, floor: float,
-                    outs: Mapping[str, str | os.PathLike]) -> None:
+                    outs: Mapping[str, str | os.PathLike], metadata: cf.Metadata | None = None) -> None:
     """Rule sample_bicubic: the bicubic samples on the fine grid of ``fine_path`` for each period of ``outs``.
 
-    ``outs``: {"test": path, "beyond": path}; each period's days are those of ``days_path``.
+    ``outs``: {"test": path, "beyond": path}; each period's days are those of ``days_path``;
+    ``metadata``: the config's CF/ACDD attributes.
     """
     days = DaySplit.from_json(days_path)
     fine = io.read_field(fine_path, variable)
     for period, out in outs.items():
         times = getattr(days, period)
-        io.write_netcdf(bicubic_record(coarse_files, variable, times, fine.lat.values, fine.lon.values, log10, floor), out)
+        io.write_netcdf(bicubic_record(coarse_files, variable, times, fine.lat.values, fine.lon.values, log10, floor), out,
+                        metadata=metadata, history=f"bicubic baseline, {period} days (diffscale.evaluation.bicubic)")
         log.info("%s: %d days interpolated onto %d x %d fine pixels", period, len(times), fine.sizes["lat"],
                  fine.sizes["lon"])

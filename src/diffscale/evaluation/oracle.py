@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from diffscale.core import io, registry
+from diffscale.core import cf, io, registry
 from diffscale.core.days import DaySplit
 from diffscale.core.grids import Box
 from diffscale.core.samples import member_dataset
@@ -63,7 +63,7 @@ def _check_reproduces(request: _Request, regenerated: np.ndarray, variable: str)
 def oracle_samples(twin_json: PathLike, boxes: Mapping[str, dict], margin: float, period: Sequence[str], *,
                    regions: Sequence[str], seasons: Sequence[str], days_files: Sequence[PathLike],
                    fine_files: Sequence[PathLike], truth_files: Sequence[PathLike], truth_index: Sequence[int],
-                   variable: str, attrs: dict, outputs: Sequence[PathLike]) -> None:
+                   variable: str, attrs: dict, outputs: Sequence[PathLike], metadata: cf.Metadata | None = None) -> None:
     """Rule sample_oracle: the oracle's one-member samples of every region, season and period.
 
     The twin (``twin_json``'s parameters; ``boxes``, ``margin``, ``period`` as make_twin
@@ -73,6 +73,7 @@ def oracle_samples(twin_json: PathLike, boxes: Mapping[str, dict], margin: float
     so there are no beyond days to check); ``outputs`` runs region, season, then period
     (test, beyond). Each request's days are checked against the file the models are
     scored on (fine.nc for test days, truth.nc for beyond days) before it is written.
+    ``metadata``: the config's CF/ACDD attributes.
     """
     params = TwinParameters.from_dict(io.read_json(twin_json)["parameters"])
     beyond_truth = [truth_files[t] if len(truth_files) else None for t in truth_index]
@@ -87,5 +88,5 @@ def oracle_samples(twin_json: PathLike, boxes: Mapping[str, dict], margin: float
             _check_reproduces(r, regenerated, variable)
         ds = member_dataset(oracle[None], r.days, r.lat, r.lon, variable, attrs,
                             {"model": "oracle", "method": registry.entry("oracle").description})
-        io.write_netcdf(ds, r.out)
+        io.write_netcdf(ds, r.out, metadata=metadata, history="the twin's oracle (diffscale.evaluation.oracle)")
         log.info("%s: %d days", key, len(r.days))

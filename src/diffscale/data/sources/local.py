@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from diffscale.core import io
+from diffscale.core import cf, io
 from diffscale.data.sources.calendars import (calendar_gaps, calendar_of, day_labels, fill_calendar_gaps, real_dates,
                                               to_real_days)
 from diffscale.core.grids import Box, centres_to_bounds
@@ -234,20 +234,22 @@ def truth_days(pattern: str, variable: str, coarse_period: tuple[str, str],
 
 def normalise(pattern: str, source_variable: str, boxes: Sequence[Box], margin: float,
               out_paths: Sequence[str | os.PathLike], variable: str, attrs: dict,
-              period: tuple[str, str] | None, required: tuple[str, str] | None = None) -> list[Path]:
+              period: tuple[str, str] | None, required: tuple[str, str] | None = None,
+              metadata: cf.Metadata | None = None) -> list[Path]:
     """One field of data.local -> the raw files ``out_paths`` (monthly files, or elevation.nc).
 
     Writes the days of ``period`` the files hold; every day of ``required`` (default:
     ``period``) must be there. ``period`` None means a time-invariant field (elevation).
+    ``metadata``: the config's CF/ACDD attributes.
     """
     with_time = period is not None
     da = read_local(pattern, source_variable, Box.union(list(boxes)), margin, with_time)
-    global_attrs = {"source": f"user files {pattern} (variable {source_variable})",
-                    "history": "normalised by diffscale.data.sources.local"}
+    global_attrs = {"source": f"user files {pattern} (variable {source_variable})"}
+    history = "normalised by diffscale.data.sources.local"
     if not with_time:
         ds = io.field_dataset(da.values.astype(np.float32), None, da.lat.values, da.lon.values, variable, attrs, global_attrs)
         io.validate_field(ds, variable, pattern, ("lat", "lon"))
-        return [io.write_netcdf(ds, out_paths[0])]
+        return [io.write_netcdf(ds, out_paths[0], metadata=metadata, history=history)]
     da = select_days(da, period, required or period, pattern)
     times = pd.DatetimeIndex(da.time.values)
     ds = io.field_dataset(da.values.astype(np.float32), times, da.lat.values, da.lon.values, variable, attrs, global_attrs)
@@ -257,7 +259,7 @@ def normalise(pattern: str, source_variable: str, boxes: Sequence[Box], margin: 
     if expected != months:
         raise io.DataValidationError(pattern, f"the files hold the months {months}, the workflow expected {expected} "
                                               "(did the files change since the run started?)")
-    written = io.write_monthly(ds, Path(out_paths[0]).parent)
+    written = io.write_monthly(ds, Path(out_paths[0]).parent, metadata, history)
     log.info("%s: %d days on %d x %d cells -> %d monthly files", pattern, ds.sizes["time"], ds.sizes["lat"],
              ds.sizes["lon"], len(written))
     return written

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from diffscale.core import io
+from diffscale.core import cf, io
 from diffscale.core.grids import Box, Grid, g5nr_grid, merra2_grid
 from diffscale.data.sources.opendap import (DownloadError, EarthdataSession, Fetcher, RemoteVariable, daily_mean, day_steps,
                                             decode_times, earthdata_credentials, index_range)
@@ -139,10 +139,12 @@ def fetch_day(reader: _Reader, day: pd.Timestamp, box: Box) -> tuple[np.ndarray,
 
 
 def download_month(collection: Collection, fetcher: Fetcher, year: int, month: int, period: tuple[str, str],
-                   box: Box, out_path: str | Path, variable: str, attrs: dict, expected: Grid | None = None) -> Path:
+                   box: Box, out_path: str | Path, variable: str, attrs: dict, expected: Grid | None = None,
+                   metadata: cf.Metadata | None = None) -> Path:
     """Fetch, average, validate and atomically write one month (the days inside ``period``).
 
-    ``expected``: the grid the month must come on (the product's cells inside ``box``).
+    ``expected``: the grid the month must come on (the product's cells inside ``box``);
+    ``metadata``: the config's CF/ACDD attributes.
     """
     start, end = (pd.Timestamp(p) for p in period)
     month_days = pd.date_range(f"{year:04d}-{month:02d}-01", periods=pd.Timestamp(year, month, 1).days_in_month)
@@ -160,23 +162,26 @@ def download_month(collection: Collection, fetcher: Fetcher, year: int, month: i
         log.info("%s: %s daily mean of %s over %d x %d cells", day.date(), collection.variable,
                  collection.steps_per_day, lat.size, lon.size)
     ds = io.field_dataset(np.stack(fields).astype(np.float32), days, lat, lon, variable, attrs,
-                          {"source": collection.url.split("{")[0], "history": "daily means of server-side subsets (diffscale.data.sources.nasa)"})
-    return write_validated(ds, out_path, variable, days, box, expected)
+                          {"source": collection.url.split("{")[0]})
+    return write_validated(ds, out_path, variable, days, box, expected, metadata,
+                           history="daily means of server-side subsets (diffscale.data.sources.nasa)")
 
 
 def download_elevation(collection: Collection, fetcher: Fetcher, box: Box, out_path: str | Path,
-                       day: str, expected: Grid | None = None) -> Path:
+                       day: str, expected: Grid | None = None, metadata: cf.Metadata | None = None) -> Path:
     """Surface geopotential / g over ``box`` -> ``elevation`` (lat, lon) in metres."""
     reader = _Reader(fetcher, collection)
     phis, lat, lon = fetch_day(reader, pd.Timestamp(day), box)
     ds = io.field_dataset((phis / GRAVITY).astype(np.float32), None, lat, lon, "elevation",
                           {"units": "m", "long_name": "surface height above sea level (PHIS / g)", "standard_name": "surface_altitude"},
                           {"source": collection.url.split("{")[0]})
-    return write_validated(ds, out_path, "elevation", None, box, expected)
+    return write_validated(ds, out_path, "elevation", None, box, expected, metadata,
+                           history="PHIS / g of a server-side subset (diffscale.data.sources.nasa)")
 
 
 def write_validated(ds: xr.Dataset, out_path: str | Path, variable: str, days: pd.DatetimeIndex | None, box: Box,
-                    expected: Grid | None = None) -> Path:
+                    expected: Grid | None = None, metadata: cf.Metadata | None = None,
+                    history: str | None = None) -> Path:
     """Check variable, grid and days, then write atomically (nothing is left on failure)."""
     dims = ("time", "lat", "lon") if days is not None else ("lat", "lon")
     da = io.validate_field(ds, variable, out_path, dims)
@@ -192,7 +197,7 @@ def write_validated(ds: xr.Dataset, out_path: str | Path, variable: str, days: p
                                                f"{expected.lat[-1]}, {expected.lon[0]}..{expected.lon[-1]})")
     if not np.all(np.isfinite(da.values) | np.isnan(da.values)):
         raise io.DataValidationError(out_path, "values are neither finite nor masked")
-    return io.write_netcdf(ds, out_path)
+    return io.write_netcdf(ds, out_path, metadata=metadata, history=history)
 
 
 def open_fetcher(nasa: Mapping) -> Fetcher:
@@ -204,20 +209,22 @@ def open_fetcher(nasa: Mapping) -> Fetcher:
 
 def run_download(nasa: Mapping, field: str, boxes: list[Box], margin: float, out_path: str | Path,
                  variable: str, attrs: dict, period: tuple[str, str], year: int | None = None,
-                 month: int | None = None) -> int:
+                 month: int | None = None, metadata: cf.Metadata | None = None) -> int:
     """One workflow job: field 'coarse' (MERRA-2), 'fine' (G5NR) or 'elevation'.
 
-    Returns the number of HTTP requests made (for the log).
+    Returns the number of HTTP requests made (for the log). ``metadata``: the config's
+    CF/ACDD attributes.
     """
     fetcher = open_fetcher(nasa)
     if field == "elevation":
         box = fine_box(boxes, margin)
-        download_elevation(Collection.from_config(nasa["elevation"]), fetcher, box, out_path, period[0], g5nr_grid(box))
+        download_elevation(Collection.from_config(nasa["elevation"]), fetcher, box, out_path, period[0], g5nr_grid(box),
+                           metadata)
     elif field in ("coarse", "fine"):
         collection = Collection.from_config(nasa["merra2" if field == "coarse" else "g5nr"])
         box = coarse_box(boxes, margin) if field == "coarse" else fine_box(boxes, margin)
         grid = merra2_grid(box) if field == "coarse" else g5nr_grid(box)
-        download_month(collection, fetcher, int(year), int(month), period, box, out_path, variable, attrs, grid)
+        download_month(collection, fetcher, int(year), int(month), period, box, out_path, variable, attrs, grid, metadata)
     else:
         raise ValueError(f"unknown field {field!r}: expected coarse, fine or elevation")
     log.info("%d HTTP requests, %.1f kB received", fetcher.requests_made, fetcher.bytes_received / 1e3)

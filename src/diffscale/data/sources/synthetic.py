@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 
-from diffscale.core import grids, io
+from diffscale.core import cf, grids, io
 from diffscale.core.grids import Box, Grid, conservative_matrices, covering_fine_grid, merra2_grid
 
 
@@ -220,8 +220,11 @@ class _R2:
 
 def make_twin(boxes: list[Box], margin: float, period: tuple[str, str], out_dir: str | Path,
               variable: str = "DUEXTTAU", long_name: str = "Dust Extinction AOT [550 nm]", units: str = "1",
-              params: TwinParameters = TwinParameters()) -> TwinScores:
-    """Write the twin under ``out_dir`` (coarse/, fine/, elevation.nc, twin.json) and score it."""
+              params: TwinParameters = TwinParameters(), metadata: cf.Metadata | None = None) -> TwinScores:
+    """Write the twin under ``out_dir`` (coarse/, fine/, elevation.nc, twin.json) and score it.
+
+    ``metadata``: the config's CF/ACDD attributes for every file (:class:`cf.Metadata`).
+    """
     out_dir = Path(out_dir)
     gen = TwinGenerator(boxes, margin, params)
     cg, fg = gen.coarse_grid, gen.fine_grid
@@ -240,10 +243,12 @@ def make_twin(boxes: list[Box], margin: float, period: tuple[str, str], out_dir:
             year, month = days[0].year, days[0].month
             written.append(io.write_netcdf(io.field_dataset(10.0 ** fine.astype(np.float32), days, fg.lat, fg.lon, variable,
                                                             attrs, provenance | {"grid": "G5NR 0.0625 deg"}),
-                                           io.month_file(out_dir / "fine", year, month)))
+                                           io.month_file(out_dir / "fine", year, month), metadata=metadata,
+                                           history="synthetic twin, fine record"))
             written.append(io.write_netcdf(io.field_dataset(10.0 ** coarse.astype(np.float32), days, cg.lat, cg.lon, variable,
                                                             attrs, provenance | {"grid": "MERRA-2 0.5 x 0.625 deg"}),
-                                           io.month_file(out_dir / "coarse", year, month)))
+                                           io.month_file(out_dir / "coarse", year, month), metadata=metadata,
+                                           history="synthetic twin, coarse record"))
             # Scores use the float32 values as written, log10 of what a reader gets back.
             fine_w = np.log10((10.0 ** fine).astype(np.float32)).astype(np.float64)
             coarse_w = np.log10((10.0 ** coarse).astype(np.float32)).astype(np.float64)
@@ -272,7 +277,7 @@ def make_twin(boxes: list[Box], margin: float, period: tuple[str, str], out_dir:
     elev = io.field_dataset(gen.elevation.astype(np.float32), None, fg.lat, fg.lon, "elevation",
                             {"units": "m", "long_name": "surface elevation above sea level", "standard_name": "surface_altitude"},
                             provenance | {f"reference_{k}": v for k, v in asdict(scores).items()})
-    io.write_netcdf(elev, out_dir / "elevation.nc")
+    io.write_netcdf(elev, out_dir / "elevation.nc", metadata=metadata, history="synthetic twin, elevation")
     with io.atomic_path(out_dir / "twin.json") as tmp:
         tmp.write_text(json.dumps({"scores": asdict(scores), "parameters": asdict(params)}, indent=2) + "\n")
     return scores
