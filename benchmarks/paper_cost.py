@@ -32,7 +32,6 @@ import math
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode

@@ -13,16 +13,6 @@ from cf_checker import failures, require_checker
 
 from diffscale.core import chunks
 
-# Written by the method's own code, which does not yet hand write_netcdf the config's
-# metadata nor keep the variable's standard name. Strict: the marks must go once it is
-# wired, which is: sample.py and assemble.py pass metadata=file_metadata(snakemake) (from
-# _helpers) to io.write_netcdf, and assemble.py writes with io.write_product(ds, out,
-# p.format, ...); product.py keeps "standard_name" in the variable's attrs, drops the
-# "member: ..." cell_methods and returns cf.ensemble_statistics(ds, {variable: "mean",
-# f"{variable}_spread": "standard_deviation"}, members); the assemble rule takes
-# output product_output() and params format=PRODUCT_FORMAT (common.smk).
-NOT_WIRED = pytest.mark.xfail(strict=True, reason="sample.py/assemble.py/product.py not wired to cf.Metadata yet")
-
 GROUPS = {
     "raw": ["data/raw/coarse/*.nc", "data/raw/fine/*.nc", "data/raw/elevation.nc"],
     "regrid": ["regrid/solo/*/*.nc"],
@@ -34,8 +24,7 @@ GROUPS = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("group", [pytest.param(g, marks=NOT_WIRED) if g in ("method_samples", "product") else g
-                                   for g in GROUPS])
+@pytest.mark.parametrize("group", list(GROUPS))
 def test_every_file_passes_the_cf_and_acdd_checkers(full_run, group):
     require_checker()
     paths = sorted(p for pattern in GROUPS[group] for p in (full_run / "results").glob(pattern))

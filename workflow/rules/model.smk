@@ -208,7 +208,7 @@ rule assemble:
             f"{MODELS}/{{{{region}}}}/{{season}}/{registry.METHOD}.pt", season=SEASONS
         ),
     output:
-        f"{RESULTS}/downscaled/{{region}}.nc",
+        product_output(),
     log:
         f"{LOGS}/assemble/{{region}}.log",
     benchmark:
@@ -222,6 +222,7 @@ rule assemble:
         members_saved=config["sampling"]["members_saved"],
         sampling=config["sampling"],
         config=config,
+        format=PRODUCT_FORMAT,
     script:
         "../scripts/assemble.py"
 

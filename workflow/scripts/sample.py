@@ -5,7 +5,7 @@ The same for the diffusion models and the trained baselines; deterministic model
 
 from pathlib import Path
 
-from _helpers import log_to
+from _helpers import file_metadata, log_to
 
 import torch
 
@@ -15,4 +15,4 @@ log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 p, w = snakemake.params, snakemake.wildcards
 sample_test_files(Path(snakemake.input.fine).parent, w.season, p.variable, snakemake.input.model, w.model, p.sampling,
-                  snakemake.output[0], p.device)
+                  snakemake.output[0], p.device, file_metadata(snakemake))

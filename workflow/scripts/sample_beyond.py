@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from _helpers import log_to
+from _helpers import file_metadata, log_to
 
 import torch
 
@@ -12,4 +12,4 @@ log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 i, o, p, w = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards
 sample_block_files(Path(i.fine).parent, w.season, p.variable, i.model, w.model, w.block, p.coarse_period, p.sampling,
-                   i.get("previous"), o.samples, o.state, p.device)
+                   i.get("previous"), o.samples, o.state, p.device, file_metadata(snakemake))

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from diffscale.core import io
+from diffscale.core import cf, io
 from diffscale.core.days import block_days
 from diffscale.core.samples import DIMS, member_dataset
 from diffscale.method.conditioning import load_season
@@ -61,7 +61,8 @@ def read_state(path: str | os.PathLike) -> tuple[ChainState, dict]:
 def sample_block_files(split_dir: str | os.PathLike, season: str, variable: str, model_path: str | os.PathLike,
                        name: str, block: str, coarse_period: Sequence[str], sampling: dict,
                        previous: str | os.PathLike | None, samples_out: str | os.PathLike,
-                       state_out: str | os.PathLike, device_name: str = "auto") -> ChainState:
+                       state_out: str | os.PathLike, device_name: str = "auto",
+                       metadata: cf.Metadata | None = None) -> ChainState:
     """Rule sample_beyond: block ``block`` of the season's beyond run, from the state file ``previous``.
 
     previous: what the block before wrote; None for the first block. Returns the state after the block.
@@ -78,7 +79,7 @@ def sample_block_files(split_dir: str | os.PathLike, season: str, variable: str,
                                           state=state, **sampling_options(model, sampling))
     log.info("block %s: %d days in %.1f s", block, len(days), seconds)
     attrs = sample_attrs(model, name, model_path, sampling) | {"mode": AUTOREGRESSIVE, "block": block}
-    io.write_netcdf(samples_dataset(samples, days, data, attrs), samples_out)
+    io.write_netcdf(samples_dataset(samples, days, data, attrs), samples_out, metadata=metadata)
     # The state last: a block with a state file has its samples too.
     write_state(state_out, state, {"block": block, "days": len(days), "members": members, "seconds": seconds,
                                    "device": str(dev), "autocast": bool(sampling["autocast"] and dev.type == "cuda")})
@@ -97,7 +98,7 @@ def _block_samples(path: str | os.PathLike, variable: str) -> tuple[pd.DatetimeI
 def gather_files(split_dir: str | os.PathLike, season: str, variable: str, model_path: str | os.PathLike, name: str,
                  block_paths: Sequence[str | os.PathLike], state_paths: Sequence[str | os.PathLike],
                  test_path: str | os.PathLike, sampling: dict, transform: dict, beyond_out: str | os.PathLike,
-                 scores_out: str | os.PathLike) -> dict:
+                 scores_out: str | os.PathLike, metadata: cf.Metadata | None = None) -> dict:
     """Rule gather_beyond: the blocks (in order) as beyond.nc, and the self-check of test.nc and beyond.nc.
 
     Returns the self-check report.
@@ -120,7 +121,7 @@ def gather_files(split_dir: str | os.PathLike, season: str, variable: str, model
                                                                "spinup_days": sampling["spinup_days"]}
     # What the single run wrote: samples_dataset's physical values, built on the same days.
     io.write_netcdf(member_dataset(beyond, data.days["beyond"], data.lat, data.lon, data.variable, data.attrs, attrs),
-                    beyond_out)
+                    beyond_out, metadata=metadata)
     test = io.validate_field(io.open_dataset(test_path), variable, test_path, dims=DIMS).values
     metas = [read_state(p)[1] for p in state_paths]
     seconds = {m["block"]: m["seconds"] for m in metas}

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from diffscale.core import io
+from diffscale.core import cf, io
 
 log = logging.getLogger("diffscale.method.product")
 
@@ -44,6 +44,7 @@ def assemble(fine_path: str | os.PathLike, beyond_paths: dict[str, str | os.Path
     spread = np.full(shape, np.nan, np.float32)
     members = np.full((members_saved, *shape), np.nan, np.float32)
     source = np.zeros(len(days), np.int8)
+    ensemble = members_saved  # members behind the mean and spread (the beyond files')
 
     where = days.get_indexer(pd.DatetimeIndex(fine.time.values))
     ok = where >= 0
@@ -70,17 +71,16 @@ def assemble(fine_path: str | os.PathLike, beyond_paths: dict[str, str | os.Path
         mean[idx] = v.mean(axis=0)
         spread[idx] = v.std(axis=0, ddof=1) if v.shape[0] > 1 else 0.0
         members[:, idx] = v[:members_saved]
+        ensemble = da.sizes["member"]
         source[idx] = SOURCE_FLAGS["diffusion_ensemble"]
 
-    attrs = {k: fine.attrs[k] for k in ("units", "long_name") if k in fine.attrs}
+    attrs = {k: fine.attrs[k] for k in ("units", "long_name", "standard_name") if k in fine.attrs}
     long = attrs.get("long_name", variable)
     coords = io.field_dataset(mean, days, lat, lon, variable, attrs | {"long_name": f"{long}, ensemble mean"}).coords
     ds = xr.Dataset(
         {
-            variable: (("time", "lat", "lon"), mean, attrs | {"long_name": f"{long}, ensemble mean",
-                                                             "cell_methods": "member: mean"}),
-            f"{variable}_spread": (("time", "lat", "lon"), spread, attrs | {"long_name": f"{long}, ensemble standard deviation",
-                                                                           "cell_methods": "member: standard_deviation"}),
+            variable: (("time", "lat", "lon"), mean, attrs | {"long_name": f"{long}, ensemble mean"}),
+            f"{variable}_spread": (("time", "lat", "lon"), spread, attrs | {"long_name": f"{long}, ensemble standard deviation"}),
             f"{variable}_members": (("member", "time", "lat", "lon"), members, attrs | {"long_name": f"{long}, ensemble members"}),
             "source": ("time", source, {"long_name": "origin of the day's values",
                                         "flag_values": np.array(list(SOURCE_FLAGS.values()), np.int8),
@@ -90,7 +90,8 @@ def assemble(fine_path: str | os.PathLike, beyond_paths: dict[str, str | os.Path
     )
     ds.attrs.update({"Conventions": "CF-1.8", "title": f"diffscale downscaled daily {variable}",
                      **{k: v if isinstance(v, (str, int, float)) else json.dumps(v, default=str) for k, v in provenance.items()}})
-    return ds
+    # CF 7.3: the mean and spread are statistics over the members, a dimension they do not have.
+    return cf.ensemble_statistics(ds, {variable: "mean", f"{variable}_spread": "standard_deviation"}, max(ensemble, 1))
 
 
 # The sampling settings that shaped the beyond ensembles, recorded in the product.
@@ -99,8 +100,12 @@ SAMPLER_KEYS = ("sampler", "steps", "beyond_members", "halo", "tile", "overlap",
 
 def assemble_files(fine_path: str | os.PathLike, beyond_paths: list[str | os.PathLike], model_paths: list[str | os.PathLike],
                    region: str, seasons: dict[str, list[int]], variable: str, coarse_period: tuple[str, str],
-                   members_saved: int, sampling: dict, config: dict, output: str | os.PathLike) -> xr.Dataset:
-    """Rule assemble: the product of one region from each season's beyond.nc (in the order of ``seasons``)."""
+                   members_saved: int, sampling: dict, config: dict, output: str | os.PathLike,
+                   format: str = "netcdf", metadata: cf.Metadata | None = None) -> xr.Dataset:
+    """Rule assemble: the product of one region from each season's beyond.nc (in the order of ``seasons``).
+
+    format: ``netcdf`` (a file) or ``zarr`` (a directory), :func:`diffscale.core.io.write_product`.
+    """
     names = list(seasons)
     provenance = {"source": "diffscale: frozen transfer encoder + conditional diffusion (Xiang et al. 2025)",
                   "region": region,
@@ -109,7 +114,7 @@ def assemble_files(fine_path: str | os.PathLike, beyond_paths: list[str | os.Pat
                   "config": json.dumps(config, default=str)}
     ds = assemble(fine_path, dict(zip(names, beyond_paths)), seasons, variable, tuple(coarse_period), members_saved,
                   provenance)
-    io.write_netcdf(ds, output)
+    io.write_product(ds, output, format, metadata=metadata)
     log.info("wrote %s: %d days, source counts %s", output, ds.sizes["time"],
              {int(k): int((ds.source.values == k).sum()) for k in SOURCE_FLAGS.values()})
     return ds

@@ -46,7 +46,7 @@ import torch
 import xarray as xr
 from tqdm import tqdm
 
-from diffscale.core import io, metrics
+from diffscale.core import cf, io, metrics
 from diffscale.core.samples import member_dataset
 from diffscale.core.transform import to_metric_space
 from diffscale.method import conditioning as cm
@@ -282,7 +282,8 @@ def self_check(data: SeasonData, log10: bool, floor: float, test: np.ndarray, be
 
 
 def sample_test_files(split_dir: str | os.PathLike, season: str, variable: str, model_path: str | os.PathLike,
-                      name: str, sampling: dict, output: str | os.PathLike, device_name: str = "auto") -> np.ndarray:
+                      name: str, sampling: dict, output: str | os.PathLike, device_name: str = "auto",
+                      metadata: cf.Metadata | None = None) -> np.ndarray:
     """Rule sample: the teacher-forced ensembles of the test days (test.nc); returns them, scaled.
 
     The same for every trained model; deterministic ones write one member. The beyond
@@ -296,7 +297,7 @@ def sample_test_files(split_dir: str | os.PathLike, season: str, variable: str, 
         test, seconds = timed(teacher_forced, model, data, days, members, **sampling_options(model, sampling))
     log.info("test: %d days x %d members in %.1f s", len(days), members, seconds)
     attrs = sample_attrs(model, name, model_path, sampling) | {"mode": TEACHER_FORCED}
-    io.write_netcdf(samples_dataset(test, days, data, attrs), output)
+    io.write_netcdf(samples_dataset(test, days, data, attrs), output, metadata=metadata)
     return test
 
 

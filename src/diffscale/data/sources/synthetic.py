@@ -240,15 +240,12 @@ def make_twin(boxes: list[Box], margin: float, period: tuple[str, str], out_dir:
     written: list[Path] = []
     try:
         for days, fine, coarse, oracle, anomaly in gen.months(*period):
-            year, month = days[0].year, days[0].month
-            written.append(io.write_netcdf(io.field_dataset(10.0 ** fine.astype(np.float32), days, fg.lat, fg.lon, variable,
-                                                            attrs, provenance | {"grid": "G5NR 0.0625 deg"}),
-                                           io.month_file(out_dir / "fine", year, month), metadata=metadata,
-                                           history="synthetic twin, fine record"))
-            written.append(io.write_netcdf(io.field_dataset(10.0 ** coarse.astype(np.float32), days, cg.lat, cg.lon, variable,
-                                                            attrs, provenance | {"grid": "MERRA-2 0.5 x 0.625 deg"}),
-                                           io.month_file(out_dir / "coarse", year, month), metadata=metadata,
-                                           history="synthetic twin, coarse record"))
+            for field, values, grid, name in (("fine", fine, fg, "G5NR 0.0625 deg"),
+                                              ("coarse", coarse, cg, "MERRA-2 0.5 x 0.625 deg")):
+                ds = io.field_dataset(10.0 ** values.astype(np.float32), days, grid.lat, grid.lon, variable, attrs,
+                                      provenance | {"grid": name})
+                written.append(io.write_netcdf(ds, io.month_file(out_dir / field, days[0].year, days[0].month),
+                                               metadata=metadata, history=f"synthetic twin, {field} record"))
             # Scores use the float32 values as written, log10 of what a reader gets back.
             fine_w = np.log10((10.0 ** fine).astype(np.float32)).astype(np.float64)
             coarse_w = np.log10((10.0 ** coarse).astype(np.float32)).astype(np.float64)
