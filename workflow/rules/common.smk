@@ -178,11 +178,16 @@ def sample_path(region: str, season: str, model: str, period: str) -> str:
     return f"{SAMPLES}/{region}/{season}/{model}/{period}.nc"
 
 
+# The blocks of each season's beyond run (sampling.block), in order; computed once, since the
+# input functions of every block job ask for them (800 jobs in config/paper.yaml).
+SEASON_BLOCKS = {
+    season: beyond_blocks(DATA["coarse_period"], months, config["sampling"]["block"])
+    for season, months in config["seasons"].items()
+}
+
+
 def season_blocks(season: str) -> list[str]:
-    """The blocks of a season's beyond run (sampling.block), in order."""
-    return beyond_blocks(
-        DATA["coarse_period"], config["seasons"][season], config["sampling"]["block"]
-    )
+    return SEASON_BLOCKS[season]
 
 
 def block_file(w, block: str, suffix: str) -> str:
