@@ -65,9 +65,6 @@ rule summarize_metrics:
         f"{LOGS}/summarize_metrics.log",
     conda:
         "../../envs/evaluate.yaml"
-    params:
-        regions=REGIONS,
-        seasons=SEASONS,
     script:
         "../scripts/summarize_metrics.py"
 
