@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from diffscale.core.grids import (Box, Grid, conservative_matrices, covering_fine_grid, g5nr_grid,
+from diffscale.core.grids import (Box, Grid, region_boxes, conservative_matrices, covering_fine_grid, g5nr_grid,
                              merra2_grid, overlap_weights_1d)
 
 
@@ -63,6 +63,33 @@ def test_conservative_matrices_preserve_the_area_integral():
 def test_box_rejects_reversed_ranges_with_the_values():
     with pytest.raises(ValueError, match=r"latitude range \[35.0, 33.0\]"):
         Box((35.0, 33.0), (60.0, 61.0))
+
+
+@pytest.mark.parametrize("given, kept", [
+    ((60.0, 61.0), (60.0, 61.0)),
+    ((200.0, 220.0), (-160.0, -140.0)),  # 0..360
+    ((350.0, 10.0), (-10.0, 10.0)),  # 0..360 across Greenwich
+    ((170.0, -170.0), (170.0, 190.0)),  # across the antimeridian, west > east
+    ((170.0, 190.0), (170.0, 190.0)),  # across the antimeridian, 0..360
+])
+def test_box_longitudes_in_either_convention(given, kept):
+    box = Box.from_config({"lat": [0, 1], "lon": list(given)})
+    assert box.lon == kept
+    assert box.crosses_antimeridian == (kept[1] > 180)
+
+
+def test_regions_on_both_sides_of_the_antimeridian_share_one_frame():
+    boxes = region_boxes({"a": {"lat": [0, 1], "lon": [175, 180]}, "b": {"lat": [0, 1], "lon": [-180, -176]},
+                          "c": {"lat": [0, 1], "lon": [-179, -170]}})
+    assert [b.lon for b in boxes.values()] == [(175.0, 180.0), (180.0, 184.0), (181.0, 190.0)]
+    assert Box.union(list(boxes.values())).lon == (175.0, 190.0)
+    g = merra2_grid(boxes["b"])
+    np.testing.assert_allclose(g.lon, 180.0 + 0.625 * np.arange(7))  # the lattice continues past 180
+
+
+def test_regions_apart_keep_their_own_longitudes():
+    boxes = region_boxes({"a": {"lat": [0, 1], "lon": [-10, 5]}, "b": {"lat": [0, 1], "lon": [350, 355]}})
+    assert [b.lon for b in boxes.values()] == [(-10.0, 5.0), (-10.0, -5.0)]
 
 
 def test_grid_cell_area_sums_to_the_sphere():

@@ -214,6 +214,43 @@ def test_region_outside_the_data_fails_cleanly(tmp_path):
     assert_fails_cleanly(tmp_path, tmp_path / "user.nc", r"user\.nc: the regions \(lat \[30.0, 32.0\].*not inside the data")
 
 
+def test_region_equal_to_the_files_cell_edges_is_accepted(tmp_path):
+    """Regions are checked against the cells' edges (centres +- half a cell), not the centres."""
+    write_user_file(tmp_path / "user.nc", "2001-01-25", 12)  # centres 25..37 N, 55..67 E, 1 degree apart
+    out = [tmp_path / "raw" / f"2001-0{m}.nc" for m in (1, 2)]
+    local.normalise(str(tmp_path / "user.nc"), "aod", [Box((24.5, 37.5), (54.5, 67.5))], 0.0, out, "DUEXTTAU", ATTRS,
+                    ("2001-01-30", "2001-02-02"))
+    ds = xr.open_dataset(out[0])
+    assert ds.sizes["lat"] == 13 and ds.sizes["lon"] == 13
+
+
+def test_region_past_the_cell_edges_names_the_usable_bounds(tmp_path):
+    write_user_file(tmp_path / "user.nc", "2001-01-25", 12)
+    out = [tmp_path / "raw" / f"2001-0{m}.nc" for m in (1, 2)]
+    with pytest.raises(io.DataValidationError, match=r"within the cells' edges, lat 24.5..37.5, lon 54.5..67.5"):
+        local.normalise(str(tmp_path / "user.nc"), "aod", [Box((24.5, 37.6), (54.5, 67.5))], 0.0, out, "DUEXTTAU",
+                        ATTRS, ("2001-01-30", "2001-02-02"))
+    assert not any(o.exists() for o in out)
+
+
+@pytest.mark.parametrize("lon_360", [False, True])
+@pytest.mark.parametrize("region_lon", [[178.0, -178.0], [178.0, 182.0]])
+def test_region_across_the_antimeridian_is_one_continuous_strip(tmp_path, lon_360, region_lon):
+    """A global file in either convention, a region given either way across 180 degrees: the
+    written grid runs 176.5..183.5 E without a repeated or missing column, values in place."""
+    write_user_file(tmp_path / "user.nc", "2001-01-25", 12, lon_360=lon_360, lon=np.arange(-180.0, 180.0, 1.0))
+    region = Box.from_config({"lat": [30.0, 32.0], "lon": region_lon})
+    out = [tmp_path / "raw" / f"2001-0{m}.nc" for m in (1, 2)]
+    local.normalise(str(tmp_path / "user.nc"), "aod", [region], 1.0, out, "DUEXTTAU", ATTRS, ("2001-01-30", "2001-02-02"))
+    ds = xr.concat([xr.open_dataset(o).load() for o in out], dim="time", data_vars="minimal")
+    np.testing.assert_array_equal(ds.lon.values, np.arange(177.0, 184.0, 1.0))  # cells touching 177..183
+    times = pd.DatetimeIndex(ds.time.values)
+    day_numbers = np.asarray((times - pd.Timestamp("2000-01-01")).days, dtype=float)
+    in_file = np.mod(ds.lon.values, 360.0) if lon_360 else np.mod(ds.lon.values + 180.0, 360.0) - 180.0
+    in_file_convention = np.where(in_file > 180, in_file - 360, in_file)  # as write_user_file gave field_value them
+    np.testing.assert_allclose(ds.DUEXTTAU.values, field_value(day_numbers, ds.lat.values, in_file_convention), rtol=1e-5)
+
+
 def test_period_not_covered_fails_cleanly(tmp_path):
     write_user_file(tmp_path / "user.nc", "2001-01-25", 7)  # ends 2001-01-31
     assert_fails_cleanly(tmp_path, tmp_path / "user.nc", r"2 day\(s\) of 2001-01-30..2001-02-02 are missing, first 2001-02-01")

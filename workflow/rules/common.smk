@@ -8,7 +8,7 @@ from diffscale.core import io as dio
 from diffscale.core import registry
 from diffscale.core.config import baseline_settings
 from diffscale.core.days import beyond_blocks
-from diffscale.core.grids import Box
+from diffscale.core.grids import region_boxes
 
 RESULTS = config["results_dir"]
 RAW = config["data"]["raw_dir"]
@@ -36,7 +36,8 @@ DATA = config["data"]
 EVAL = config["evaluation"]
 REGIONS = list(config["regions"])
 SEASONS = list(config["seasons"])
-BOXES = {name: Box.from_config(box) for name, box in config["regions"].items()}
+# in one longitude frame: regions across the antimeridian reach past 180
+BOXES = region_boxes(config["regions"])
 
 # Trained models, grouped as their training rules take them. The method always (the product needs it), the rest
 # as evaluation.models asks.

@@ -17,7 +17,7 @@ rule regrid:
     conda:
         "../../envs/regrid.yaml"
     params:
-        box=lambda w: config["regions"][w.region],
+        box=lambda w: BOXES[w.region],
         method=config["regrid"]["coarse_to_fine"],
         backend=config["regrid"]["backend"],
         missing=config["regrid"]["missing"],
@@ -40,7 +40,7 @@ rule regrid_fine_to_coarse:
     conda:
         "../../envs/regrid.yaml"
     params:
-        box=lambda w: config["regions"][w.region],
+        box=lambda w: BOXES[w.region],
         method=config["regrid"]["fine_to_coarse"],
         backend=config["regrid"]["backend"],
         missing=config["regrid"]["missing"],

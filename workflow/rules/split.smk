@@ -17,7 +17,7 @@ rule split_region:
     conda:
         "../../envs/data.yaml"
     params:
-        box=lambda w: config["regions"][w.region],
+        box=lambda w: BOXES[w.region],
         variable=DATA["variable"],
         fine_period=DATA["fine_period"],
         coarse_period=DATA["coarse_period"],

@@ -2,10 +2,9 @@
 
 from _helpers import file_metadata, log_to
 
-from diffscale.core.grids import Box
 from diffscale.data.regrid import regrid_region
 
 log_to(snakemake.log[0])
 p = snakemake.params
-regrid_region(list(snakemake.input.source), snakemake.input.target_grid, Box.from_config(p.box), p.variable, p.method,
+regrid_region(list(snakemake.input.source), snakemake.input.target_grid, p.box, p.variable, p.method,
               p.backend, p.missing, p.weights_dir, list(snakemake.output), file_metadata(snakemake))

@@ -2,12 +2,11 @@
 
 from _helpers import file_metadata, log_to
 
-from diffscale.core.grids import Box
 from diffscale.data.split import write_region
 
 log = log_to(snakemake.log[0])
 p, i, o = snakemake.params, snakemake.input, snakemake.output
-counts = write_region(Box.from_config(p.box), p.variable, list(i.fine), list(i.coarse_on_fine), i.elevation,
+counts = write_region(p.box, p.variable, list(i.fine), list(i.coarse_on_fine), i.elevation,
                       p.fine_period, p.coarse_period, o.fine, o.coarse_on_fine, o.elevation,
                       o.get("truth"), p.truth_where_held, file_metadata(snakemake))
 log.info("%s: days written %s", snakemake.wildcards.region, counts)

@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from diffscale.core import registry
+from diffscale.core.grids import Box
 
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -113,10 +114,19 @@ def _check_consistency(config: dict) -> None:
     if pd.Timestamp(fs) < pd.Timestamp(cs) or pd.Timestamp(fe) > pd.Timestamp(ce):
         raise ConfigError(f"config key data.fine_period: {fs}..{fe} must lie inside data.coarse_period {cs}..{ce}")
     for name, box in config["regions"].items():
-        for axis in ("lat", "lon"):
-            lo, hi = box[axis]
-            if not lo < hi:
-                raise ConfigError(f"config key regions.{name}.{axis}: [{lo}, {hi}] must be [min, max] with min < max")
+        lo, hi = box["lat"]
+        if not lo < hi:
+            raise ConfigError(f"config key regions.{name}.lat: [{lo}, {hi}] must be [south, north] with south < north")
+        west, east = box["lon"]
+        if west == east or east - west > 360:
+            raise ConfigError(f"config key regions.{name}.lon: [{west}, {east}] must be [west, east] spanning at most "
+                              "360 degrees (west > east crosses the antimeridian)")
+    if data["source"] == "nasa":
+        union = Box.union([Box.from_config(b) for b in config["regions"].values()]).padded(data.get("margin_deg", 0.0))
+        if union.crosses_antimeridian:
+            raise ConfigError(f"config key regions: with data.margin_deg they reach across the antimeridian (lon "
+                              f"{list(union.lon)}); data.source nasa cannot subset across it: download the files and "
+                              "use data.source local")
     seen: dict[int, str] = {}
     for name, months in config["seasons"].items():
         for m in months:

@@ -11,6 +11,7 @@ same product always align, whatever box asked for them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,14 @@ G5NR_DLON = 0.0625
 
 @dataclass(frozen=True)
 class Box:
-    """A lat/lon bounding box in degrees, longitudes in -180..180."""
+    """A lat/lon bounding box in degrees.
+
+    Longitudes are one continuous interval ``west < east <= west + 360``: a box across the
+    antimeridian has an east edge above 180 (``(170, 190)``), so grids cut over it stay
+    ascending. Given with ``west > east`` (``(170, -170)``), the east edge moves on by 360.
+    :meth:`from_config` accepts -180..180 and 0..360 and puts the west edge in [-180, 180);
+    :func:`region_boxes` puts several regions into one frame.
+    """
 
     lat: tuple[float, float]
     lon: tuple[float, float]
@@ -33,27 +41,72 @@ class Box:
     def __post_init__(self) -> None:
         if not (-90 <= self.lat[0] < self.lat[1] <= 90):
             raise ValueError(f"latitude range {list(self.lat)} must be increasing within [-90, 90]")
-        if not (-180 <= self.lon[0] < self.lon[1] <= 180):
-            raise ValueError(f"longitude range {list(self.lon)} must be increasing within [-180, 180]")
+        west, east = (float(v) for v in self.lon)
+        if east < west:
+            east += 360.0
+        if not (-540 <= west < east <= west + 360 <= 900):
+            raise ValueError(f"longitude range {list(self.lon)} must be [west, east] in degrees east, spanning at most "
+                             "360 degrees (west > east crosses the antimeridian)")
+        object.__setattr__(self, "lon", (west, east))
+
+    @property
+    def crosses_antimeridian(self) -> bool:
+        """Whether the box reaches past 180 (or -180): its longitudes are not within -180..180."""
+        return self.lon[0] < -180.0 or self.lon[1] > 180.0
+
+    @property
+    def frame_west(self) -> float:
+        """West edge of the 360-degree longitude frame centred on the box: data wrapped into
+        [frame_west, frame_west + 360) are continuous over the box."""
+        return 0.5 * (self.lon[0] + self.lon[1]) - 180.0
+
+    def shifted(self, degrees: float) -> Box:
+        return Box(self.lat, (self.lon[0] + degrees, self.lon[1] + degrees))
+
+    def canonical(self) -> Box:
+        """The same box with its west edge in [-180, 180)."""
+        return self.shifted(-360.0 * np.floor((self.lon[0] + 180.0) / 360.0))
 
     def padded(self, margin: float) -> Box:
+        west = self.lon[0] - margin
         return Box(
             (max(-90.0, self.lat[0] - margin), min(90.0, self.lat[1] + margin)),
-            (max(-180.0, self.lon[0] - margin), min(180.0, self.lon[1] + margin)),
+            (west, min(self.lon[1] + margin, west + 360.0)),
         )
 
     @staticmethod
     def union(boxes: list[Box]) -> Box:
+        """The smallest box holding every box, whichever frame each is given in; a box in the
+        result's frame is ``b.shifted(360 k)`` for some integer k."""
         if not boxes:
             raise ValueError("the union of no boxes is undefined: configure at least one region")
-        return Box(
-            (min(b.lat[0] for b in boxes), max(b.lat[1] for b in boxes)),
-            (min(b.lon[0] for b in boxes), max(b.lon[1] for b in boxes)),
-        )
+        lat = (min(b.lat[0] for b in boxes), max(b.lat[1] for b in boxes))
+        hulls = []
+        for start in (b.lon[0] for b in boxes):  # the narrowest hull starts at some box's west edge
+            shifted = [_shift_after(b, start).lon for b in boxes]
+            hulls.append((min(w for w, _ in shifted), max(e for _, e in shifted)))
+        west, east = min(hulls, key=lambda we: we[1] - we[0])
+        return Box(lat, (west, min(east, west + 360.0)))
 
     @staticmethod
-    def from_config(region: dict) -> Box:
-        return Box(tuple(map(float, region["lat"])), tuple(map(float, region["lon"])))
+    def from_config(region: Mapping) -> Box:
+        return Box(tuple(map(float, region["lat"])), tuple(map(float, region["lon"]))).canonical()
+
+
+def _shift_after(box: Box, start: float) -> Box:
+    """``box`` moved by a multiple of 360 degrees so that its west edge lies in [start, start + 360)."""
+    return box.shifted(360.0 * np.ceil((start - box.lon[0]) / 360.0 - 1e-12))
+
+
+def region_boxes(regions: Mapping[str, Mapping]) -> dict[str, Box]:
+    """The config's regions as boxes in one longitude frame, that of their union.
+
+    Two regions on either side of the antimeridian (say 175..180 and -180..-175) get
+    longitudes 175..180 and 180..185, as the data cropped around them will have.
+    """
+    boxes = {name: Box.from_config(region) for name, region in regions.items()}
+    union = Box.union(list(boxes.values()))
+    return {name: _shift_after(b, union.lon[0]) for name, b in boxes.items()}
 
 
 @dataclass(frozen=True)

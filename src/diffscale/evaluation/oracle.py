@@ -18,7 +18,7 @@ import pandas as pd
 
 from diffscale.core import cf, io, registry
 from diffscale.core.days import DaySplit
-from diffscale.core.grids import Box
+from diffscale.core.grids import region_boxes
 from diffscale.core.samples import member_dataset
 from diffscale.data.sources.synthetic import TwinParameters, twin_oracle
 
@@ -80,7 +80,7 @@ def oracle_samples(twin_json: PathLike, boxes: Mapping[str, dict], margin: float
     keys = [f"{r}/{s}" for r, s in zip(regions, seasons, strict=True)]
     requests = _requests(keys, days_files, fine_files, beyond_truth, variable, outputs)
     log.info("regenerating the twin over %s..%s for %d requests", *period, len(requests))
-    result = twin_oracle([Box.from_config(b) for b in boxes.values()], margin, tuple(period), params,
+    result = twin_oracle(list(region_boxes(boxes).values()), margin, tuple(period), params,
                          {key: (r.lat, r.lon, r.days) for key, r in requests.items()})
     for key, (oracle, regenerated) in result.items():
         r = requests[key]

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from diffscale.core import io
+from diffscale.core.grids import region_boxes
 from diffscale.plots.style import PathLike, plt, save
 
 
 def _boxes(ax: plt.Axes, regions: dict) -> None:
-    for name, box in regions.items():
-        (s, n), (w, e) = box["lat"], box["lon"]
+    for name, box in region_boxes(regions).items():
+        (s, n), (w, e) = box.lat, box.lon
         ax.plot([w, e, e, w, w], [s, s, n, n, s], color="k", lw=1)
         ax.text(w, n, f" {name}", va="bottom", fontsize=8)
 

@@ -4,7 +4,8 @@ Accepted: any variable name; any rectilinear lat/lon grid (1-D coordinates found
 name or CF attributes), latitude ascending or descending, longitude 0..360 or
 -180..180; any CF calendar; daily or sub-daily steps (sub-daily steps are averaged to
 daily means, as for the NASA source). Written: the variable renamed to
-``data.variable``, lat/lon ascending in -180..180, one time stamp per day at midnight,
+``data.variable``, lat/lon ascending (longitudes continuous over the regions: in -180..180,
+or past 180 for regions across the antimeridian), one time stamp per day at midnight,
 cropped to the union of the region boxes plus the margin (cells whose extent touches
 that box), over the configured period.
 
@@ -94,18 +95,24 @@ def _monotonic(values: np.ndarray, path: Path, name: str) -> None:
         raise io.DataValidationError(path, f"coordinate '{name}' must be strictly monotonic with at least 2 values")
 
 
-def normalise_grid(da: xr.DataArray, path: Path) -> xr.DataArray:
-    """(..., lat, lon) with lat ascending and lon ascending in -180..180."""
+def normalise_grid(da: xr.DataArray, path: Path, box: Box) -> xr.DataArray:
+    """(..., lat, lon) with lat ascending and lon ascending and continuous over ``box``.
+
+    Longitudes in either convention are wrapped into the 360-degree frame centred on the
+    box (:attr:`Box.frame_west`), so a box across the antimeridian sees one continuous
+    strip; a global file's seam column is not duplicated.
+    """
     _monotonic(da.lat.values, path, "lat")
     _monotonic(da.lon.values, path, "lon")
     if da.lat.values.min() < -90 or da.lat.values.max() > 90:
         raise io.DataValidationError(path, "latitudes outside -90..90")
-    lon = da.lon.values
-    if lon.max() > 180:
-        da = da.assign_coords(lon=np.where(lon > 180, lon - 360, lon))
+    west, lon = box.frame_west, da.lon.values
+    outside = (lon < west) | (lon >= west + 360.0)  # wrapped only where needed, so in-frame values stay exact
+    da = da.assign_coords(lon=np.where(outside, west + np.mod(lon - west, 360.0), lon))
     da = da.sortby("lat").sortby("lon")
-    if np.any(np.diff(da.lon.values) <= 0):
-        raise io.DataValidationError(path, "longitudes repeat after wrapping 0..360 to -180..180")
+    if np.any(np.diff(da.lon.values) <= 1e-9):
+        raise io.DataValidationError(path, "longitudes repeat modulo 360 (a global file with both -180 and 180, "
+                                           "or 0 and 360?); keep one of them")
     return da
 
 
@@ -116,8 +123,9 @@ def crop(da: xr.DataArray, box: Box, margin: float, path: str | Path) -> xr.Data
     """
     lat_b, lon_b = centres_to_bounds(da.lat.values), centres_to_bounds(da.lon.values)
     if box.lat[0] < lat_b[0] - 1e-9 or box.lat[1] > lat_b[-1] + 1e-9 or box.lon[0] < lon_b[0] - 1e-9 or box.lon[1] > lon_b[-1] + 1e-9:
-        raise io.DataValidationError(path, f"the regions (lat {list(box.lat)}, lon {list(box.lon)}) are not inside the data, "
-                                           f"which cover lat {lat_b[0]:.4g}..{lat_b[-1]:.4g}, lon {lon_b[0]:.4g}..{lon_b[-1]:.4g}")
+        raise io.DataValidationError(path, f"the regions (lat {list(box.lat)}, lon {list(box.lon)}) are not inside the data: "
+                                           f"regions must lie within the cells' edges, lat {lat_b[0]:.6g}..{lat_b[-1]:.6g}, "
+                                           f"lon {lon_b[0]:.6g}..{lon_b[-1]:.6g}")
     box = box.padded(margin)
     ys = (lat_b[1:] > box.lat[0]) & (lat_b[:-1] < box.lat[1])
     xs = (lon_b[1:] > box.lon[0]) & (lon_b[:-1] < box.lon[1])
@@ -144,7 +152,7 @@ def read_local(pattern: str, variable: str, box: Box, margin: float = 0.0, with_
             da = da.reset_coords(drop=True)
             if with_time and not (isinstance(da.indexes["time"], (xr.CFTimeIndex, pd.DatetimeIndex))):
                 raise io.DataValidationError(path, "coordinate 'time' could not be decoded as dates (check its units and calendar)")
-            da = crop(normalise_grid(da, path), box, margin, path)
+            da = crop(normalise_grid(da, path, box), box, margin, path)
             try:
                 da = da.load().astype(np.float64)
             except Exception as exc:  # a file cut short fails when its data are read
