@@ -37,6 +37,7 @@ include: "workflow/rules/split.smk"
 include: "workflow/rules/domain.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/product.smk"
 
 
 rule all:

@@ -20,6 +20,7 @@ GROUPS = {
     "baseline_samples": ["samples/solo/winter/bicubic/*.nc", "samples/solo/winter/oracle/*.nc"],
     "method_samples": ["samples/solo/winter/diffusion/*.nc", "samples/solo/winter/diffusion_no_transfer/*.nc"],
     "product": ["downscaled/solo.nc"],
+    "aggregates": ["downscaled/solo.monthly.nc", "downscaled/solo.annual.nc"],
 }
 
 

@@ -9,6 +9,7 @@ from diffscale.core import registry
 from diffscale.core.config import baseline_settings
 from diffscale.core.days import beyond_blocks
 from diffscale.core.grids import region_boxes
+from diffscale.method.aggregates import PERIODS as AGGREGATE_PERIODS
 
 RESULTS = config["results_dir"]
 RAW = config["data"]["raw_dir"]
@@ -22,6 +23,7 @@ SAMPLES = f"{RESULTS}/samples"
 METRICS = f"{RESULTS}/metrics"
 METHOD_FIGURES = f"{RESULTS}/figures/method"
 EVAL_FIGURES = f"{RESULTS}/figures/evaluation"
+PRODUCT_FIGURES = f"{RESULTS}/figures/product"
 EVAL_FIGURE_KINDS = [
     "maps",
     "spectra",
@@ -284,6 +286,12 @@ def all_targets() -> list[str]:
     )
     targets += expand(f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png", **each)
     targets += expand(PRODUCT, region=REGIONS)
+    targets += expand(
+        f"{RESULTS}/downscaled/{{region}}.{{period}}.nc",
+        region=REGIONS,
+        period=AGGREGATE_PERIODS,
+    )
+    targets += expand(f"{PRODUCT_FIGURES}/{{region}}_monthly.png", region=REGIONS)
     targets += [f"{METRICS}/samplers.csv", f"{METRICS}/summary.csv"]
     targets += [
         f"{EVAL_FIGURES}/metrics_test.png",

@@ -107,7 +107,12 @@ def bounds_variables(ds: xr.Dataset) -> set[str]:
 
 
 def add_bounds(ds: xr.Dataset) -> xr.Dataset:
-    """``lat_bnds``/``lon_bnds`` halfway between centres, ``time_bnds`` [day, day + 1)."""
+    """``lat_bnds``/``lon_bnds`` halfway between centres, ``time_bnds`` [day, day + 1).
+
+    A ``time_bnds`` the dataset brings is kept where each row starts at its time (periods
+    longer than a day: the product's aggregates); any other is replaced.
+    """
+    own = ds["time_bnds"].values.astype("datetime64[ns]") if "time_bnds" in ds.variables else None
     stale = [f"{axis}_bnds" for axis in ("lat", "lon", "time") if f"{axis}_bnds" in ds.variables]
     ds = ds.drop_vars(stale)
     for axis, limit in (("lat", 90.0), ("lon", None)):
@@ -120,7 +125,8 @@ def add_bounds(ds: xr.Dataset) -> xr.Dataset:
         ds[axis].attrs = dict(ds[axis].attrs) | {"bounds": f"{axis}_bnds"}
     if "time" in ds.coords and ds["time"].dims == ("time",):
         start = ds["time"].values.astype("datetime64[ns]")
-        ds["time_bnds"] = (("time", BOUNDS_DIM), np.stack([start, start + DAY], axis=1))
+        kept = own is not None and own.shape == (len(start), 2) and bool(np.all(own[:, 0] == start))
+        ds["time_bnds"] = (("time", BOUNDS_DIM), own if kept else np.stack([start, start + DAY], axis=1))
         ds["time"].attrs = dict(ds["time"].attrs) | {"bounds": "time_bnds"}
     return ds
 

@@ -166,6 +166,17 @@ def open_dataset(path: str | os.PathLike) -> xr.Dataset:
         raise DataValidationError(path, f"cannot be read as netCDF ({type(exc).__name__}: {exc})") from exc
 
 
+def open_product(path: str | os.PathLike) -> xr.Dataset:
+    """Open the product (netCDF file or zarr directory) lazily: values are read when sliced."""
+    path = Path(path)
+    if not path.exists():
+        raise DataValidationError(path, "file does not exist")
+    try:
+        return xr.open_zarr(path, chunks=None) if path.suffix == PRODUCT_FORMATS["zarr"] else xr.open_dataset(path, engine="netcdf4")
+    except Exception as exc:  # the backends raise several types
+        raise DataValidationError(path, f"cannot be read as a product ({type(exc).__name__}: {exc})") from exc
+
+
 def validate_field(ds: xr.Dataset, variable: str, path: str | os.PathLike | None = None,
                    dims: Sequence[str] = ("time", "lat", "lon")) -> xr.DataArray:
     """Check a dataset holds ``variable`` on ascending lat/lon (and time) and return it."""

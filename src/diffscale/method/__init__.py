@@ -12,5 +12,6 @@
 * ``sampling``: teacher-forced and autoregressive ensembles, the sampler comparison
   (rules sample, sampler_benchmark); ``beyond``: the autoregressive run in resumable
   blocks (rules sample_beyond, gather_beyond); ``sampler_table``: their pooling (rule samplers_table);
-* ``product``: the continuous downscaled record (rule assemble).
+* ``product``: the continuous downscaled record (rule assemble); ``aggregates``: its monthly
+  and annual means and exceedance counts per member (rule aggregate). Both torch-free.
 """
