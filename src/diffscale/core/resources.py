@@ -56,25 +56,27 @@ class Footprint:
     s_per_unit: float
 
 
-# Fitted to the benchmark files of the demo (config/config.yaml, region west: 7.5 MB of
-# record) and of the same config over an 8 x 10 degree region (115.8 MB of record), on a
-# 2-core machine; README.md, "Resources", gives the figures and commands. The other rules
+# The data rules: fitted to the benchmark files of the demo (config/config.yaml, region
+# west: 7.5 MB of record) and of the same config over 4 x 5 and 8 x 10 degree regions
+# (29.3 and 115.8 MB), on a shared 2-core machine: memory through the points, time as the
+# slowest of them (the machine's load made times vary 2-3x); README.md, "Resources",
+# gives the figures and commands. The other rules
 # were measured on the demo only (a full demo run): their base is the demo's max_rss and
 # time, their growth per MB (2: the region's record once, plus one working copy) is an
 # assumption, and the rates of the GPU rules are CPU rates.
 FOOTPRINTS: dict[str, Footprint] = {
     "make_synthetic": Footprint(base_mb=150, mb_per_mb=0.55, base_s=10, s_per_unit=1.6),
-    "regrid": Footprint(base_mb=145, mb_per_mb=0.1, base_s=10, s_per_unit=0.2),
-    "regrid_fine_to_coarse": Footprint(base_mb=145, mb_per_mb=0.16, base_s=7, s_per_unit=0.15),
-    "split_region": Footprint(base_mb=150, mb_per_mb=0.5, base_s=13, s_per_unit=0.7),
-    "split": Footprint(base_mb=145, mb_per_mb=0.8, base_s=4, s_per_unit=0.05),
-    "domain": Footprint(base_mb=420, mb_per_mb=9.7, base_s=7, s_per_unit=2.0),
+    "regrid": Footprint(base_mb=145, mb_per_mb=0.1, base_s=10, s_per_unit=1.05),
+    "regrid_fine_to_coarse": Footprint(base_mb=147, mb_per_mb=0.16, base_s=7, s_per_unit=0.95),
+    "split_region": Footprint(base_mb=150, mb_per_mb=0.5, base_s=13, s_per_unit=2.4),
+    "split": Footprint(base_mb=145, mb_per_mb=0.8, base_s=4, s_per_unit=0.3),
+    "domain": Footprint(base_mb=420, mb_per_mb=9.7, base_s=7, s_per_unit=2.6),
     "pretrain_encoder": Footprint(base_mb=575, mb_per_mb=2.0, base_s=10, s_per_unit=0.4),
     "train_diffusion": Footprint(base_mb=475, mb_per_mb=2.0, base_s=10, s_per_unit=0.013),
-    "train_baseline": Footprint(base_mb=490, mb_per_mb=2.0, base_s=10, s_per_unit=0.16),
-    "sample": Footprint(base_mb=625, mb_per_mb=2.0, base_s=5, s_per_unit=18.0),
-    "sample_beyond": Footprint(base_mb=410, mb_per_mb=2.0, base_s=10, s_per_unit=24.0),
-    "sampler_benchmark": Footprint(base_mb=410, mb_per_mb=2.0, base_s=10, s_per_unit=9.0),
+    "train_baseline": Footprint(base_mb=495, mb_per_mb=2.0, base_s=10, s_per_unit=0.16),
+    "sample": Footprint(base_mb=625, mb_per_mb=2.0, base_s=5, s_per_unit=19.0),
+    "sample_beyond": Footprint(base_mb=415, mb_per_mb=2.0, base_s=10, s_per_unit=24.0),
+    "sampler_benchmark": Footprint(base_mb=415, mb_per_mb=2.0, base_s=10, s_per_unit=9.0),
     "gather_beyond": Footprint(base_mb=420, mb_per_mb=2.0, base_s=5, s_per_unit=0.6),
     "sample_bicubic": Footprint(base_mb=150, mb_per_mb=1.0, base_s=3, s_per_unit=0.1),
     "evaluate": Footprint(base_mb=355, mb_per_mb=2.0, base_s=20, s_per_unit=0.1),
