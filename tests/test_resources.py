@@ -128,14 +128,16 @@ def test_runtime_is_capped_and_floored():
 
 
 def test_larger_input_than_the_config_says_wins(tmp_path):
-    """Inputs on disk larger than the config's float32 estimate (float64 files, extra
-    variables) size the job; missing inputs (a dry run) leave the estimate."""
+    """An input file on disk larger than the config's float32 estimate (float64 files,
+    extra variables) sizes the job; the largest file counts, not the sum (the evaluation
+    rules read many files one after another); missing inputs (a dry run) leave the estimate."""
     big, small = tmp_path / "big.nc", tmp_path / "small.nc"
     big.write_bytes(b"\0" * (3 * rs.MB))
     small.write_bytes(b"\0" * (rs.MB // 2))
-    assert rs.input_mb([big, small]) == pytest.approx(3.5)
-    assert rs.input_mb([big, tmp_path / "not-yet.nc"]) is None
-    assert rs.held(2.0, rs.input_mb([big, small])) == pytest.approx(3.5)
+    assert rs.largest_input_mb([small, big]) == pytest.approx(3.0)
+    assert rs.largest_input_mb([big, tmp_path / "not-yet.nc"]) is None
+    assert rs.held(2.0, rs.largest_input_mb([big, small])) == pytest.approx(3.0)
+    assert rs.held(5.0, rs.largest_input_mb([big, small])) == 5.0
     assert rs.held(2.0, None) == 2.0
     assert rs.mem_mb("domain", 20000.0) > rs.mem_mb("domain", 2.0)
 

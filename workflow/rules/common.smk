@@ -264,10 +264,10 @@ def job_estimate(step: str, w) -> tuple[float, float]:
 
 
 def job_mem_mb(step: str):
-    """mem_mb of step's jobs, from the config's estimate or the input's size, grown per attempt."""
+    """mem_mb of step's jobs, from the config's estimate or its largest input, grown per attempt."""
     return lambda w, input, attempt: jobsize.mem_mb(
         step,
-        jobsize.held(job_estimate(step, w)[0], jobsize.input_mb(input)),
+        jobsize.held(job_estimate(step, w)[0], jobsize.largest_input_mb(input)),
         attempt,
     )
 

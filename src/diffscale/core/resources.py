@@ -7,8 +7,8 @@ that grows with what it holds or works through. Each rule has a :class:`Footprin
     runtime = SAFETY x (base_s  + s_per_unit x work) / 60     x (1 + RETRY_GROWTH x (attempt - 1))
 
 ``held_mb`` is the float32 size of the largest record the job holds, computed from the
-config (grid pixels, days, members), or the job's input size on disk where that is larger
-(inputs are zlib-compressed, so they are usually smaller; a larger input means data the
+config (grid pixels, days, members), or the job's largest input file where that is larger
+(inputs are zlib-compressed, so they are usually smaller; a larger one means data the
 config does not describe, such as float64 files). ``work`` is in the rule's own unit
 (:data:`WORK_UNITS`): MB of record for the data rules, samples seen for training,
 megapixel-evaluations of the denoiser for sampling. Without input files (a dry run) the
@@ -122,20 +122,24 @@ def _retry(attempt: int) -> float:
 
 
 def held(estimate_mb: float, input_mb: float | None) -> float:
-    """The larger of the config's estimate and the input's size on disk (None: not there yet)."""
+    """The larger of the config's estimate and the largest input on disk (None: not there yet)."""
     return max(estimate_mb, input_mb or 0.0)
 
 
-def input_mb(paths: Iterable[str | os.PathLike]) -> float | None:
-    """Total size of a job's input files in MB, as Snakemake's ``input.size_mb``; None while
-    any of them does not exist yet (a dry run, or a job whose inputs are still to be made)."""
-    total = 0
+def largest_input_mb(paths: Iterable[str | os.PathLike]) -> float | None:
+    """The largest of a job's input files in MB; None while any of them does not exist yet
+    (a dry run, or a job whose inputs are still to be made).
+
+    Not the total (Snakemake's ``input.size_mb``): the evaluation rules read many models'
+    files one after another, and a job holds at least one whole input, not all of them.
+    """
+    largest = 0
     for path in paths:
         try:
-            total += os.path.getsize(path)
+            largest = max(largest, os.path.getsize(path))
         except FileNotFoundError:
             return None
-    return total / MB
+    return largest / MB
 
 
 class Sizes:
