@@ -10,15 +10,16 @@ that grows with what it holds or works through. Each rule has a :class:`Footprin
 config (grid pixels, days, members), or the job's largest input file where that is larger
 (inputs are zlib-compressed, so they are usually smaller; a larger one means data the
 config does not describe, such as float64 files). ``work`` is in the rule's own unit
-(:data:`WORK_UNITS`): MB of record for the data rules, samples seen for training,
-megapixel-evaluations of the denoiser for sampling. Without input files (a dry run) the
+(:meth:`Sizes.estimate`): MB held for the data and evaluation rules, epochs x MB for
+pretrain_encoder, samples seen (steps x batch_size) for training, megapixel denoiser
+evaluations for sampling. Without input files (a dry run) the
 config's estimate alone is used, so ``snakemake -n`` prints real numbers.
 
 The coefficients come from the workflow's own ``benchmark:`` files (max_rss, s) of runs on
-a 2-core CPU machine; README.md, "Resources", lists them and the commands. Rates of the
-GPU rules are CPU rates, an upper bound for a GPU; their run time is capped at
-:data:`MAX_RUNTIME_MIN`, and training resumes from its checkpoint when a job that hit the
-cap is retried (``--retries``).
+a 2-core CPU machine; README.md, "Resources", lists them and the commands. The rates of
+the GPU rules are CPU rates of the demo's small networks (no GPU run has been measured);
+run time is capped at :data:`MAX_RUNTIME_MIN`, and training resumes from its checkpoint
+when a job that hit the cap is retried (``--retries``).
 """
 
 from __future__ import annotations
@@ -60,10 +61,10 @@ class Footprint:
 # west: 7.5 MB of record) and of the same config over 4 x 5 and 8 x 10 degree regions
 # (29.3 and 115.8 MB), on a shared 2-core machine: memory through the points, time as the
 # slowest of them (the machine's load made times vary 2-3x); README.md, "Resources",
-# gives the figures and commands. The other rules
-# were measured on the demo only (a full demo run): their base is the demo's max_rss and
-# time, their growth per MB (2: the region's record once, plus one working copy) is an
-# assumption, and the rates of the GPU rules are CPU rates.
+# gives the figures and commands. The other rules were measured on the demo only (a full
+# demo run): their base is the demo's max_rss and time, their growth per MB (2: the
+# region's record once, plus one working copy) is an assumption, and the rates of the GPU
+# rules are CPU rates.
 FOOTPRINTS: dict[str, Footprint] = {
     "make_synthetic": Footprint(base_mb=150, mb_per_mb=0.55, base_s=10, s_per_unit=1.6),
     "regrid": Footprint(base_mb=145, mb_per_mb=0.1, base_s=10, s_per_unit=1.05),
@@ -84,16 +85,6 @@ FOOTPRINTS: dict[str, Footprint] = {
     "assemble": Footprint(base_mb=240, mb_per_mb=2.0, base_s=5, s_per_unit=0.1),
 }
 
-WORK_UNITS = {
-    "pretrain_encoder": "epochs x MB of region record",
-    "train_diffusion": "training samples (steps x batch_size)",
-    "train_baseline": "training samples (steps x batch_size)",
-    "sample": "megapixel denoiser evaluations",
-    "sample_beyond": "megapixel denoiser evaluations",
-    "sampler_benchmark": "megapixel denoiser evaluations",
-}  # every other rule: MB of record held
-
-
 def mem_mb(rule: str, held_mb: float, attempt: int = 1) -> int:
     """Memory to ask for one job of ``rule`` holding ``held_mb`` MB of data, in MB."""
     f = _footprint(rule)
@@ -102,7 +93,7 @@ def mem_mb(rule: str, held_mb: float, attempt: int = 1) -> int:
 
 
 def runtime(rule: str, work: float, attempt: int = 1) -> int:
-    """Wall time to ask for one job of ``rule`` doing ``work`` units (WORK_UNITS), in minutes."""
+    """Wall time to ask for one job of ``rule`` doing ``work`` units (see :meth:`Sizes.estimate`), in minutes."""
     f = _footprint(rule)
     minutes = SAFETY * (f.base_s + f.s_per_unit * work) / 60.0 * _retry(attempt)
     return int(min(MAX_RUNTIME_MIN, max(MIN_RUNTIME_MIN, math.ceil(minutes))))
@@ -190,6 +181,9 @@ class Sizes:
                  train: Mapping | None = None) -> tuple[float, float]:
         """(held MB, work units) of one job of ``rule`` from the config alone.
 
+        Work is MB held for the data and evaluation rules, epochs x MB of record for
+        pretrain_encoder, samples seen (steps x batch_size) for training, and megapixel
+        denoiser evaluations (:meth:`denoiser_mpix`) for sampling.
         ``train``: the training settings (steps, batch_size) of train_baseline; train_diffusion
         takes the diffusion section's.
         """
