@@ -52,6 +52,8 @@ MEASURED = [
     ("evaluate", DEMO, "west", "JJA", 378.60, 20.68),
     ("plot_evaluation", DEMO, "west", "JJA", 239.72, 26.57),
     ("assemble", DEMO, "west", None, 263.61, 5.37),
+    # diffscale.method.aggregates.aggregate_file on that run's product under /usr/bin/time
+    ("aggregate", DEMO, "west", None, 211.8, 55.63),
 ]
 
 

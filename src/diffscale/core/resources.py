@@ -83,6 +83,7 @@ FOOTPRINTS: dict[str, Footprint] = {
     "evaluate": Footprint(base_mb=355, mb_per_mb=2.0, base_s=20, s_per_unit=0.1),
     "plot_evaluation": Footprint(base_mb=215, mb_per_mb=2.0, base_s=27, s_per_unit=0.1),
     "assemble": Footprint(base_mb=240, mb_per_mb=2.0, base_s=5, s_per_unit=0.1),
+    "aggregate": Footprint(base_mb=170, mb_per_mb=2.0, base_s=10, s_per_unit=2.1),
 }
 
 def mem_mb(rule: str, held_mb: float, attempt: int = 1) -> int:
@@ -200,6 +201,9 @@ class Sizes:
         if rule in ("train_diffusion", "train_baseline"):
             settings = train if train is not None else self.config["diffusion"]
             return record, float(settings["steps"] * settings["batch_size"])
+        if rule == "aggregate":  # the product: every saved member over the coarse period
+            mb = self.config["sampling"]["members_saved"] * record
+            return mb, mb
         if rule == "assemble":  # every season's beyond members, one season at a time
             mb = max(self.samples_mb(region, name) for name in self.config["seasons"])
             return record + mb, record + mb
