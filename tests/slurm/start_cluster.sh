@@ -11,10 +11,11 @@
 # here" (not root, packages missing, or a Slurm configuration this script did not write):
 # the pytest fixture turns that into a skip (a failure under CI=true).
 #
-# The node is a stand-in: it declares more CPUs and memory than the machine has
-# (SlurmdParameters=config_overrides) so that the workflow profile's paper-sized
-# requests are accepted; jobs still run on the real cores. Nothing is enforced
-# (proctrack/linuxproc, task/none), which is fine for a test of job submission.
+# The node is a stand-in: it declares more CPUs than the machine has and 22 GB of memory,
+# a small compute node (SlurmdParameters=config_overrides), so that the rules' memory
+# requests are checked against a real limit (test_slurm_resources.py); jobs still run
+# on the real cores. Nothing is enforced (proctrack/linuxproc, task/none), which is
+# fine for a test of job submission.
 set -euo pipefail
 PATH=$PATH:/usr/sbin:/sbin  # the daemons live in sbin, often not on a user's PATH
 
@@ -24,7 +25,7 @@ GRES=$CONF_DIR/gres.conf
 MARK="# written by diffscale tests/slurm/start_cluster.sh"
 NODE=$(hostname -s)
 CPUS=${DIFFSCALE_SLURM_CPUS:-32}
-MEM_MB=${DIFFSCALE_SLURM_MEM_MB:-512000}
+MEM_MB=${DIFFSCALE_SLURM_MEM_MB:-22000}
 GPUS=${DIFFSCALE_SLURM_GPUS:-4}
 SPOOL=/var/spool/diffscale-slurm
 LOGDIR=/var/log/slurm

@@ -1,11 +1,12 @@
 """The repository's profiles route GPU rules on a real Slurm, and multi-GPU
 train_diffusion runs as one task that starts torchrun.
 
-The profiles act by rule name, so this runs a small workflow whose rules carry the
-workflow's GPU rule names (plus one CPU rule) under the repository's own
-profiles/default and profiles/slurm, on the one-node test cluster. Its train_diffusion
-takes its GPU count from diffusion.gpus as the real rule does and launches a real
-torchrun (gloo on CPU: the stand-in GPUs have no devices) whose workers all-reduce.
+The workflow profile acts by rule name (threads), so this runs a small workflow whose
+rules carry the workflow's GPU rule names (plus one CPU rule) and, as the real rules do,
+ask `gpu` in their resources, under the repository's own profiles/default and
+profiles/slurm, on the one-node test cluster. Its train_diffusion takes its GPU count
+from diffusion.gpus as the real rule does and launches a real torchrun (gloo on CPU:
+the stand-in GPUs have no devices) whose workers all-reduce.
 This covers the GPU path independently of how far the model stages have landed; the
 workflow test (test_slurm_profile_run.py) checks the real GPU rules once they exist.
 """
@@ -30,6 +31,7 @@ rule all:
 
 rule pretrain_encoder:
     output: "out/pretrain_encoder.json"
+    resources: gpu=1
     shell: "{{PY}} probe.py {{output}}"
 
 use rule pretrain_encoder as train_baseline with:
@@ -41,8 +43,9 @@ use rule pretrain_encoder as sample with:
 use rule pretrain_encoder as sample_beyond with:
     output: "out/sample_beyond.json"
 
-use rule pretrain_encoder as cpu_step with:
+rule cpu_step:
     output: "out/cpu_step.json"
+    shell: "{{PY}} probe.py {{output}}"
 
 # As the workflow's rule: the GPU count is the config's, the job starts torchrun itself.
 rule train_diffusion:

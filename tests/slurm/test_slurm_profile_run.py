@@ -41,15 +41,21 @@ def _tail(text: str, n: int = 60) -> str:
 
 
 def test_profiles_ask_gpus_for_the_gpu_rules():
-    """The workflow profile gives the GPU rules a GPU (train_diffusion takes its count
-    from diffusion.gpus in its rule, so the profile must leave it alone), and the cluster
-    profile sends GPU jobs to a partition that has GPUs and others to one without."""
+    """The GPU rules ask for a GPU in their own resources (train_diffusion diffusion.gpus),
+    not through the workflow profile, whose set-resources a command-line --set-resources
+    would replace as a whole; the cluster profile sends GPU jobs to a partition that has
+    GPUs and others to one without."""
+    text = (REPO / "workflow/rules/model.smk").read_text()
+    for rule in GPU_RULES:
+        body = re.split(r"^rule ", text.split(f"\nrule {rule}:\n")[1], flags=re.M)[0]
+        resources = body.split("    resources:\n")[1].split("\n    params:")[0]
+        want = 'gpu=config["diffusion"]["gpus"]' if rule == "train_diffusion" else "gpu=1,"
+        assert want in resources, (rule, resources)
     default = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
-    for rule in ("pretrain_encoder", "train_baseline", "sample", "sample_beyond"):
-        assert default["set-resources"][rule]["gpu"] == 1, rule
-    assert "gpu" not in default["set-resources"].get("train_diffusion", {})
-    # Keys the workflow profile would silently take over from the cluster profile.
+    # Keys the workflow profile would silently take over from the cluster profile, or a
+    # command-line --set-resources would silently drop.
     assert "cores" not in default and "default-resources" not in default
+    assert "set-resources" not in default
 
     slurm = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     assert slurm["executor"] == "slurm"

@@ -6,6 +6,7 @@ import os
 
 from diffscale.core import io as dio
 from diffscale.core import registry
+from diffscale.core import resources as jobsize
 from diffscale.core.config import baseline_settings
 from diffscale.core.days import beyond_blocks
 from diffscale.core.grids import region_boxes
@@ -250,6 +251,33 @@ def evaluation_figure(kind: str, title: str):
         subcategory=title,
         labels={"region": "{region}", "season": "{season}"},
     )
+
+
+# ---- memory and run time of the jobs (diffscale.core.resources; README, "Resources")
+
+SIZES = jobsize.Sizes(config)
+
+
+def job_estimate(step: str, w) -> tuple[float, float]:
+    """(held MB, work units) of one job of step, from the config and its wildcards."""
+    extra = {}
+    if step == "train_baseline":
+        extra["train"] = baseline_settings(config["baselines"], config["diffusion"])
+    return SIZES.estimate(step, region=w.get("region"), season=w.get("season"), **extra)
+
+
+def job_mem_mb(step: str):
+    """mem_mb of step's jobs, from the config's estimate or its largest input, grown per attempt."""
+    return lambda w, input, attempt: jobsize.mem_mb(
+        step,
+        jobsize.held(job_estimate(step, w)[0], jobsize.largest_input_mb(input)),
+        attempt,
+    )
+
+
+def job_runtime(step: str):
+    """runtime (minutes) of step's jobs, grown per attempt."""
+    return lambda w, attempt: jobsize.runtime(step, job_estimate(step, w)[1], attempt)
 
 
 # ---- the final targets

@@ -15,6 +15,9 @@ if DATA["source"] == "synthetic":
             f"{BENCHMARKS}/make_synthetic/make_synthetic.tsv"
         conda:
             "../../envs/data.yaml"
+        resources:
+            mem_mb=job_mem_mb("make_synthetic"),
+            runtime=job_runtime("make_synthetic"),
         params:
             boxes=BOXES,
             margin=DATA["margin_deg"],

@@ -26,6 +26,9 @@ rule domain:
         f"{BENCHMARKS}/domain/{{region}}.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=job_mem_mb("domain"),
+        runtime=job_runtime("domain"),
     params:
         seasons=config["seasons"],
         log10=config["transform"]["log10"],

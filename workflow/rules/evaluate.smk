@@ -15,6 +15,9 @@ rule sample_bicubic:
         f"{BENCHMARKS}/sample_bicubic/{{region}}_{{season}}.tsv"
     conda:
         "../../envs/evaluate.yaml"
+    resources:
+        mem_mb=job_mem_mb("sample_bicubic"),
+        runtime=job_runtime("sample_bicubic"),
     params:
         variable=DATA["variable"],
         log10=config["transform"]["log10"],
@@ -35,6 +38,9 @@ rule evaluate:
         f"{BENCHMARKS}/evaluate/{{region}}_{{season}}.tsv"
     conda:
         "../../envs/evaluate.yaml"
+    resources:
+        mem_mb=job_mem_mb("evaluate"),
+        runtime=job_runtime("evaluate"),
     params:
         models=evaluated_models(),
         variable=DATA["variable"],
@@ -114,6 +120,9 @@ rule plot_evaluation:
         f"{BENCHMARKS}/plot_evaluation/{{region}}_{{season}}.tsv"
     conda:
         "../../envs/evaluate.yaml"
+    resources:
+        mem_mb=job_mem_mb("plot_evaluation"),
+        runtime=job_runtime("plot_evaluation"),
     params:
         models=evaluated_models(),
         variable=DATA["variable"],

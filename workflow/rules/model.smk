@@ -15,6 +15,10 @@ rule pretrain_encoder:
         f"{BENCHMARKS}/pretrain_encoder/{{region}}_{{season}}.tsv"
     conda:
         "../../envs/train.yaml"
+    resources:
+        mem_mb=job_mem_mb("pretrain_encoder"),
+        runtime=job_runtime("pretrain_encoder"),
+        gpu=1,
     params:
         encoder=config["encoder"],
         months=lambda w: config["seasons"][w.season],
@@ -43,7 +47,9 @@ rule train_diffusion:
     conda:
         "../../envs/train.yaml"
     resources:
-        gpu=config["diffusion"]["gpus"],  # the count is config; profiles/default sizes the rest
+        mem_mb=job_mem_mb("train_diffusion"),
+        runtime=job_runtime("train_diffusion"),
+        gpu=config["diffusion"]["gpus"],  # torchrun + DDP when > 1
     params:
         encoder=config["encoder"],
         diffusion=config["diffusion"],
@@ -70,6 +76,10 @@ rule train_baseline:
         model="|".join(registry.of_family("regressor")),
     conda:
         "../../envs/train.yaml"
+    resources:
+        mem_mb=job_mem_mb("train_baseline"),
+        runtime=job_runtime("train_baseline"),
+        gpu=1,
     params:
         encoder=config["encoder"],
         baselines=lambda w: baseline_settings(config["baselines"], config["diffusion"]),
@@ -96,6 +106,10 @@ rule sample:
         model=SAMPLED_MODELS,
     conda:
         "../../envs/train.yaml"
+    resources:
+        mem_mb=job_mem_mb("sample"),
+        runtime=job_runtime("sample"),
+        gpu=1,
     params:
         sampling=config["sampling"],
         variable=DATA["variable"],
@@ -121,6 +135,10 @@ rule sample_beyond:
         block=r"\d{4}(-\d{2}-\d{2})?",
     conda:
         "../../envs/train.yaml"
+    resources:
+        mem_mb=job_mem_mb("sample_beyond"),
+        runtime=job_runtime("sample_beyond"),
+        gpu=1,
     params:
         sampling=config["sampling"],
         coarse_period=DATA["coarse_period"],
@@ -145,6 +163,9 @@ rule gather_beyond:
         model=SAMPLED_MODELS,
     conda:
         "../../envs/train.yaml"
+    resources:
+        mem_mb=job_mem_mb("gather_beyond"),
+        runtime=job_runtime("gather_beyond"),
     params:
         sampling=config["sampling"],
         transform=config["transform"],
@@ -165,6 +186,9 @@ rule sampler_benchmark:
         f"{BENCHMARKS}/sampler_benchmark/{{region}}_{{season}}.tsv"
     conda:
         "../../envs/train.yaml"
+    resources:
+        mem_mb=job_mem_mb("sampler_benchmark"),
+        runtime=job_runtime("sampler_benchmark"),
     params:
         sampling=config["sampling"],
         transform=config["transform"],
@@ -215,6 +239,9 @@ rule assemble:
         f"{BENCHMARKS}/assemble/{{region}}.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=job_mem_mb("assemble"),
+        runtime=job_runtime("assemble"),
     params:
         seasons=config["seasons"],
         variable=DATA["variable"],

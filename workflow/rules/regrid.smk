@@ -16,6 +16,9 @@ rule regrid:
         f"{BENCHMARKS}/regrid/{{region}}.tsv"
     conda:
         "../../envs/regrid.yaml"
+    resources:
+        mem_mb=job_mem_mb("regrid"),
+        runtime=job_runtime("regrid"),
     params:
         box=lambda w: BOXES[w.region],
         method=config["regrid"]["coarse_to_fine"],
@@ -39,6 +42,9 @@ rule regrid_fine_to_coarse:
         f"{BENCHMARKS}/regrid_fine_to_coarse/{{region}}.tsv"
     conda:
         "../../envs/regrid.yaml"
+    resources:
+        mem_mb=job_mem_mb("regrid_fine_to_coarse"),
+        runtime=job_runtime("regrid_fine_to_coarse"),
     params:
         box=lambda w: BOXES[w.region],
         method=config["regrid"]["fine_to_coarse"],

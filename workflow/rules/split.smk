@@ -16,6 +16,9 @@ rule split_region:
         f"{BENCHMARKS}/split_region/{{region}}.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=job_mem_mb("split_region"),
+        runtime=job_runtime("split_region"),
     params:
         box=lambda w: BOXES[w.region],
         variable=DATA["variable"],
@@ -39,6 +42,9 @@ rule split:
         f"{BENCHMARKS}/split/{{region}}_{{season}}.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=job_mem_mb("split"),
+        runtime=job_runtime("split"),
     params:
         months=lambda w: config["seasons"][w.season],
         fine_period=DATA["fine_period"],

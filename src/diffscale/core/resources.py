@@ -1,0 +1,230 @@
+"""Memory and run time of each rule's job, from the config's sizes and the job's input.
+
+A job needs a fixed part (the interpreter, numpy/xarray or torch, a model) and a part
+that grows with what it holds or works through. Each rule has a :class:`Footprint`:
+
+    mem_mb  = SAFETY x (base_mb + mb_per_mb x held_mb)        x (1 + RETRY_GROWTH x (attempt - 1))
+    runtime = SAFETY x (base_s  + s_per_unit x work) / 60     x (1 + RETRY_GROWTH x (attempt - 1))
+
+``held_mb`` is the float32 size of the largest record the job holds, computed from the
+config (grid pixels, days, members), or the job's largest input file where that is larger
+(inputs are zlib-compressed, so they are usually smaller; a larger one means data the
+config does not describe, such as float64 files). ``work`` is in the rule's own unit
+(:meth:`Sizes.estimate`): MB held for the data and evaluation rules, epochs x MB for
+pretrain_encoder, samples seen (steps x batch_size) for training, megapixel denoiser
+evaluations for sampling. Without input files (a dry run) the
+config's estimate alone is used, so ``snakemake -n`` prints real numbers.
+
+The coefficients come from the workflow's own ``benchmark:`` files (max_rss, s) of runs on
+a 2-core CPU machine; README.md, "Resources", lists them and the commands. The rates of
+the GPU rules are CPU rates of the demo's small networks (no GPU run has been measured);
+run time is capped at :data:`MAX_RUNTIME_MIN`, and training resumes from its checkpoint
+when a job that hit the cap is retried (``--retries``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from diffscale.core.grids import Box, g5nr_grid
+
+MB = 2**20
+FLOAT32 = 4
+# Headroom over the measured figures: the benchmarks sample RSS once a second, and real
+# data compress and spread differently from the twin's.
+SAFETY = 1.5
+# Each retry (snakemake --retries N) asks this much more of the first attempt's request:
+# attempt 2 asks 1.5x, attempt 3 2x, so a job killed for memory or time gets room.
+RETRY_GROWTH = 0.5
+MIN_MEM_MB = 1000
+MIN_RUNTIME_MIN = 10
+# The longest job asked for (3 days); longer training jobs resume from their checkpoint on retry.
+MAX_RUNTIME_MIN = 3 * 24 * 60
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What one job of a rule costs: fixed parts and the growth per MB held / unit of work."""
+
+    base_mb: float
+    mb_per_mb: float
+    base_s: float
+    s_per_unit: float
+
+
+# The data rules: fitted to the benchmark files of the demo (config/config.yaml, region
+# west: 7.5 MB of record) and of the same config over 4 x 5 and 8 x 10 degree regions
+# (29.3 and 115.8 MB), on a shared 2-core machine: memory through the points, time as the
+# slowest of them (the machine's load made times vary 2-3x); README.md, "Resources",
+# gives the figures and commands. The other rules were measured on the demo only (a full
+# demo run): their base is the demo's max_rss and time, their growth per MB (2: the
+# region's record once, plus one working copy) is an assumption, and the rates of the GPU
+# rules are CPU rates.
+FOOTPRINTS: dict[str, Footprint] = {
+    "make_synthetic": Footprint(base_mb=150, mb_per_mb=0.55, base_s=10, s_per_unit=1.6),
+    "regrid": Footprint(base_mb=145, mb_per_mb=0.1, base_s=10, s_per_unit=1.05),
+    "regrid_fine_to_coarse": Footprint(base_mb=147, mb_per_mb=0.16, base_s=7, s_per_unit=0.95),
+    "split_region": Footprint(base_mb=150, mb_per_mb=0.5, base_s=13, s_per_unit=2.4),
+    "split": Footprint(base_mb=145, mb_per_mb=0.8, base_s=4, s_per_unit=0.3),
+    "domain": Footprint(base_mb=420, mb_per_mb=9.7, base_s=7, s_per_unit=2.6),
+    "pretrain_encoder": Footprint(base_mb=575, mb_per_mb=2.0, base_s=10, s_per_unit=0.4),
+    "train_diffusion": Footprint(base_mb=475, mb_per_mb=2.0, base_s=10, s_per_unit=0.013),
+    "train_baseline": Footprint(base_mb=495, mb_per_mb=2.0, base_s=10, s_per_unit=0.16),
+    "sample": Footprint(base_mb=625, mb_per_mb=2.0, base_s=5, s_per_unit=19.0),
+    "sample_beyond": Footprint(base_mb=415, mb_per_mb=2.0, base_s=10, s_per_unit=24.0),
+    "sampler_benchmark": Footprint(base_mb=415, mb_per_mb=2.0, base_s=10, s_per_unit=9.0),
+    "gather_beyond": Footprint(base_mb=420, mb_per_mb=2.0, base_s=5, s_per_unit=0.6),
+    "sample_bicubic": Footprint(base_mb=150, mb_per_mb=1.0, base_s=3, s_per_unit=0.1),
+    "evaluate": Footprint(base_mb=355, mb_per_mb=2.0, base_s=20, s_per_unit=0.1),
+    "plot_evaluation": Footprint(base_mb=215, mb_per_mb=2.0, base_s=27, s_per_unit=0.1),
+    "assemble": Footprint(base_mb=240, mb_per_mb=2.0, base_s=5, s_per_unit=0.1),
+    "aggregate": Footprint(base_mb=170, mb_per_mb=2.0, base_s=10, s_per_unit=2.1),
+}
+
+def mem_mb(rule: str, held_mb: float, attempt: int = 1) -> int:
+    """Memory to ask for one job of ``rule`` holding ``held_mb`` MB of data, in MB."""
+    f = _footprint(rule)
+    need = SAFETY * (f.base_mb + f.mb_per_mb * held_mb) * _retry(attempt)
+    return max(MIN_MEM_MB, int(math.ceil(need / 100.0)) * 100)
+
+
+def runtime(rule: str, work: float, attempt: int = 1) -> int:
+    """Wall time to ask for one job of ``rule`` doing ``work`` units (see :meth:`Sizes.estimate`), in minutes."""
+    f = _footprint(rule)
+    minutes = SAFETY * (f.base_s + f.s_per_unit * work) / 60.0 * _retry(attempt)
+    return int(min(MAX_RUNTIME_MIN, max(MIN_RUNTIME_MIN, math.ceil(minutes))))
+
+
+def _footprint(rule: str) -> Footprint:
+    try:
+        return FOOTPRINTS[rule]
+    except KeyError:
+        raise KeyError(f"no resource footprint for rule {rule!r}; known: {sorted(FOOTPRINTS)}") from None
+
+
+def _retry(attempt: int) -> float:
+    if attempt < 1:
+        raise ValueError(f"attempt must be >= 1, got {attempt}")
+    return 1.0 + RETRY_GROWTH * (attempt - 1)
+
+
+def held(estimate_mb: float, input_mb: float | None) -> float:
+    """The larger of the config's estimate and the largest input on disk (None: not there yet)."""
+    return max(estimate_mb, input_mb or 0.0)
+
+
+def largest_input_mb(paths: Iterable[str | os.PathLike]) -> float | None:
+    """The largest of a job's input files in MB; None while any of them does not exist yet
+    (a dry run, or a job whose inputs are still to be made).
+
+    Not the total (Snakemake's ``input.size_mb``): the evaluation rules read many models'
+    files one after another, and a job holds at least one whole input, not all of them.
+    """
+    largest = 0
+    for path in paths:
+        try:
+            largest = max(largest, os.path.getsize(path))
+        except FileNotFoundError:
+            return None
+    return largest / MB
+
+
+class Sizes:
+    """The sizes the config implies: pixels, days, members; everything in MB of float32."""
+
+    def __init__(self, config: Mapping) -> None:
+        self.config = config
+        data = config["data"]
+        self.coarse_days = _days(data["coarse_period"])
+        self.fine_days = _days(data["fine_period"])
+        self._boxes = {name: Box.from_config(b) for name, b in config["regions"].items()}
+
+    def pixels(self, region: str) -> int:
+        ny, nx = g5nr_grid(self._boxes[region]).shape
+        return ny * nx
+
+    def record_mb(self, region: str) -> float:
+        """The region's coarse record on its fine grid (the largest array of its data rules)."""
+        return self.pixels(region) * self.coarse_days * FLOAT32 / MB
+
+    def raw_mb(self) -> float:
+        """The twin's fine record over every region (with the margin) and the coarse period."""
+        margin = self.config["data"]["margin_deg"]
+        box = Box.union([b.padded(margin) for b in self._boxes.values()])
+        ny, nx = g5nr_grid(box).shape
+        return ny * nx * self.coarse_days * FLOAT32 / MB
+
+    def season_fraction(self, season: str) -> float:
+        return len(self.config["seasons"][season]) / 12.0
+
+    def samples_mb(self, region: str, season: str) -> float:
+        """One model's saved members over the season's days of the coarse record."""
+        return self.config["sampling"]["members_saved"] * self.record_mb(region) * self.season_fraction(season)
+
+    def block_days(self, season: str) -> float:
+        """Days of one beyond block (sampling.block: 'year' or a number of days) in the season."""
+        block = self.config["sampling"]["block"]
+        span = 365.25 if block == "year" else float(block)
+        return min(self.coarse_days, span) * self.season_fraction(season)
+
+    def denoiser_mpix(self, region: str, days: float, members: int, steps: int) -> float:
+        """Megapixel denoiser evaluations: every pixel of every member, day and solver step, as
+        often as the tiles overlap (sampling.overlap 0.75: a stride of a quarter tile, 16 times)."""
+        coverage = 1.0 / (1.0 - self.config["sampling"]["overlap"]) ** 2
+        return self.pixels(region) * days * members * steps * coverage / 1e6
+
+    def estimate(self, rule: str, region: str | None = None, season: str | None = None,
+                 train: Mapping | None = None) -> tuple[float, float]:
+        """(held MB, work units) of one job of ``rule`` from the config alone.
+
+        Work is MB held for the data and evaluation rules, epochs x MB of record for
+        pretrain_encoder, samples seen (steps x batch_size) for training, and megapixel
+        denoiser evaluations (:meth:`denoiser_mpix`) for sampling.
+        ``train``: the training settings (steps, batch_size) of train_baseline; train_diffusion
+        takes the diffusion section's.
+        """
+        s = self.config["sampling"]
+        if rule == "make_synthetic":
+            return self.raw_mb(), self.raw_mb()
+        if region is None:
+            raise ValueError(f"rule {rule!r} is sized per region: give region")
+        record = self.record_mb(region)
+        if rule in ("regrid", "regrid_fine_to_coarse", "split_region", "split", "domain", "sample_bicubic"):
+            return record, record
+        if rule == "pretrain_encoder":
+            return record, self.config["encoder"]["epochs"] * record
+        if rule in ("train_diffusion", "train_baseline"):
+            settings = train if train is not None else self.config["diffusion"]
+            return record, float(settings["steps"] * settings["batch_size"])
+        if rule == "aggregate":  # the product: every saved member over the coarse period
+            mb = self.config["sampling"]["members_saved"] * record
+            return mb, mb
+        if rule == "assemble":  # every season's beyond members, one season at a time
+            mb = max(self.samples_mb(region, name) for name in self.config["seasons"])
+            return record + mb, record + mb
+        if season is None:
+            raise ValueError(f"rule {rule!r} is sized per region and season: give season")
+        if rule == "sample":
+            days = self.fine_days * self.season_fraction(season) * self.config["split"]["test_fraction"]
+            mb = self.pixels(region) * days * s["members"] * FLOAT32 / MB
+            return record + mb, self.denoiser_mpix(region, days, s["members"], s["steps"])
+        if rule == "sample_beyond":
+            days = self.block_days(season)
+            mb = self.pixels(region) * days * s["beyond_members"] * FLOAT32 / MB
+            return record + mb, self.denoiser_mpix(region, days, s["beyond_members"], s["steps"])
+        if rule == "sampler_benchmark":
+            return record, self.denoiser_mpix(region, s["benchmark_days"], s["benchmark_members"],
+                                              s["steps"] + s["ddpm_steps"])
+        if rule in ("gather_beyond", "evaluate", "plot_evaluation"):  # one model's members at a time
+            mb = self.samples_mb(region, season)
+            return record + mb, record + mb
+        raise KeyError(f"no size estimate for rule {rule!r}; known: {sorted(FOOTPRINTS)}")
+
+
+def _days(period: Sequence[str]) -> int:
+    return len(pd.date_range(period[0], period[1], freq="D"))

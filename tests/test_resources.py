@@ -1,0 +1,151 @@
+"""Memory and run time requests (diffscale.core.resources): they cover what the rules
+were measured to use, grow with the config's sizes and with each retry, and fit a 22 GB
+node for the demo."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import ROOT
+from diffscale.core import resources as rs
+from diffscale.core.config import baseline_settings, load_config
+
+DEMO = load_config(ROOT / "config/config.yaml")
+PAPER = load_config(ROOT / "config/paper.yaml")
+
+# (rule, config, region, season, max_rss MB, s) from the rules' benchmark files: the demo
+# (config/config.yaml, region west; the data rules run alone, the rest from a full demo
+# run) and the same config over a 4 x 5 and an 8 x 10 degree region (5265 and 20769 fine
+# pixels);
+# README.md, "Resources", gives the commands.
+MID = dict(DEMO, regions={"mid": {"lat": [30.0, 34.0], "lon": [62.0, 67.0]}})
+BIG = dict(DEMO, regions={"big": {"lat": [28.0, 36.0], "lon": [60.0, 70.0]}})
+MEASURED = [
+    ("make_synthetic", DEMO, "west", None, 161.94, 20.28),
+    ("regrid", DEMO, "west", None, 142.81, 11.70),
+    ("regrid_fine_to_coarse", DEMO, "west", None, 144.92, 7.56),
+    ("split_region", DEMO, "west", None, 153.46, 18.32),
+    ("split", DEMO, "west", "DJF", 148.73, 3.81),
+    ("domain", DEMO, "west", None, 490.85, 22.00),  # the full demo run; 482.85 alone
+    ("make_synthetic", MID, "mid", None, 183.05, 106.64),
+    ("regrid", MID, "mid", None, 147.79, 39.98),
+    ("regrid_fine_to_coarse", MID, "mid", None, 150.92, 34.11),
+    ("split_region", MID, "mid", None, 162.48, 82.27),
+    ("split", MID, "mid", "DJF", 167.54, 11.98),
+    ("domain", MID, "mid", None, 605.45, 82.17),
+    ("make_synthetic", BIG, "big", None, 242.73, 271.79),
+    ("regrid", BIG, "big", None, 153.25, 30.41),
+    ("regrid_fine_to_coarse", BIG, "big", None, 161.51, 21.65),
+    ("split_region", BIG, "big", None, 206.27, 91.04),
+    ("split", BIG, "big", "DJF", 233.38, 7.03),
+    ("domain", BIG, "big", None, 1523.37, 236.55),
+    ("pretrain_encoder", DEMO, "west", "JJA", 588.69, 15.94),
+    ("train_diffusion", DEMO, "west", "JJA", 487.76, 71.89),
+    ("train_baseline", DEMO, "west", "DJF", 505.75, 762.08),
+    ("sample", DEMO, "west", "DJF", 642.69, 41.74),
+    ("sample_beyond", DEMO, "west", "DJF", 449.64, 357.99),
+    ("sampler_benchmark", DEMO, "west", "DJF", 426.00, 23.91),
+    ("gather_beyond", DEMO, "west", "DJF", 443.41, 12.67),
+    ("sample_bicubic", DEMO, "west", "DJF", 153.91, 3.00),
+    ("evaluate", DEMO, "west", "JJA", 378.60, 20.68),
+    ("plot_evaluation", DEMO, "west", "JJA", 239.72, 26.57),
+    ("assemble", DEMO, "west", None, 263.61, 5.37),
+    # diffscale.method.aggregates.aggregate_file on that run's product under /usr/bin/time
+    ("aggregate", DEMO, "west", None, 211.8, 55.63),
+]
+
+
+def request(rule: str, config: dict, region: str | None, season: str | None, attempt: int = 1) -> tuple[int, int]:
+    sizes = rs.Sizes(config)
+    train = baseline_settings(config["baselines"], config["diffusion"]) if rule == "train_baseline" else None
+    held, work = sizes.estimate(rule, region, season, train=train)
+    return rs.mem_mb(rule, held, attempt), rs.runtime(rule, work, attempt)
+
+
+@pytest.mark.parametrize("rule,config,region,season,rss,seconds", MEASURED,
+                         ids=[f"{m[0]}-{m[2]}" for m in MEASURED])
+def test_requests_cover_the_measured_use(rule, config, region, season, rss, seconds):
+    """The footprint alone (before the safety factor and the floors) covers the measurement."""
+    sizes = rs.Sizes(config)
+    train = baseline_settings(config["baselines"], config["diffusion"]) if rule == "train_baseline" else None
+    held, work = sizes.estimate(rule, region, season, train=train)
+    f = rs.FOOTPRINTS[rule]
+    assert f.base_mb + f.mb_per_mb * held >= rss, (rule, held, rss)
+    assert f.base_s + f.s_per_unit * work >= seconds, (rule, work, seconds)
+    mem, minutes = request(rule, config, region, season)
+    assert mem >= rs.SAFETY * rss and minutes * 60 >= rs.SAFETY * seconds
+
+
+def test_every_benchmarked_rule_asks_through_its_own_footprint():
+    """Each rule with a benchmark: file asks mem_mb and runtime with its own name (a copied
+    resources: block naming another rule would size it wrongly), and has a footprint."""
+    text = "\n".join(p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk"))
+    blocks = re.split(r"^\s*rule (\w+):\n", text, flags=re.M)[1:]
+    benchmarked = 0
+    for name, body in zip(blocks[::2], blocks[1::2]):
+        body = re.split(r"^\s*(?:rule|use rule|if) ", body, flags=re.M)[0]
+        if "benchmark:" not in body:
+            continue
+        benchmarked += 1
+        assert f'mem_mb=job_mem_mb("{name}")' in body, name
+        assert f'runtime=job_runtime("{name}")' in body, name
+        assert name in rs.FOOTPRINTS, name
+    assert benchmarked >= 15
+
+
+def test_demo_asks_little_and_fits_a_22_gb_node():
+    for rule in rs.FOOTPRINTS:
+        mem, minutes = request(rule, DEMO, "west", "DJF", attempt=3)
+        assert mem <= 4000, (rule, mem)  # even the third attempt
+        assert minutes <= 120, (rule, minutes)
+
+
+def test_paper_asks_more_than_the_demo_and_what_its_records_need():
+    for rule in rs.FOOTPRINTS:
+        demo_mem, demo_min = request(rule, DEMO, "west", "DJF")
+        paper_mem, paper_min = request(rule, PAPER, "area1", "DJF")
+        assert paper_mem > demo_mem and paper_min >= demo_min, (rule, demo_mem, paper_mem)
+    # domain holds area1's coarse record on the fine grid: 154224 pixels x 9132 days of float32
+    record = 154224 * 9132 * 4 / rs.MB
+    assert rs.Sizes(PAPER).record_mb("area1") == pytest.approx(record)
+    assert request("domain", PAPER, "area1", None)[0] >= record
+    # area0 is half area1's size: it asks less
+    assert request("domain", PAPER, "area0", None)[0] < request("domain", PAPER, "area1", None)[0]
+
+
+def test_each_retry_asks_more():
+    held, work = rs.Sizes(PAPER).estimate("split_region", "area1")
+    first, second, third = (rs.mem_mb("split_region", held, a) for a in (1, 2, 3))
+    assert second == pytest.approx(1.5 * first, rel=0.01) and third == pytest.approx(2 * first, rel=0.01)
+    assert rs.runtime("split_region", work, 2) > rs.runtime("split_region", work, 1)
+    with pytest.raises(ValueError, match="attempt"):
+        rs.mem_mb("split_region", held, 0)
+
+
+def test_runtime_is_capped_and_floored():
+    assert rs.runtime("train_baseline", 1e12) == rs.MAX_RUNTIME_MIN
+    assert rs.runtime("split", 0.0) == rs.MIN_RUNTIME_MIN
+
+
+def test_larger_input_than_the_config_says_wins(tmp_path):
+    """An input file on disk larger than the config's float32 estimate (float64 files,
+    extra variables) sizes the job; the largest file counts, not the sum (the evaluation
+    rules read many files one after another); missing inputs (a dry run) leave the estimate."""
+    big, small = tmp_path / "big.nc", tmp_path / "small.nc"
+    big.write_bytes(b"\0" * (3 * rs.MB))
+    small.write_bytes(b"\0" * (rs.MB // 2))
+    assert rs.largest_input_mb([small, big]) == pytest.approx(3.0)
+    assert rs.largest_input_mb([big, tmp_path / "not-yet.nc"]) is None
+    assert rs.held(2.0, rs.largest_input_mb([big, small])) == pytest.approx(3.0)
+    assert rs.held(5.0, rs.largest_input_mb([big, small])) == 5.0
+    assert rs.held(2.0, None) == 2.0
+    assert rs.mem_mb("domain", 20000.0) > rs.mem_mb("domain", 2.0)
+
+
+def test_unknown_rules_and_missing_wildcards_are_named():
+    with pytest.raises(KeyError, match="no_such_rule"):
+        rs.mem_mb("no_such_rule", 1.0)
+    with pytest.raises(ValueError, match="evaluate.*season"):
+        rs.Sizes(DEMO).estimate("evaluate", "west")
