@@ -14,6 +14,9 @@ rule aggregate:
         period="|".join(AGGREGATE_PERIODS),
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=job_mem_mb("aggregate"),
+        runtime=job_runtime("aggregate"),
     params:
         variable=DATA["variable"],
         thresholds=config["product"]["thresholds"],
