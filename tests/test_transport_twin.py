@@ -107,14 +107,14 @@ def test_the_ceiling_lies_between_bicubic_and_the_oracle(transport):
     assert scores.bicubic_r2 < scores.ceiling_r2 < scores.oracle_r2
 
 
-def test_without_gustiness_the_ceiling_is_the_oracle():
+def test_without_gustiness_the_prior_is_the_oracle():
     # The gustiness is the only part of the plume the large-scale state does not fix.
     gen = TransportTwin([BOX], 0.5, TransportParameters(gust=RandomField(0.0, 0.1)))
     for month in gen.months("2000-01-01", "2000-01-10"):
-        np.testing.assert_allclose(month.ceiling, month.oracle, rtol=1e-12)
+        np.testing.assert_allclose(month.prior, month.oracle, rtol=1e-12)
     gusty = TransportTwin([BOX], 0.5, TransportParameters())
     month = next(gusty.months("2000-01-01", "2000-01-10"))
-    assert np.abs(month.ceiling - month.oracle).max() > 0.05
+    assert np.abs(month.prior - month.oracle).max() > 0.05
 
 
 def test_emission_follows_the_static_sources_and_the_wind():

@@ -9,7 +9,8 @@ Two kinds (``data.synthetic.kind``), each with its equations in its module:
 
 What they share (the background, the noise, the coarse record as the area mean plus bias
 and noise) is in :mod:`.base`; writing the records, their reference scores and regenerating
-the references (oracle and coarse-information ceiling) from twin.json in :mod:`.records`.
+the references (oracle and coarse-information ceiling) from twin.json in :mod:`.records`; the
+ceiling's update from the coarse cells in :mod:`.ceiling`.
 """
 
 from diffscale.data.sources.synthetic.ar1 import Ar1Twin, TwinParameters

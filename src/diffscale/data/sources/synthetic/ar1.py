@@ -12,14 +12,15 @@ In log10 space (``background`` and ``noise`` as in :mod:`.base`):
 northward) with a Fourier phase ramp. The anomaly is independent of everything the coarse
 record shows, so yesterday's fine field predicts it and the coarse history does not.
 
-Ceiling (what the coarse record and the static fields allow):
+Prior (what the large-scale state and the static fields fix):
 
-    ceiling(t) = background(t) + static
+    prior(t) = background(t) + static
 
 It conditions on the background (mean, seasonal cycle and large-scale modes, which the
 coarse grid resolves; taken exactly, so the coarse record's own bias and noise do not
 lower it) and on the elevation; the anomaly and the noise are at their conditional mean
-given these, zero in log10, because they are independent of them.
+given these, zero in log10, because they are independent of them. The coarse-information
+ceiling adds what the coarse cells show of the anomaly (:mod:`.ceiling`).
 """
 
 from __future__ import annotations

@@ -23,10 +23,9 @@ log10 space, so the two records differ the way MERRA-2 and G5NR do:
 
     coarse(t) = log10(area_mean(10 ** fine(t))) + coarse_bias + coarse_noise * eps
 
-Each kind also gives its coarse-information ceiling: the field its own equations predict
-from what the coarse record shows (the large-scale state) and the static fields, with the
-parts the coarse record cannot show at their conditional mean. It lies between the
-coarse field interpolated and the oracle.
+Each kind also gives its *prior*: the field its own equations predict from the large-scale
+state and the static fields, with every part the large scale does not fix at its
+conditional mean. :mod:`.ceiling` adds what the coarse record's cells show beyond it.
 """
 
 from __future__ import annotations
@@ -77,13 +76,17 @@ class CommonParameters:
 
 
 class TwinMonth(NamedTuple):
-    """One month of a twin, all log10: fine, oracle and ceiling (T, ny, nx); coarse (T, cy, cx)."""
+    """One month of a twin, all log10: fine, oracle, prior and ceiling (T, ny, nx); coarse (T, cy, cx).
+
+    The generator leaves ``ceiling`` empty; :class:`.ceiling.CoarseCeiling` fills it in.
+    """
 
     days: pd.DatetimeIndex
     fine: np.ndarray
     coarse: np.ndarray
     oracle: np.ndarray
-    ceiling: np.ndarray
+    prior: np.ndarray
+    ceiling: np.ndarray | None = None
 
 
 class Gaussian:
@@ -131,7 +134,7 @@ class TwinGenerator:
 
     A kind subclasses it: ``__init__`` draws its static fields and initial state after the
     shared ones (the order of the draws is the data), and :meth:`fine_day` advances its
-    state by one day and returns that day's oracle and ceiling.
+    state by one day and returns that day's oracle and prior.
     """
 
     def __init__(self, boxes: list[Box], margin: float, params: CommonParameters):
@@ -155,7 +158,7 @@ class TwinGenerator:
 
     def fine_day(self, day_index: int, background: np.ndarray, seasonal: float) -> tuple[np.ndarray, np.ndarray]:
         """Advance the kind's state to day ``day_index`` (0: the first day) and return its
-        (oracle, ceiling) in log10, given the day's background and seasonal term."""
+        (oracle, prior) in log10, given the day's background and seasonal term."""
         raise NotImplementedError
 
     def months(self, start: str, end: str) -> Iterator[TwinMonth]:
@@ -165,20 +168,20 @@ class TwinGenerator:
         rho_l = p.large_scale.rho
         for _, month_days in pd.Series(days, index=days).groupby([days.year, days.month]):
             month_days = pd.DatetimeIndex(month_days.values)
-            fine, oracle, ceiling = [], [], []
+            fine, oracle, prior = [], [], []
             for day in month_days:
                 i = (day - days[0]).days
                 if i > 0:
                     self.mode_amp = rho_l * self.mode_amp + np.sqrt(1 - rho_l**2) * self.rng.standard_normal(self.mode_amp.size)
                 seasonal = p.seasonal_amplitude * np.cos(2 * np.pi * (day.day_of_year - p.seasonal_peak_doy) / 365.25)
                 large = p.large_scale.std * np.tensordot(self.mode_amp, self.modes, axes=1)
-                known, best = self.fine_day(i, p.mean + seasonal + large, seasonal)
+                known, expected = self.fine_day(i, p.mean + seasonal + large, seasonal)
                 oracle.append(known)
-                ceiling.append(best)
+                prior.append(expected)
                 fine.append(known + p.noise.std * self.noise_field.draw(self.rng))
             fine_a = np.stack(fine)
             coarse = self.coarse(fine_a)
-            yield TwinMonth(month_days, fine_a, coarse, np.stack(oracle), np.stack(ceiling))
+            yield TwinMonth(month_days, fine_a, coarse, np.stack(oracle), np.stack(prior))
 
     def area_mean(self, log10_fine: np.ndarray) -> np.ndarray:
         """log10 of the area-weighted mean of the physical field over each coarse cell."""

@@ -10,6 +10,7 @@ the third what it could reach if it knew the unknowable.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,7 +20,8 @@ import pandas as pd
 from diffscale.core import cf, grids, io
 from diffscale.core.grids import Box, Grid
 from diffscale.data.sources.synthetic.ar1 import Ar1Twin, TwinParameters
-from diffscale.data.sources.synthetic.base import CommonParameters, TwinGenerator
+from diffscale.data.sources.synthetic.base import CommonParameters, TwinGenerator, TwinMonth
+from diffscale.data.sources.synthetic.ceiling import CoarseCeiling
 from diffscale.data.sources.synthetic.transport import TransportParameters, TransportTwin
 
 KINDS: dict[str, tuple[type[CommonParameters], type[TwinGenerator]]] = {
@@ -53,12 +55,20 @@ def twin_generator(boxes: list[Box], margin: float, params: CommonParameters) ->
     return KINDS[params.kind][1](boxes, margin, params)
 
 
+def twin_months(boxes: list[Box], margin: float, period: tuple[str, str],
+                params: CommonParameters) -> tuple[TwinGenerator, Iterator[TwinMonth]]:
+    """The generator of ``params``'s kind and its months over ``period``, the ceiling filled in."""
+    ceiling = CoarseCeiling.fit(boxes, margin, period, params, KINDS[params.kind][1])
+    gen = twin_generator(boxes, margin, params)
+    return gen, ceiling.months(gen, *period)
+
+
 @dataclass
 class TwinScores:
     bicubic_r2: float
     ceiling_r2: float
     oracle_r2: float
-    anomaly_lag1_correlation: float  # of oracle - ceiling at fixed pixels: the part the coarse record misses
+    anomaly_lag1_correlation: float  # of oracle - prior at fixed pixels: the part the large-scale state leaves out
     coarse_minus_fine_mean: float
     coarse_minus_fine_std: float
     days: int
@@ -99,7 +109,7 @@ def make_twin(boxes: list[Box], margin: float, period: tuple[str, str], out_dir:
     ``metadata``: the config's CF/ACDD attributes for every file (:class:`cf.Metadata`).
     """
     out_dir = Path(out_dir)
-    gen = twin_generator(boxes, margin, params)
+    gen, months = twin_months(boxes, margin, period, params)
     cg, fg = gen.coarse_grid, gen.fine_grid
     attrs = {"units": units, "long_name": long_name}
     provenance = {"source": f"diffscale synthetic twin ({params.kind})",
@@ -113,7 +123,7 @@ def make_twin(boxes: list[Box], margin: float, period: tuple[str, str], out_dir:
     lag_num = lag_den_a = lag_den_b = 0.0
     written: list[Path] = []
     try:
-        for days, fine, coarse, oracle, ceiling in gen.months(*period):
+        for days, fine, coarse, oracle, prior, ceiling in months:
             for field, values, grid, name in (("fine", fine, fg, "G5NR 0.0625 deg"),
                                               ("coarse", coarse, cg, "MERRA-2 0.5 x 0.625 deg")):
                 ds = io.field_dataset(10.0 ** values.astype(np.float32), days, grid.lat, grid.lon, variable, attrs,
@@ -126,7 +136,7 @@ def make_twin(boxes: list[Box], margin: float, period: tuple[str, str], out_dir:
             r2.add(fine_w[:, inside], bicubic=bicubic(coarse_w, cg, fg)[:, inside], oracle=oracle[:, inside],
                    ceiling=ceiling[:, inside])
             d = coarse_w - gen.area_mean(fine_w)
-            anomaly = oracle - ceiling
+            anomaly = oracle - prior
             diff_s += d.sum(); diff_ss += np.square(d).sum(); diff_n += d.size
             series = anomaly if anomaly_prev is None else np.concatenate([anomaly_prev, anomaly])
             a, b = series[1:], series[:-1]
@@ -167,7 +177,7 @@ def twin_references(boxes: list[Box], margin: float, period: tuple[str, str], pa
     over the period serves every request (the generator is sequential: day t needs every
     day before it).
     """
-    gen = twin_generator(boxes, margin, params)
+    gen, months = twin_months(boxes, margin, period, params)
     fg = gen.fine_grid
     fields = ("fine", *REFERENCES)
     index = {}
@@ -179,7 +189,7 @@ def twin_references(boxes: list[Box], margin: float, period: tuple[str, str], pa
             raise ValueError(f"reference request {key}: the grid is not part of the twin's fine grid")
         index[key] = (iy, ix, pd.DatetimeIndex(pd.to_datetime(list(days))))
     parts: dict[str, dict[str, list[np.ndarray]]] = {key: {f: [] for f in fields} for key in requests}
-    for month in gen.months(*period):
+    for month in months:
         for key, (iy, ix, days) in index.items():
             take = np.flatnonzero(month.days.isin(days))
             if take.size:

@@ -29,9 +29,9 @@ physical units (optical depth); with ``b(t) = 10 ** background(t)``:
 * the plume starts from zero ``ceil(5 decay_days)`` days before the first day, so the
   first day is already in equilibrium with the sources.
 
-Ceiling (what the coarse record and the static fields allow):
+Prior (what the large-scale state and the static fields fix):
 
-    ceiling(t) = log10(b(t) + cbar(t)),
+    prior(t)   = log10(b(t) + cbar(t)),
     cbar(t)    = exp(-1 / decay_days) * advect(cbar(t-1), U(t)) + E(t)
 
 the same transport with the gustiness at its mean, ``E[G] = 1``, so ``cbar`` is the
@@ -39,7 +39,9 @@ conditional mean of the plume given every day's wind, activity and background. I
 conditions on the large-scale state (background, wind and activity of every day up to t,
 taken exactly, as a coarse reanalysis carries them) and on the static fields (elevation
 and source map, which never change, so a long enough fine record reveals them); the
-gustiness and the noise are unknown, the noise at its mean, zero in log10.
+gustiness and the noise are unknown, the noise at its mean, zero in log10. The
+coarse-information ceiling adds what the coarse cells show of the gusts' plumes
+(:mod:`.ceiling`).
 """
 
 from __future__ import annotations
