@@ -34,7 +34,7 @@ from diffscale.core.grids import Box
 from diffscale.data.sources.synthetic.base import CommonParameters, TwinGenerator, TwinMonth
 
 LAGS = 2  # the coarse innovations of day t and of the day before
-FIT_DAYS = 730
+FIT_DAYS = 365  # a year: every season; three weights need no more
 RIDGE = 1e-3  # relative to the mean diagonal of the normal equations
 
 
