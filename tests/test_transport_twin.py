@@ -3,9 +3,11 @@
 import json
 import math
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from diffscale.core import io
 from diffscale.core.config import load_schema
@@ -161,3 +163,20 @@ def test_schema_defaults_are_the_generator_s_defaults():
     own = {k: v for k, v in asdict(TransportParameters()).items() if k not in asdict(TwinParameters())}
     own["gust"] = {k: v for k, v in own["gust"].items() if k != "rho"}
     assert defaults == own
+
+
+def test_the_transport_overlay_changes_only_the_kind_and_where_results_go():
+    from snakemake.utils import update_config
+
+    from diffscale.core.config import validate_config
+
+    root = Path(__file__).resolve().parents[1] / "config"
+    base = yaml.safe_load((root / "config.yaml").read_text())
+    merged = yaml.safe_load((root / "config.yaml").read_text())
+    update_config(merged, yaml.safe_load((root / "transport.yaml").read_text()))  # what --configfile a b does
+    cfg, plain = validate_config(merged), validate_config(base)
+    assert cfg["data"]["synthetic"]["kind"] == "transport" and plain["data"]["synthetic"]["kind"] == "ar1"
+    assert cfg["results_dir"] == "results/transport" and cfg["data"]["raw_dir"].startswith("results/transport/")
+    for config in (cfg, plain):
+        config["data"]["synthetic"].pop("kind"), config.pop("results_dir"), config["data"].pop("raw_dir")
+    assert cfg == plain
