@@ -149,6 +149,8 @@ if DATA["source"] == "synthetic":
             ],
         log:
             f"{LOGS}/sample_references.log",
+        benchmark:
+            f"{BENCHMARKS}/sample_references/sample_references.tsv"
         conda:
             "../../envs/evaluate.yaml"
         params:
