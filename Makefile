@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: install demo ablation test report config-docs clean
+.PHONY: install demo ablation transport test report config-docs clean
 .DEFAULT_GOAL := demo
 
 $(VENV)/.installed: pyproject.toml
@@ -29,6 +29,12 @@ ablation: install
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/ablation.yaml
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/ablation.yaml --report results/report.html
 	@echo "Report: results/report.html"
+
+# The demo on the transport twin (config/transport.yaml), into results/transport/.
+transport: install
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/transport.yaml
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml config/transport.yaml --report results/transport/report.html
+	@echo "Report: results/transport/report.html"
 
 report: install
 	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html

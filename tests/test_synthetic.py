@@ -74,11 +74,14 @@ def test_reference_r2_brackets_the_problem_and_matches_the_files(twin):
     out, scores = twin
     assert 0.5 <= scores.bicubic_r2 <= 0.75
     assert scores.oracle_r2 >= 0.9
+    # the ceiling knows the large scale exactly and the static pattern, not the anomaly
+    assert scores.bicubic_r2 < scores.ceiling_r2 < scores.oracle_r2 - 0.1
     assert 0.6 <= scores.anomaly_lag1_correlation <= 0.85  # AR(1) rho = 0.8, lowered by advection
     written = json.loads((out / "twin.json").read_text())["scores"]
     assert written["bicubic_r2"] == pytest.approx(scores.bicubic_r2)
     elev_attrs = io.open_dataset(out / "elevation.nc").attrs
     assert elev_attrs["reference_oracle_r2"] == pytest.approx(scores.oracle_r2)
+    assert elev_attrs["reference_ceiling_r2"] == pytest.approx(scores.ceiling_r2)
     # recompute bicubic R2 from the files alone
     months = [(2000, m) for m in range(1, 13)]
     coarse, fine = _load(out, "coarse", months), _load(out, "fine", months)
@@ -102,3 +105,27 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path, monkeypatch):
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     assert (tmp_path / "a/fine/2000-01.nc").read_bytes() != (tmp_path / "c/fine/2000-01.nc").read_bytes()
+
+
+def test_ar1_records_are_those_the_generator_wrote_before_it_had_kinds(tmp_path):
+    """The default twin (kind ar1) writes the values it wrote before the transport kind existed.
+
+    The figures were computed from the files of the earlier generator (same boxes, margin,
+    period, default parameters); float32 precision, so any change of an equation or of the
+    order of the random draws shows, while a last-bit difference between CPUs does not.
+    """
+    make_twin([Box((33.0, 34.0), (64.0, 65.25))], 0.5, ("2000-01-01", "2000-02-29"), tmp_path)
+    expected = {  # sum and sum of squares of log10, then three values
+        "coarse": (-1736.4719265356955, 2566.002159948458, 0.04617834463715553, 0.05274388939142227, 0.05688796192407608),
+        "fine": (-155505.99592860142, 248589.5704512272, 0.06507447361946106, 0.023917406797409058, 0.09450171142816544),
+    }
+    for field, (total, squares, first, last, middle) in expected.items():
+        da = io.read_record(io.month_files(tmp_path / field, "2000-01-01", "2000-02-29"), "DUEXTTAU").values
+        values = da.astype(np.float64)
+        assert np.log10(values).sum() == pytest.approx(total, rel=1e-7)
+        assert np.square(np.log10(values)).sum() == pytest.approx(squares, rel=1e-7)
+        assert [values[0, 0, 0], values[-1, -1, -1], values[37, 2, 3]] == pytest.approx([first, last, middle], rel=1e-6)
+    elevation = io.read_field(tmp_path / "elevation.nc", "elevation", dims=("lat", "lon")).values.astype(np.float64)
+    assert elevation.sum() == pytest.approx(4189193.7592163086, rel=1e-7)
+    assert elevation[3, 4] == pytest.approx(725.775390625, rel=1e-6)
+    assert json.loads((tmp_path / "twin.json").read_text())["parameters"]["kind"] == "ar1"

@@ -31,11 +31,11 @@ def job_stats(output: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def workflow_dir(tmp_path_factory) -> Path:
-    """The whole chain on a tiny twin: data, regrid, split, domain, bicubic, oracle, evaluation."""
+    """The whole chain on a tiny twin: data, regrid, split, domain, bicubic, the twin's references, evaluation."""
     work = tmp_path_factory.mktemp("wf")
     config = tiny_config(evaluation={"models": ["bicubic"], "variogram_pairs": 2000})
     proc = run_snakemake(work, config)
-    assert {"split", "sample_bicubic", "sample_oracle", "evaluate", "summarize_metrics", "plot_metrics",
+    assert {"split", "sample_bicubic", "sample_references", "evaluate", "summarize_metrics", "plot_metrics",
             "plot_evaluation"} <= set(job_stats(proc.stdout + proc.stderr))
     return work
 
@@ -45,6 +45,7 @@ def test_evaluation_writes_the_summary_and_every_figure(workflow_dir):
     summary = pd.read_csv(workflow_dir / "results/metrics/summary.csv")
     assert list(summary.columns[:14]) == ["region", "season", "model", "period", *metrics.METRIC_COLUMNS]
     assert list(zip(summary["model"], summary["period"])) == [("bicubic", "test"), ("bicubic", "beyond"),
+                                                              ("ceiling", "test"), ("ceiling", "beyond"),
                                                               ("oracle", "test"), ("oracle", "beyond")]
     # The twin's oracle misses only the noise (std 0.075 in log10): the ceiling, far above bicubic.
     oracle = summary[summary["model"] == "oracle"].set_index("period")

@@ -222,10 +222,10 @@ def gather_beyond_inputs(w) -> dict[str, str | list[str]]:
 
 
 def evaluated_models() -> list[str]:
-    """evaluation.models in registry order, and the twin's oracle (the ceiling) when asked."""
+    """evaluation.models in registry order, and the twin's references (ceiling, oracle) when asked."""
     models = registry.order(list(EVAL["models"]))
     if EVAL["oracle"] and DATA["source"] == "synthetic":
-        models.append("oracle")
+        models += registry.of_family("oracle")
     return models
 
 

@@ -137,21 +137,29 @@ rule plot_evaluation:
 
 if DATA["source"] == "synthetic":
 
-    rule sample_oracle:
+    rule sample_references:
         input:
             reference=f"{RAW}/twin.json",
             fine=[f"{SPLIT}/{r}/fine.nc" for r in REGIONS for s in SEASONS],
             days=[f"{SPLIT}/{r}/{s}/days.json" for r in REGIONS for s in SEASONS],
             truth=[f"{SPLIT}/{r}/truth.nc" for r in REGIONS] if SPLIT_TRUTH else [],
         output:
-            [
+            oracle=[
                 sample_path(r, s, "oracle", p)
                 for r in REGIONS
                 for s in SEASONS
                 for p in ("test", "beyond")
             ],
+            ceiling=[
+                sample_path(r, s, "ceiling", p)
+                for r in REGIONS
+                for s in SEASONS
+                for p in ("test", "beyond")
+            ],
         log:
-            f"{LOGS}/sample_oracle.log",
+            f"{LOGS}/sample_references.log",
+        benchmark:
+            f"{BENCHMARKS}/sample_references/sample_references.tsv"
         conda:
             "../../envs/evaluate.yaml"
         params:
@@ -165,4 +173,4 @@ if DATA["source"] == "synthetic":
             units=DATA["units"],
             long_name=DATA["long_name"],
         script:
-            "../scripts/sample_oracle.py"
+            "../scripts/sample_references.py"

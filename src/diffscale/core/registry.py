@@ -14,7 +14,10 @@ Families:
   ``train_baseline``; ``ensemble`` says whether it draws members (the vae) or predicts
   one field;
 * ``interpolation``: needs no training (bicubic, rule ``sample_bicubic``);
-* ``oracle``: the synthetic twin's ceiling (rule ``sample_oracle``), never configured.
+* ``oracle``: the synthetic twin's references (rule ``sample_references``), never
+  configured: ``ceiling``, the best prediction from the coarse record and the static
+  fields by the twin's own equations (what is reachable), and ``oracle``, every term but
+  the noise (what is knowable if the unknowable were known).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class ModelEntry:
         return self.cls is not None
 
 
-# In the order tables and figures show them: the references first, the method last but the ceiling.
+# In the order tables and figures show them: the baselines first, the method last but the twin's references.
 MODELS: dict[str, ModelEntry] = {m.name: m for m in (
     ModelEntry("bicubic", "interpolation", False, False, "tab:gray",
                description="bicubic spline of the native coarse field"),
@@ -58,6 +61,8 @@ MODELS: dict[str, ModelEntry] = {m.name: m for m in (
                "the ablation: the method without the transfer encoder's features", "EDM loss"),
     ModelEntry("diffusion", "diffusion", True, True, "tab:red", "diffscale.method.diffusion:DiffusionDownscaler",
                "the method: frozen transfer encoder + conditional EDM diffusion", "EDM loss"),
+    ModelEntry("ceiling", "oracle", False, False, "tab:cyan",
+               description="twin coarse-information ceiling: its equations driven by the coarse record and static fields"),
     ModelEntry("oracle", "oracle", False, False, "tab:olive", description="twin oracle: every term but the noise"),
 )}
 
@@ -71,7 +76,7 @@ def entry(name: str) -> ModelEntry:
 
 
 def configurable() -> list[str]:
-    """Names ``evaluation.models`` accepts (the schema's enum): every model but the twin's oracle."""
+    """Names ``evaluation.models`` accepts (the schema's enum): every model but the twin's references."""
     return [n for n, m in MODELS.items() if m.family != "oracle"]
 
 

@@ -24,7 +24,8 @@ def twin_overview(coarse_path: PathLike, fine_path: PathLike, elevation_path: Pa
     coarse = io.read_field(coarse_path, variable).isel(time=0)
     fine = io.read_field(fine_path, variable).isel(time=0)
     elevation = io.read_field(elevation_path, "elevation", dims=("lat", "lon"))
-    scores = io.read_json(reference_path)["scores"]
+    reference = io.read_json(reference_path)
+    scores = reference["scores"]
     # The twin is positive everywhere (10 ** a Gaussian field): log10 needs no floor here.
     vmin, vmax = np.log10(float(fine.min())), np.log10(float(fine.max()))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
@@ -36,7 +37,8 @@ def twin_overview(coarse_path: PathLike, fine_path: PathLike, elevation_path: Pa
     elevation.plot.pcolormesh(ax=axes[2], cmap="terrain", cbar_kwargs={"label": "elevation (m)"})
     axes[2].set_title("fine elevation")
     _boxes(axes[2], regions)
-    fig.suptitle(f"Synthetic twin: bicubic R2 = {scores['bicubic_r2']:.3f}, oracle R2 = {scores['oracle_r2']:.3f} "
+    fig.suptitle(f"Synthetic twin ({reference['parameters']['kind']}): bicubic R2 = {scores['bicubic_r2']:.3f}, "
+                 f"ceiling R2 = {scores['ceiling_r2']:.3f}, oracle R2 = {scores['oracle_r2']:.3f} "
                  f"(log10 space, {scores['days']} days)")
     return save(fig, Path(out).with_suffix(".png"), dpi=110)
 

@@ -31,7 +31,7 @@ PERIOD_TITLES = {"test": "held-out test days in the fine record",
 def metric_bars(summary_path: PathLike, period: str, out: PathLike, reference_path: PathLike | None = None) -> Path:
     """Bars of every metric per model, grouped by region and season, for one period.
 
-    ``reference_path``: the twin's twin.json, whose whole-record bicubic and oracle R2 are drawn as lines.
+    ``reference_path``: the twin's twin.json, whose whole-record bicubic, ceiling and oracle R2 are drawn as lines.
     """
     df = pd.read_csv(summary_path)
     df = df[df["period"] == period]
@@ -55,6 +55,8 @@ def metric_bars(summary_path: PathLike, period: str, out: PathLike, reference_pa
             ax.axhline(1.0, color="k", lw=0.8, ls="--")
         if metric == "r2" and reference:
             ax.axhline(reference["oracle_r2"], color="k", ls=":", lw=1.2, label="twin oracle (whole record)")
+            ax.axhline(reference["ceiling_r2"], color=registry.colour("ceiling"), ls=":", lw=1.2,
+                       label="twin ceiling (whole record)")
             ax.axhline(reference["bicubic_r2"], color="tab:gray", ls=":", lw=1.2, label="twin bicubic (whole record)")
         ax.set_xticks(np.arange(len(groups)), [f"{r}\n{s}" for r, s in groups], fontsize=8)
         ax.set_title(METRIC_LABELS.get(metric, metric), fontsize=10)
