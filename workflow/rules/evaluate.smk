@@ -162,6 +162,9 @@ if DATA["source"] == "synthetic":
             f"{BENCHMARKS}/sample_references/sample_references.tsv"
         conda:
             "../../envs/evaluate.yaml"
+        resources:
+            mem_mb=job_mem_mb("sample_references"),
+            runtime=job_runtime("sample_references"),
         params:
             regions=[r for r in REGIONS for s in SEASONS],
             seasons=[s for r in REGIONS for s in SEASONS],

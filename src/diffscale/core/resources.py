@@ -84,6 +84,9 @@ FOOTPRINTS: dict[str, Footprint] = {
     "plot_evaluation": Footprint(base_mb=215, mb_per_mb=2.0, base_s=27, s_per_unit=0.1),
     "assemble": Footprint(base_mb=240, mb_per_mb=2.0, base_s=5, s_per_unit=0.1),
     "aggregate": Footprint(base_mb=170, mb_per_mb=2.0, base_s=10, s_per_unit=2.1),
+    # regenerates the twin like make_synthetic, plus the ceiling's fitting year: its
+    # footprint, with twice the time (an assumption until its benchmark file is fitted)
+    "sample_references": Footprint(base_mb=150, mb_per_mb=0.55, base_s=20, s_per_unit=3.2),
 }
 
 def mem_mb(rule: str, held_mb: float, attempt: int = 1) -> int:
@@ -189,7 +192,7 @@ class Sizes:
         takes the diffusion section's.
         """
         s = self.config["sampling"]
-        if rule == "make_synthetic":
+        if rule in ("make_synthetic", "sample_references"):
             return self.raw_mb(), self.raw_mb()
         if region is None:
             raise ValueError(f"rule {rule!r} is sized per region: give region")
