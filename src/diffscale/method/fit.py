@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from diffscale.core import registry
+from diffscale.core.config import baseline_settings
 from diffscale.core.io import DataValidationError, atomic_path
 from diffscale.core.runlog import log_to
 from diffscale.method.conditioning import SeasonData, load_season
@@ -149,6 +150,21 @@ def regression_reference(regressor: ResidualModel, dev: torch.device) -> Referen
         return regressor.sample_day(torch.from_numpy(raw), torch.from_numpy(history)[None], 1)[0].numpy()
 
     return predict
+
+
+def untrained_model(name: str, config: dict, encoder: UNet | None = None, scale: float = 1.0) -> ResidualModel:
+    """Model ``name`` at the sizes of a validated ``config``, untrained, its regression part too (for cost benchmarks).
+
+    encoder: the temporal U-Net both parts share; None: a fresh one.
+    """
+    section = config["diffusion"]
+    if registry.entry(name).family != "diffusion":
+        section = baseline_settings(config["baselines"], config["diffusion"])
+    spec = ResidualSpec.from_config(name, config["encoder"], section, config["sampling"]["halo"], scale)
+    if encoder is None and spec.uses_encoder:
+        encoder = encoder_unet(spec.history, spec.encoder_channels, spec.encoder_attention)
+    parts = {"regressor": untrained_model(spec.regressor, config, encoder, scale)} if spec.regressor else {}
+    return model_class(name)(spec, encoder, **parts)
 
 
 def train_model(data: SeasonData, name: str, encoder: UNet | None, enc_cfg: dict, cfg: dict, halo: int,
