@@ -24,11 +24,10 @@ import torch
 from diffscale.core.config import load_config
 from diffscale.core.registry import METHOD
 from diffscale.method.conditioning import SeasonData
-from diffscale.method.diffusion import DiffusionDownscaler
 from diffscale.method.devices import device, precision
+from diffscale.method.fit import untrained_model
 from diffscale.method.networks.encoder import encoder_unet
 from diffscale.method.networks.unet import count_parameters
-from diffscale.method.residual import ResidualSpec
 from diffscale.method.sampling import stride_of, teacher_forced
 from diffscale.method.tasks import CropTask, NextDayTask
 
@@ -89,10 +88,10 @@ def main() -> None:
 
     unet = encoder_unet(enc["history"], tuple(enc["channels"]), enc["attention"])
     if args.params_only:
-        model = DiffusionDownscaler(ResidualSpec.from_config(METHOD, enc, dif, smp["halo"]), unet)
+        model = untrained_model(METHOD, cfg, unet)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         print(f"encoder U-Net: {count_parameters(unet):,} parameters; diffusion denoiser: {trainable:,} trainable "
-              f"(+{count_parameters(model) - trainable:,} frozen encoder)")
+              f"(+{count_parameters(model) - trainable:,} frozen encoder and regression part)")
         return
     task = NextDayTask(data.coarse, np.arange(enc["history"], 100), np.arange(100, 110), enc["history"], enc["patch"], enc["batch_size"])
     per_step = time_steps(unet, task.batch, task.loss, args.steps, dev)
@@ -101,12 +100,12 @@ def main() -> None:
           f"patch {enc['patch']}); ~{per_step * per_epoch * enc['epochs']:.0f} s for {enc['epochs']} epochs of a "
           f"3-year 92-day season ({per_epoch} steps/epoch)")
 
-    spec = ResidualSpec.from_config(METHOD, enc, dif, smp["halo"], scale=0.08)
-    model = DiffusionDownscaler(spec, unet.cpu())
+    # Untrained, its regression part too (diffusion.residual: regression): sampling then times both parts.
+    model = untrained_model(METHOD, cfg, unet.cpu(), scale=0.08)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    dtask = CropTask(spec, data, dif["batch_size"])
+    dtask = CropTask(model.spec, data, dif["batch_size"])
     per_step = time_steps(model, dtask.batch, dtask.loss, args.steps, dev)
-    print(f"diffusion: {trainable:,} trainable parameters (+{count_parameters(model) - trainable:,} frozen encoder); "
+    print(f"diffusion: {trainable:,} trainable parameters (+{count_parameters(model) - trainable:,} frozen); "
           f"{per_step * 1e3:.0f} ms/step (batch {dif['batch_size']}); ~{per_step * dif['steps']:.0f} s for {dif['steps']} steps")
 
     model.eval()

@@ -68,6 +68,9 @@ ENC = dict(history=3, patch=16, channels=[4, 8], attention=True, epochs=1, batch
 DIFF = dict(channels=[8, 8], blocks=1, attention=True, steps=40, batch_size=8, lr=2e-3,
             weight_decay=0.0, ema_decay=0.99, grad_clip=1.0, checkpoint_every=20, seed=0)
 HALO = 2
+# The baselines' section at test size: every null key takes DIFF's value (the method's budget).
+BASE = {k: None for k in ("channels", "blocks", "attention", "steps", "batch_size", "lr", "weight_decay", "ema_decay",
+                          "grad_clip", "checkpoint_every", "seed")} | {"latent_channels": 2, "patience": None}
 
 
 def season_with_encoder(out: Path):
@@ -81,3 +84,14 @@ def season_with_encoder(out: Path):
     enc, _ = pretrain_encoder(data, MONTHS, ENC, out / "enc.ckpt")
     save_encoder(enc, ENC, out / "encoder.pt")
     return split, data, out / "encoder.pt"
+
+
+def train_regressor(data, name: str, encoder_path: Path, out: Path) -> Path:
+    """Regressor ``name`` trained on the season (the baselines' section at test size), saved as out/<name>.pt."""
+    from diffscale.core.config import baseline_settings
+    from diffscale.method.fit import load_encoder, train_model
+
+    model, _ = train_model(data, name, load_encoder(encoder_path), ENC, baseline_settings(BASE, DIFF), HALO,
+                           out / f"{name}.ckpt")
+    model.save(out / f"{name}.pt")
+    return out / f"{name}.pt"

@@ -1,7 +1,9 @@
 """The method end to end on a tiny twin: conditioning, no leakage, tiled sampling, outputs, product.
 
-One tiny encoder and diffusion model are trained once per module (seconds) on split-contract
-files made from a small synthetic twin (tests/method_fixtures.py).
+One tiny encoder, its regression part (transfer_unet) and the diffusion model of both
+variants (residual from the regressor's prediction, the default, and from the coarse field)
+are trained once per module (seconds) on split-contract files made from a small synthetic
+twin (tests/method_fixtures.py).
 """
 
 import copy
@@ -14,24 +16,82 @@ import torch
 import xarray as xr
 
 from diffscale.core import io
-from diffscale.method.conditioning import history_window, load_season
+from diffscale.method.conditioning import history_window, load_season, training_days
 from diffscale.method.diffusion import DiffusionDownscaler
-from diffscale.method.fit import load_encoder, pretrain_encoder, train_model
+from diffscale.method.fit import load_encoder, load_regressor, pretrain_encoder, train_model
+from diffscale.method.residual import load_model
 from diffscale.method.tiling import Tiling, seam_ratio
 from diffscale.method.product import SOURCE_FLAGS, assemble
 from diffscale.method.sampling import autoregressive, ensemble_scores, runs, samples_dataset, teacher_forced
-from method_fixtures import DIFF, ENC, HALO, MONTHS, season_with_encoder
+from method_fixtures import DIFF, ENC, HALO, MONTHS, season_with_encoder, train_regressor
 
 torch.set_num_threads(1)
+COARSE = DIFF | {"residual": "coarse"}  # the variant without a regression part
+
+
+def train_split(data, encoder_path, regressor_path, checkpoint, cfg=DIFF):
+    """The method (diffusion.residual: regression) on ``data``, from the saved encoder and regressor."""
+    encoder = load_encoder(encoder_path)
+    regressor = load_regressor(regressor_path, "diffusion", ENC, cfg, HALO, encoder)
+    return train_model(data, "diffusion", encoder, ENC, cfg, HALO, checkpoint, regressor=regressor)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("method")
     split, data, encoder_path = season_with_encoder(out)
-    model, result = train_model(data, "diffusion", load_encoder(encoder_path), ENC, DIFF, HALO, out / "diff.ckpt")
+    regressor_path = train_regressor(data, "transfer_unet", encoder_path, out)
+    model, result = train_split(data, encoder_path, regressor_path, out / "diff.ckpt")
     model.save(out / "diffusion.pt")
-    return {"dir": out, "split": split, "data": data, "model": DiffusionDownscaler.load(out / "diffusion.pt"), "result": result}
+    coarse, _ = train_model(data, "diffusion", load_encoder(encoder_path), ENC, COARSE, HALO, out / "coarse.ckpt")
+    return {"dir": out, "split": split, "data": data, "model": DiffusionDownscaler.load(out / "diffusion.pt"),
+            "result": result, "coarse": coarse, "encoder": encoder_path, "regressor": regressor_path}
+
+
+@pytest.fixture(params=["regression", "coarse"])
+def variant(request, trained):
+    """The method's model of each diffusion.residual variant."""
+    return trained["model"] if request.param == "regression" else trained["coarse"]
+
+
+def test_the_training_target_is_the_residual_from_the_regressor(trained):
+    """The method's sigma_data (the std of its training targets) is that of fine minus the regressor's teacher-forced
+    prediction; the coarse variant's that of fine minus coarse. The regressor has skill, so the two differ."""
+    data = trained["data"]
+    days = training_days(data, "train", ENC["history"])
+    fine = np.stack([data.fine_on(d) for d in days])
+    regression = teacher_forced(load_model(trained["regressor"]), data, days, 1, "dpmpp", 1)[0]
+    coarse = np.stack([data.coarse_on(d) for d in days])
+    assert trained["model"].spec.scale == pytest.approx(float(np.std(fine - regression)), rel=1e-4)
+    assert trained["coarse"].spec.scale == pytest.approx(float(np.std(fine - coarse)), rel=1e-4)
+    assert np.std(fine - regression) < 0.9 * np.std(fine - coarse)
+
+
+def test_the_ensemble_mean_tracks_the_regression(trained, tmp_path):
+    """A fine record that is the regressor's prediction plus white noise (each day predicted from the noisy days
+    before it): the method learns to generate that noise, so its members scatter around the regressor's prediction
+    with the noise's spread, and their mean tracks the prediction, not the coarse field."""
+    noise = 0.03
+    data = copy.deepcopy(trained["data"])
+    regressor = load_model(trained["regressor"])
+    rng = np.random.default_rng(0)
+    for i, day in enumerate(data.fine_times):  # in time order: each day's history is already the noisy record
+        if all(data.has_fine(d) for d in history_window(day, ENC["history"])):
+            predicted = teacher_forced(regressor, data, [day], 1, "dpmpp", 1)[0, 0]
+            data.fine[i] = predicted + noise * rng.standard_normal(predicted.shape).astype(np.float32)
+    model, _ = train_split(data, trained["encoder"], trained["regressor"], tmp_path / "noise.ckpt",
+                           cfg=DIFF | {"steps": 100, "checkpoint_every": 50})
+    assert model.spec.scale == pytest.approx(noise, rel=0.05)  # the target: the noise, nothing of fine - coarse
+    days = data.days["test"]
+    samples = teacher_forced(model, data, days, 8, "dpmpp", 6, seed=3)
+    regression = teacher_forced(regressor, data, days, 1, "dpmpp", 1)[0]
+    coarse = np.stack([data.coarse_on(d) for d in days])
+    residual = samples - regression
+    # measured: residual mean 0.0004, spread 0.0305, ensemble-mean error 0.011 (noise / sqrt(8) = 0.0106)
+    assert abs(float(residual.mean())) < 0.1 * noise
+    assert 0.8 * noise < float(residual.std()) < 1.25 * noise
+    mean_error = float(np.sqrt(np.mean((samples.mean(axis=0) - regression) ** 2)))
+    assert mean_error < 0.5 * noise and mean_error < 0.25 * float(np.sqrt(np.mean((coarse - regression) ** 2)))
 
 
 def test_history_window_ends_the_day_before():
@@ -82,9 +142,9 @@ def _perturbed(data, fine_from=None, coarse_after=None, truth=True):
     return d
 
 
-def test_no_leakage_teacher_forced(trained):
+def test_no_leakage_teacher_forced(trained, variant):
     """The prediction for day t does not move when the fine field of t and later, or the coarse field after t, changes."""
-    model, data = trained["model"], trained["data"]
+    model, data = variant, trained["data"]
     day = data.days["test"][len(data.days["test"]) // 2]
     base = teacher_forced(model, data, [day], 3, "dpmpp", 3, seed=5)
     future = _perturbed(data, fine_from=day, coarse_after=day)
@@ -96,9 +156,9 @@ def test_no_leakage_teacher_forced(trained):
     assert not np.array_equal(base, teacher_forced(model, today, [day], 3, "dpmpp", 3, seed=5))
 
 
-def test_no_leakage_autoregressive(trained):
+def test_no_leakage_autoregressive(trained, variant):
     """Beyond days: the coarse future and the hidden fine truth never enter the run up to day t."""
-    model, data = trained["model"], trained["data"]
+    model, data = variant, trained["data"]
     october = pd.date_range("2000-10-01", "2000-10-06")
     base = autoregressive(model, data, october, 2, "dpmpp", 3, spinup=2, seed=0)
     cut = october[3]
@@ -183,6 +243,7 @@ def test_training_is_reproducible(trained, tmp_path):
     b, rb = pretrain_encoder(data, MONTHS, ENC, tmp_path / "b.ckpt")
     assert ra.losses == rb.losses
     cfg = dict(DIFF, steps=5)
-    _, da = train_model(data, "diffusion", a, ENC, cfg, HALO, tmp_path / "c.ckpt")
-    _, db = train_model(data, "diffusion", b, ENC, cfg, HALO, tmp_path / "d.ckpt")
+    reg = trained["regressor"]
+    _, da = train_model(data, "diffusion", a, ENC, cfg, HALO, tmp_path / "c.ckpt", regressor=load_model(reg))
+    _, db = train_model(data, "diffusion", b, ENC, cfg, HALO, tmp_path / "d.ckpt", regressor=load_model(reg))
     assert da.losses == db.losses

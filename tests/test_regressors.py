@@ -15,12 +15,10 @@ from diffscale.method.regressors import TransferUNetRegressor, elbo_loss, gaussi
 from diffscale.method.residual import ResidualSpec, load_model, model_class
 from diffscale.method.sampling import autoregressive, ensemble_scores, teacher_forced
 from diffscale.method.tasks import masked_mean, residual_loss
-from method_fixtures import DIFF, ENC, HALO, season_with_encoder
+from method_fixtures import BASE, DIFF, ENC, HALO, season_with_encoder
 
 torch.set_num_threads(1)
 KINDS = registry.of_family("regressor")
-BASE = {k: None for k in ("channels", "blocks", "attention", "steps", "batch_size", "lr", "weight_decay", "ema_decay",
-                          "grad_clip", "checkpoint_every", "seed")} | {"latent_channels": 2, "patience": None}
 
 
 def spec(kind, **kw):

@@ -24,8 +24,12 @@ def ablation_dir(full_run):
 @pytest.mark.slow
 def test_the_ablation_does_not_wait_for_the_encoder(tmp_path):
     config = tiny_config(evaluation={"models": MODELS})
-    planned = job_stats(run_snakemake(tmp_path, config, "-n", "results/models/solo/winter/diffusion_no_transfer.pt").stdout)
+    proc = run_snakemake(tmp_path, config, "-n", "results/models/solo/winter/diffusion_no_transfer.pt")
+    planned = job_stats(proc.stdout)
     assert planned.get("train_diffusion") == 1 and "pretrain_encoder" not in planned, planned
+    # its regression part is the unet, not the transfer_unet: the overlay drops transfer from both parts
+    assert planned.get("train_baseline") == 1 and "results/models/solo/winter/unet.pt" in proc.stdout, planned
+    assert "transfer_unet" not in proc.stdout
     # ... while the method does
     planned = job_stats(run_snakemake(tmp_path, config, "-n", "results/models/solo/winter/diffusion.pt").stdout)
     assert planned.get("train_diffusion") == 1 and planned.get("pretrain_encoder") == 1, planned
@@ -47,6 +51,8 @@ def test_the_ablation_is_trained_sampled_and_scored_beside_the_method(ablation_d
     assert method["model"] == "diffusion" and ablation["model"] == "diffusion_no_transfer"
     assert method["spec"]["uses_encoder"] is True and ablation["spec"]["uses_encoder"] is False
     assert ablation["encoder"] is None and not any(k.startswith("encoder.") for k in ablation["state"])
+    assert method["regressor"]["model"] == "transfer_unet" and ablation["regressor"]["model"] == "unet"
+    assert not any(k.startswith("regressor.encoder.") for k in ablation["state"])
     # Same budget: the same denoiser width and the same steps.
     assert method["spec"]["channels"] == ablation["spec"]["channels"] and method["steps"] == ablation["steps"] == 20
     curves = [pd.read_csv(res / f"models/solo/winter/{m}_loss.csv") for m in ("diffusion", "diffusion_no_transfer")]

@@ -1,5 +1,6 @@
 """The method's rules in a real Snakemake run on a tiny twin: every output, readable and sensible."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -7,7 +8,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+import torch
+
 from conftest import run_snakemake, tiny_config
+from test_workflow_evaluate import job_stats
 
 METHOD = {
     "encoder": {"history": 3, "patch": 16, "channels": [4, 8], "epochs": 1, "batch_size": 8},
@@ -24,8 +28,19 @@ def test_method_rules_write_every_output(tmp_path):
     proc = run_snakemake(tmp_path, config, "results/downscaled/solo.nc", "results/metrics/samplers.csv",
                          "results/samples/solo/winter/diffusion/test.nc")
     res = tmp_path / "results"
-    for rule in ("pretrain_encoder", "train_diffusion", "sample", "assemble", "sampler_benchmark"):
-        assert f"rule {rule}:" in proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    for rule in ("pretrain_encoder", "train_baseline", "train_diffusion", "sample", "assemble", "sampler_benchmark"):
+        assert f"rule {rule}:" in out
+    # The CorrDiff split (the default): the regression part, transfer_unet, is trained first and the method's
+    # file holds it and names the file it came from.
+    assert out.index("rule train_baseline:") < out.index("rule train_diffusion:")
+    assert (res / "logs/train_baseline/solo_winter_transfer_unet.log").exists()
+    saved = torch.load(res / "models/solo/winter/diffusion.pt", weights_only=False)
+    regressor_file = res / "models/solo/winter/transfer_unet.pt"
+    assert saved["spec"]["regressor"] == saved["regressor"]["model"] == "transfer_unet"
+    assert saved["regressor_file"] == "results/models/solo/winter/transfer_unet.pt"
+    assert saved["regressor_sha256"] == hashlib.sha256(regressor_file.read_bytes()).hexdigest()
+    assert any(k.startswith("regressor.") for k in saved["state"])
     # training logs carry the loss curve; checkpoints are removed once the model is saved
     log = (res / "logs/train_diffusion/solo_winter_diffusion.log").read_text()
     assert "launching 2 processes" in log and "step 30 loss" in log
@@ -51,3 +66,21 @@ def test_method_rules_write_every_output(tmp_path):
     assert set(table.sampler) == {"ddpm", "dpmpp"} and (table.crps > 0).all() and (table.seconds > 0).all()
     selfcheck = json.loads((res / "samples/solo/winter/diffusion/selfcheck.json").read_text())
     assert {"test", "beyond", "test_coarse_on_fine"} <= set(selfcheck)
+    assert test.attrs["residual_from"] == "transfer_unet prediction"
+
+
+@pytest.mark.slow
+def test_train_diffusion_waits_for_its_regression_part_unless_the_residual_is_from_coarse(tmp_path):
+    """The DAG: with diffusion.residual: regression (default) the regressor of the registry is an input of
+    train_diffusion; with coarse it is not, and no baseline is trained for it."""
+    target = "results/models/solo/winter/diffusion.pt"
+    config = tiny_config(**METHOD)
+    proc = run_snakemake(tmp_path, config, "-n", "-p", target)
+    planned = job_stats(proc.stdout)
+    assert planned.get("train_baseline") == 1 and planned.get("train_diffusion") == 1, planned
+    assert "results/models/solo/winter/transfer_unet.pt" in proc.stdout
+    coarse = tiny_config(**(METHOD | {"diffusion": METHOD["diffusion"] | {"residual": "coarse"}}))
+    proc = run_snakemake(tmp_path, coarse, "-n", target)
+    planned = job_stats(proc.stdout)
+    assert "train_baseline" not in planned and planned.get("train_diffusion") == 1, planned
+    assert "transfer_unet.pt" not in proc.stdout

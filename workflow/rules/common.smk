@@ -163,6 +163,12 @@ def encoder_input(w) -> dict[str, str]:
     return {}
 
 
+def regressor_input(w) -> dict[str, str]:
+    """A diffusion model's regression part (diffusion.residual: regression), trained first."""
+    part = registry.regression(w.model, config["diffusion"]["residual"])
+    return {"regressor": f"{MODELS}/{w.region}/{w.season}/{part}.pt"} if part else {}
+
+
 def trained_models() -> list[str]:
     """Every model trained per region and season: the encoder, the diffusion models, the asked baselines."""
     return ["encoder", *DIFFUSION_MODELS, *BASELINE_MODELS]

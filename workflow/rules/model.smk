@@ -30,11 +30,13 @@ rule pretrain_encoder:
 
 
 # diffusion (the method) and diffusion_no_transfer (the ablation: same config and budget,
-# no transfer features, so it does not wait for pretrain_encoder).
+# no transfer features, so it does not wait for pretrain_encoder). With diffusion.residual:
+# regression each waits for its regression part (the registry's: transfer_unet, unet).
 rule train_diffusion:
     input:
         unpack(split_inputs),
         unpack(encoder_input),
+        unpack(regressor_input),
     output:
         model=f"{MODELS}/{{region}}/{{season}}/{{model}}.pt",
         curve=f"{MODELS}/{{region}}/{{season}}/{{model}}_loss.csv",

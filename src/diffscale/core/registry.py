@@ -9,7 +9,10 @@ imports this module, never the networks.
 Families:
 
 * ``diffusion``: a conditional diffusion model (:mod:`diffscale.method.diffusion`),
-  trained by rule ``train_diffusion``; an ensemble;
+  trained by rule ``train_diffusion``; an ensemble. Its ``regression`` is the regressor
+  whose prediction it takes its residual from (config ``diffusion.residual: regression``,
+  the CorrDiff split): the method's is ``transfer_unet``, the ablation's ``unet``, so the
+  ablation drops the transfer encoder from both parts;
 * ``regressor``: a trained baseline (:mod:`diffscale.method.regressors`), rule
   ``train_baseline``; ``ensemble`` says whether it draws members (the vae) or predicts
   one field;
@@ -37,10 +40,13 @@ class ModelEntry:
     cls: str | None = None  # "module:Class" of a trained model, resolved by diffscale.method
     description: str = ""
     loss: str = ""  # what its training curve measures (the levels are not comparable across models)
+    regression: str | None = None  # a diffusion model's regression part (a deterministic regressor)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"model {self.name}: family '{self.family}' is not one of {FAMILIES}")
+        if self.regression is not None and self.family != "diffusion":
+            raise ValueError(f"model {self.name}: only diffusion models have a regression part")
 
     @property
     def trained(self) -> bool:
@@ -58,9 +64,10 @@ MODELS: dict[str, ModelEntry] = {m.name: m for m in (
     ModelEntry("transfer_unet", "regressor", True, False, "tab:green", "diffscale.method.regressors:TransferUNetRegressor",
                "the frozen transfer encoder's features decoded by a U-Net, MSE", "MSE"),
     ModelEntry("diffusion_no_transfer", "diffusion", False, True, "tab:orange", "diffscale.method.diffusion:DiffusionDownscaler",
-               "the ablation: the method without the transfer encoder's features", "EDM loss"),
+               "the ablation: the method without the transfer encoder's features", "EDM loss", regression="unet"),
     ModelEntry("diffusion", "diffusion", True, True, "tab:red", "diffscale.method.diffusion:DiffusionDownscaler",
-               "the method: frozen transfer encoder + conditional EDM diffusion", "EDM loss"),
+               "the method: frozen transfer encoder + conditional EDM diffusion", "EDM loss",
+               regression="transfer_unet"),
     ModelEntry("ceiling", "oracle", False, False, "tab:cyan",
                description="twin coarse-information ceiling: its equations driven by the coarse record and static fields"),
     ModelEntry("oracle", "oracle", False, False, "tab:olive", description="twin oracle: every term but the noise"),
@@ -73,6 +80,17 @@ def entry(name: str) -> ModelEntry:
     if name not in MODELS:
         raise KeyError(f"unknown model '{name}' (expected one of {', '.join(MODELS)})")
     return MODELS[name]
+
+
+def regression(name: str, residual: str) -> str | None:
+    """The regressor whose prediction model ``name``'s residual is taken from; None: from coarse-on-fine.
+
+    residual: the config's ``diffusion.residual`` (``regression`` or ``coarse``); only
+    diffusion models have a regression part.
+    """
+    if residual not in ("regression", "coarse"):
+        raise ValueError(f"diffusion.residual '{residual}' is not one of regression, coarse")
+    return entry(name).regression if residual == "regression" else None
 
 
 def configurable() -> list[str]:

@@ -12,10 +12,10 @@ Scaler):
 * static channels: standardised elevation, latitude and longitude scaled to [-1, 1]
   over the region, and sin/cos of the day of year.
 
-The target is the *residual* fine(t) - coarse(t): the large scales the coarse field
-already resolves are given, and the diffusion model spends its capacity on the
-sub-grid detail (the same split of labour as CorrDiff's regression + residual diffusion,
-with the regression replaced by the interpolated coarse field).
+The target is a *residual*: fine(t) - coarse(t) for the regressors and the diffusion
+model's ``coarse`` variant, so the large scales the coarse field already resolves are given;
+fine(t) minus a frozen regressor's prediction for the method's default (CorrDiff's
+regression + residual diffusion, :mod:`diffscale.method.diffusion`).
 
 :func:`history_window` is the one place that picks history days; it takes the days
 strictly before t, so no caller can leak day t.

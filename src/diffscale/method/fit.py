@@ -4,7 +4,9 @@ Thin glue between the tasks (:mod:`diffscale.method.tasks`) and the loop
 (:func:`diffscale.method.loop.train_loop`). One function trains any model of the
 registry (:mod:`diffscale.core.registry`): the diffusion models keep their EMA weights,
 the regressors the weights that scored best on the validation days (with a few dozen
-training days they overfit within the budget). ``gpus > 1`` in a model's section runs
+training days they overfit within the budget). A diffusion model with a regression part
+(``diffusion.residual: regression``) is trained after it, from its saved file
+(:func:`load_regressor`), on the residual from its teacher-forced predictions. ``gpus > 1`` in a model's section runs
 the same training under ``torchrun`` (DistributedDataParallel, one process per GPU, or
 gloo processes on a CPU), through this module's command line.
 """
@@ -12,6 +14,7 @@ gloo processes on a CPU), through this module's command line.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -22,17 +25,21 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from diffscale.core import registry
-from diffscale.core.io import atomic_path
+from diffscale.core.config import baseline_settings
+from diffscale.core.io import DataValidationError, atomic_path
 from diffscale.core.runlog import log_to
 from diffscale.method.conditioning import SeasonData, load_season
+from diffscale.method.devices import device
+from diffscale.method.diffusion import check_regression_part
 from diffscale.method.loop import LoopConfig, LoopResult, loss_curve_lines, train_loop
 from diffscale.method.networks.encoder import encoder_unet
 from diffscale.method.networks.unet import UNet, count_parameters
-from diffscale.method.residual import ResidualModel, ResidualSpec, model_class
-from diffscale.method.tasks import CropTask, NextDayTask, pretraining_days
+from diffscale.method.residual import ResidualModel, ResidualSpec, load_model, model_class
+from diffscale.method.tasks import CropTask, NextDayTask, Reference, pretraining_days
 
 log = logging.getLogger("diffscale.method.fit")
 
@@ -105,41 +112,118 @@ def _loop_config(name: str, cfg: dict, validates: bool) -> LoopConfig:
                       log_every=max(1, cfg["steps"] // 20))
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file: which regressor file a diffusion model was trained on."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _weights_digest(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def load_regressor(path: str | os.PathLike, name: str, enc_cfg: dict, cfg: dict, halo: int,
+                   encoder: UNet | None) -> ResidualModel:
+    """The trained regression part of diffusion model ``name`` from ``path``; an error naming the file unless it fits.
+
+    It must hold the regressor the registry names for ``name``, built for the same history,
+    patch, halo and encoder, and trained with the weights of ``encoder``
+    (:func:`diffscale.method.diffusion.check_regression_part`).
+    """
+    spec = ResidualSpec.from_config(name, enc_cfg, cfg, halo)
+    regressor = load_model(path)
+    try:
+        check_regression_part(spec, regressor, encoder)
+    except ValueError as exc:
+        raise DataValidationError(path, f"not the regression part of {name}: {exc}") from None
+    return regressor
+
+
+def regression_reference(regressor: ResidualModel, dev: torch.device) -> Reference:
+    """The regressor's teacher-forced prediction of a day (scaled, (H, W)), run on ``dev``: a CropTask reference."""
+    regressor.to(dev)
+
+    def predict(raw: np.ndarray, history: np.ndarray) -> np.ndarray:
+        return regressor.sample_day(torch.from_numpy(raw), torch.from_numpy(history)[None], 1)[0].numpy()
+
+    return predict
+
+
+def untrained_model(name: str, config: dict, encoder: UNet | None = None, scale: float = 1.0) -> ResidualModel:
+    """Model ``name`` at the sizes of a validated ``config``, untrained, its regression part too (for cost benchmarks).
+
+    encoder: the temporal U-Net both parts share; None: a fresh one.
+    """
+    section = config["diffusion"]
+    if registry.entry(name).family != "diffusion":
+        section = baseline_settings(config["baselines"], config["diffusion"])
+    spec = ResidualSpec.from_config(name, config["encoder"], section, config["sampling"]["halo"], scale)
+    if encoder is None and spec.uses_encoder:
+        encoder = encoder_unet(spec.history, spec.encoder_channels, spec.encoder_attention)
+    parts = {"regressor": untrained_model(spec.regressor, config, encoder, scale)} if spec.regressor else {}
+    return model_class(name)(spec, encoder, **parts)
+
+
 def train_model(data: SeasonData, name: str, encoder: UNet | None, enc_cfg: dict, cfg: dict, halo: int,
                 checkpoint: str | os.PathLike, stop_after: int | None = None,
-                device_name: str = "auto") -> tuple[ResidualModel, LoopResult]:
+                device_name: str = "auto", regressor: ResidualModel | None = None) -> tuple[ResidualModel, LoopResult]:
     """Model ``name`` of the registry on the season's training crops, the encoder (if it uses one) frozen inside.
 
     cfg: the model's section (``diffusion``, or the resolved ``baselines`` of
     :func:`diffscale.core.config.baseline_settings`); encoder: the pretrained temporal
-    U-Net, ignored by models that do not use it; device_name: the config's ``device``.
+    U-Net, ignored by models that do not use it; device_name: the config's ``device``;
+    regressor: a diffusion model's trained regression part (:func:`load_regressor`),
+    required when its spec has one: the target is then fine minus its teacher-forced
+    prediction, and it is frozen inside the model.
     """
     spec = ResidualSpec.from_config(name, enc_cfg, cfg, halo)
-    task = CropTask(spec, data, cfg["batch_size"], seed=cfg["seed"])
+    check_regression_part(spec, regressor, encoder)
+    reference, parts = None, {}
+    if regressor is not None:
+        reference, parts = regression_reference(regressor, device(device_name)), {"regressor": regressor}
+    task = CropTask(spec, data, cfg["batch_size"], seed=cfg["seed"], reference=reference)
     spec = replace(spec, scale=task.target_std())
     torch.manual_seed(cfg["seed"])  # the initial weights
-    model = model_class(name)(spec, encoder)
+    model = model_class(name)(spec, encoder, **parts)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("%s: %d trainable parameters (+%d frozen encoder), residual scale %.4f, %d training days", name,
              trainable, count_parameters(model) - trainable, spec.scale, task.train[0].shape[0])
     loop = _loop_config(name, cfg, task.val is not None)
+    signature = {"spec": spec, "config": dict(cfg)}
+    if regressor is not None:  # a checkpoint trained on another regressor's residual is stale
+        signature["regressor"] = _weights_digest(regressor)
     result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val is not None else None,
-                        stop_after=stop_after, signature={"spec": spec, "config": dict(cfg)}, device_name=device_name)
+                        stop_after=stop_after, signature=signature, device_name=device_name)
     return result.model.cpu().eval(), result
 
 
 def fit_files(name: str, split_dir: str | os.PathLike, season: str, variable: str, encoder_path: str | os.PathLike | None,
               enc_cfg: dict, cfg: dict, halo: int, checkpoint: str | os.PathLike, output: str | os.PathLike,
-              curve: str | os.PathLike, device_name: str = "auto") -> LoopResult:
-    """train_model from the split files to the saved model and its loss curve; under torchrun rank 0 writes."""
+              curve: str | os.PathLike, device_name: str = "auto",
+              regressor_path: str | os.PathLike | None = None) -> LoopResult:
+    """train_model from the split files to the saved model and its loss curve; under torchrun rank 0 writes.
+
+    regressor_path: a diffusion model's trained regression part; the saved model holds it
+    and records the file (``regressor_file``) and its sha256 (``regressor_sha256``).
+    """
     data = load_season(split_dir, season, variable)
     encoder = load_encoder(encoder_path) if encoder_path is not None else None
-    model, result = train_model(data, name, encoder, enc_cfg, cfg, halo, checkpoint, device_name=device_name)
+    regressor = None
+    if regressor_path is not None:
+        regressor = load_regressor(regressor_path, name, enc_cfg, cfg, halo, encoder)
+    model, result = train_model(data, name, encoder, enc_cfg, cfg, halo, checkpoint, device_name=device_name,
+                                regressor=regressor)
     if int(os.environ.get("RANK", 0)) == 0:
-        trainable = sum(p.numel() for key, p in model.named_parameters() if not key.startswith("encoder."))
+        frozen = ("encoder.", "regressor.")
+        trainable = sum(p.numel() for key, p in model.named_parameters() if not key.startswith(frozen))
         model.save(output, extra={"trainable_parameters": trainable, "parameters": count_parameters(model),
                                   "seconds": result.seconds, "steps": result.steps,
-                                  "encoder": None if encoder_path is None else str(encoder_path)})
+                                  "encoder": None if encoder_path is None else str(encoder_path),
+                                  "regressor_file": None if regressor_path is None else str(regressor_path),
+                                  "regressor_sha256": None if regressor_path is None else file_digest(regressor_path)})
         write_curve(result, curve)
         Path(checkpoint).unlink(missing_ok=True)
         log.info("%s: %d trainable parameters, %d steps in %.1f s, validation loss %s", name, trainable, result.steps,
@@ -150,24 +234,27 @@ def fit_files(name: str, split_dir: str | os.PathLike, season: str, variable: st
 def train_files(name: str, split_dir: str | os.PathLike, season: str, variable: str,
                 encoder_path: str | os.PathLike | None, enc_cfg: dict, cfg: dict, halo: int,
                 checkpoint: str | os.PathLike, output: str | os.PathLike, curve: str | os.PathLike,
-                log_file: str | os.PathLike | None = None, device_name: str = "auto") -> None:
+                log_file: str | os.PathLike | None = None, device_name: str = "auto",
+                regressor_path: str | os.PathLike | None = None) -> None:
     """fit_files in this process, or under torchrun when the model's section asks for ``gpus`` > 1.
 
     encoder_path: None for the models that do not use the encoder; log_file: the rule's
     log, into which rank 0's log is folded; device_name: the config's ``device`` (``auto``
-    or ``cuda`` give each torchrun process the GPU of its local rank).
+    or ``cuda`` give each torchrun process the GPU of its local rank); regressor_path: a
+    diffusion model's regression part (diffusion.residual: regression), else None.
     """
     procs = cfg.get("gpus", 1)
     if procs == 1:
         fit_files(name, split_dir, season, variable, encoder_path, enc_cfg, cfg, halo, checkpoint, output, curve,
-                  device_name)
+                  device_name, regressor_path)
         return
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump({"encoder": dict(enc_cfg), "model": dict(cfg)}, fh)
     rank0 = Path(f"{log_file or output}.rank0")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
            "-m", "diffscale.method.fit", "--model", name, "--split-dir", str(split_dir), "--season", season,
-           "--variable", variable, *(["--encoder", str(encoder_path)] if encoder_path else []), "--config", fh.name,
+           "--variable", variable, *(["--encoder", str(encoder_path)] if encoder_path else []),
+           *(["--regressor", str(regressor_path)] if regressor_path else []), "--config", fh.name,
            "--halo", str(halo), "--checkpoint", str(checkpoint), "--output", str(output), "--curve", str(curve),
            "--log-file", str(rank0), "--device", device_name]
     log.info("launching %d processes: %s", procs, " ".join(cmd))
@@ -189,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("model", "split-dir", "season", "variable", "config", "checkpoint", "output", "curve"):
         ap.add_argument(f"--{name}", required=True)
     ap.add_argument("--encoder", default=None, help="the pretrained encoder; left out by models that do not use it")
+    ap.add_argument("--regressor", default=None, help="the trained regression part (diffusion.residual: regression)")
     ap.add_argument("--halo", type=int, required=True)
     ap.add_argument("--log-file", default=None)
     ap.add_argument("--device", default="auto", help="the config's device: auto, cpu, cuda or cuda:N")
@@ -197,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         log_to(a.log_file)
     cfg = json.loads(Path(a.config).read_text())
     fit_files(a.model, a.split_dir, a.season, a.variable, a.encoder, cfg["encoder"], cfg["model"], a.halo,
-              a.checkpoint, a.output, a.curve, a.device)
+              a.checkpoint, a.output, a.curve, a.device, a.regressor)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """What every trained downscaler shares: the residual target, its conditioning, tiled sampling, files.
 
 Every trained model of :mod:`diffscale.core.registry` predicts the *residual*
-fine(t) - coarse(t) of a day t from the same inputs (:mod:`diffscale.method.conditioning`):
+fine(t) - reference(t) of a day t from the same inputs (:mod:`diffscale.method.conditioning`).
+The reference is the coarse field of day t on the fine grid, except for a diffusion model
+with a regression part (``spec.regressor``, config ``diffusion.residual: regression``):
+its reference is that frozen regressor's prediction of day t
+(:class:`diffscale.method.diffusion.DiffusionDownscaler`). Every model sees
 the raw condition of day t (coarse field, static channels, season) and the fine fields of
 the previous ``history`` days, plus, where the registry says the model uses the encoder,
 the frozen transfer encoder's features of those days. A subclass says only what differs:
@@ -11,7 +15,9 @@ the frozen transfer encoder's features of those days. A subclass says only what 
 * :meth:`ResidualModel.pixel_loss`, its per-pixel training loss (the training task
   reduces it over the real pixels, :func:`diffscale.method.tasks.masked_mean`);
 * :meth:`ResidualModel.residual`, how the tiles of one day become the whole-region
-  residual: the denoiser run by a sampler, one forward pass, or decoding latents.
+  residual: the denoiser run by a sampler, one forward pass, or decoding latents;
+* :meth:`ResidualModel.reference_residual`, the reference's departure from the coarse
+  field (none but for the split diffusion model).
 
 Whole regions are sampled in halo tiles (:mod:`diffscale.method.tiling`): the day's
 condition is cut into ``tile`` tiles, every member of every tile is one row of a batch
@@ -56,15 +62,28 @@ class ResidualSpec:
     # diffusion model, the regressors' output unit (their networks predict residual / scale).
     scale: float = 1.0
     latent_channels: int = 4  # the vae's per-pixel latent
+    # A diffusion model's regression part (registry name) whose prediction its residual is
+    # taken from; None: the residual from the coarse field.
+    regressor: str | None = None
 
     @classmethod
     def from_config(cls, name: str, enc: dict, cfg: dict, halo: int, scale: float = 1.0) -> ResidualSpec:
-        """The spec of model ``name`` from the config's ``encoder`` section and its own (diffusion or resolved baselines)."""
+        """The spec of model ``name`` from the config's ``encoder`` section and its own (diffusion or resolved baselines).
+
+        A diffusion section without ``residual`` takes the schema's default, ``regression``.
+        """
+        entry = registry.entry(name)
+        regressor = registry.regression(name, cfg.get("residual", "regression")) if entry.family == "diffusion" else None
         return cls(name=name, history=enc["history"], patch=enc["patch"], halo=halo,
                    encoder_channels=tuple(enc["channels"]), encoder_attention=enc["attention"],
                    channels=tuple(cfg["channels"]), blocks=cfg["blocks"], attention=cfg["attention"],
-                   uses_encoder=registry.entry(name).uses_encoder, scale=scale,
-                   latent_channels=cfg.get("latent_channels", 4))
+                   uses_encoder=entry.uses_encoder, scale=scale,
+                   latent_channels=cfg.get("latent_channels", 4), regressor=regressor)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> ResidualSpec:
+        """The spec a model file holds (``asdict`` of it; lists back to tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
 
 
 class ResidualModel(nn.Module):
@@ -94,15 +113,23 @@ class ResidualModel(nn.Module):
         """Tile sides must be multiples of this (the head's U-Net levels)."""
         raise NotImplementedError
 
-    def condition(self, raw: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        """(N, R, P, P) raw condition + (N, history, P, P) history days -> (N, C, P, P)."""
+    def features(self, history: torch.Tensor) -> torch.Tensor | None:
+        """The frozen encoder's features (N, F, P, P) of (N, history, P, P) days; None without an encoder."""
+        return self.encoder(history) if self.encoder is not None else None
+
+    def condition(self, raw: torch.Tensor, history: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, R, P, P) raw condition + (N, history, P, P) history days -> (N, C, P, P).
+
+        features: :meth:`features` of ``history`` when already computed (sampling computes
+        them once per day and shares them with a regression part); else computed here.
+        """
         if history is None:
             raise ValueError("the models condition on the previous days: pass (N, history, P, P)")
         parts = [raw]
         if self.encoder is None or self.keeps_days:
             parts.append(history)
         if self.encoder is not None:
-            parts.append(self.encoder(history))
+            parts.append(self.encoder(history) if features is None else features)
         return torch.cat(parts, dim=1)
 
     def pixel_loss(self, net: nn.Module, raw: torch.Tensor, history: torch.Tensor, target: torch.Tensor,
@@ -117,6 +144,11 @@ class ResidualModel(nn.Module):
                  sampler: str | None, steps: int | None) -> torch.Tensor:
         """(N*M, C, P, P) tile-major condition -> (M, 1, H, W) whole-region residual, scaled units."""
         raise NotImplementedError
+
+    def reference_residual(self, raw: torch.Tensor, history: torch.Tensor, features: torch.Tensor | None,
+                           tiling: Tiling, rows: int) -> torch.Tensor | None:
+        """(rows, 1, H, W) reference - coarse field from (N*rows, .) tile-major inputs; None: the reference is the coarse field."""
+        return None
 
     def provenance(self, sampler: str, steps: int) -> dict:
         """How members are drawn, for the sample files' attributes."""
@@ -141,16 +173,33 @@ class ResidualModel(nn.Module):
             raise ValueError(f"sampling tile {tile} must be a multiple of {self.factor}")
         tiling = Tiling(h, w, tile, self.spec.halo, stride)
         n = len(tiling.origins)
-        raw_t = tiling.cut(raw)[:, None].expand(n, members, *raw.shape[:-2], tile, tile)
-        hist_t = tiling.cut(history[:members])  # (N, 1 or M, history, P, P)
-        hist_t = hist_t.expand(n, members, *hist_t.shape[2:])
-        cond = self.condition(raw_t.reshape(n * members, *raw_t.shape[2:]), hist_t.reshape(n * members, *hist_t.shape[2:]))
-        residual = self.residual(cond, tiling, members, generator, sampler, steps)
-        return (raw[0][None] + residual[:, 0]).cpu()  # channel 0 of the raw condition is the coarse field
+        # rows: 1 for a history every member shares (teacher forcing), M for each member's own
+        # (autoregressive); the condition is built once per row and day, not per member or solver step.
+        rows = min(history.shape[0], members)
+        raw_t = tiling.cut(raw)[:, None].expand(n, rows, *raw.shape[:-2], tile, tile).reshape(n * rows, -1, tile, tile)
+        hist_t = tiling.cut(history[:rows]).reshape(n * rows, -1, tile, tile)
+        features = self.features(hist_t)
+        cond = self.condition(raw_t, hist_t, features)
+        cond = cond.reshape(n, rows, *cond.shape[1:]).expand(n, members, *cond.shape[1:]).reshape(n * members, *cond.shape[1:])
+        out = raw[0][None] + self.residual(cond, tiling, members, generator, sampler, steps)[:, 0]  # channel 0: the coarse field
+        reference = self.reference_residual(raw_t, hist_t, features, tiling, rows)
+        if reference is not None:
+            out = out + reference[:, 0]  # (rows, H, W) onto (M, H, W)
+        return out.cpu()
+
+    def saved_parts(self) -> dict:
+        """What :meth:`build` needs besides the spec to rebuild the networks (saved with the weights)."""
+        return {}
+
+    @classmethod
+    def build(cls, spec: ResidualSpec, saved: dict, path: str | os.PathLike) -> ResidualModel:
+        """The untrained networks of a model file ``path`` holding ``saved`` (its spec and :meth:`saved_parts`)."""
+        return cls(spec)
 
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> None:
         with atomic_path(path) as tmp:
-            torch.save({"model": self.spec.name, "spec": asdict(self.spec), "state": self.state_dict(), **(extra or {})}, tmp)
+            torch.save({"model": self.spec.name, "spec": asdict(self.spec), "state": self.state_dict(),
+                        **self.saved_parts(), **(extra or {})}, tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> ResidualModel:
@@ -176,7 +225,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> R
     :meth:`ResidualModel.sample_day` then moves its inputs to that device and returns on the CPU.
     """
     state = torch.load(path, map_location="cpu", weights_only=False)
-    spec = ResidualSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["spec"].items()})
-    model = model_class(state["model"])(spec)
+    model = model_class(state["model"]).build(ResidualSpec.from_dict(state["spec"]), state, path)
     model.load_state_dict(state["state"])
     return model.to(device).eval()

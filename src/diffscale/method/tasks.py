@@ -3,8 +3,10 @@
 * :class:`CropTask` trains every residual model (:mod:`diffscale.method.residual`):
   random crops of (raw condition, history days, residual target, mask) drawn from the
   region padded by the sampling halo (reflection), so the models learn what edge tiles
-  look like at sampling time; the mask keeps the padding out of the loss. The model
-  gives per-pixel losses; :func:`masked_mean` reduces them, once, here.
+  look like at sampling time; the mask keeps the padding out of the loss. The target is
+  fine minus the day's reference: the coarse field, or a frozen regressor's teacher-forced
+  prediction (``reference``), computed once per day before training. The model gives
+  per-pixel losses; :func:`masked_mean` reduces them, once, here.
 * :class:`NextDayTask` pretrains the temporal U-Net whose encoder is transferred
   (:mod:`diffscale.method.networks.encoder`): ``history`` days -> the next day, L1.
 
@@ -17,6 +19,7 @@ Shapes: raw (N, R, P, P); history (N, history, P, P); target, mask (N, 1, P, P).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -49,13 +52,23 @@ def residual_loss(net: nn.Module, batch: tuple[torch.Tensor, ...], generator: to
     return masked_mean(model.pixel_loss(net, raw, history, target, generator), mask)
 
 
+# (raw condition (R, H, W), history (history, H, W)) of a day -> the (H, W) field its residual is taken from.
+Reference = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
 class CropTask:
-    """Training batches of (raw condition, history, residual target, mask) crops of one season."""
+    """Training batches of (raw condition, history, residual target, mask) crops of one season.
+
+    reference: what the residual target is taken from, given the day's raw condition and
+    true history; None: the coarse field (raw channel 0).
+    """
 
     loss = staticmethod(residual_loss)
 
-    def __init__(self, spec: ResidualSpec, data: SeasonData, batch_size: int, val_crops: int = 64, seed: int = 0):
+    def __init__(self, spec: ResidualSpec, data: SeasonData, batch_size: int, val_crops: int = 64, seed: int = 0,
+                 reference: Reference | None = None):
         self.history, self.batch_size, self.patch = spec.history, batch_size, spec.patch
+        self.reference = reference
         h, w = data.shape
         self.tiling = Tiling(h, w, spec.patch, spec.halo)
         self.static = cond_mod.static_channels(data.lat, data.lon, data.elevation)
@@ -74,7 +87,8 @@ class CropTask:
             coarse = data.coarse_on(day)
             raws.append(cond_mod.raw_condition(coarse, self.static, day))
             hists.append(cond_mod.true_history(data, day, self.history))
-            targets.append((data.fine_on(day) - coarse)[None])
+            base = coarse if self.reference is None else self.reference(raws[-1], hists[-1])
+            targets.append((data.fine_on(day) - base)[None])
         h, w = data.shape
         if not raws:
             return (torch.empty(0, RAW_CHANNELS, h, w), torch.empty(0, self.history, h, w), torch.empty(0, 1, h, w),
