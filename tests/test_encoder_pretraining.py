@@ -6,14 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from method_fixtures import make_split
 
 from diffscale.core.transform import Scaler
 from diffscale.method.conditioning import SeasonData
-from diffscale.method.fit import load_encoder, pretrain_encoder, pretrain_files, untrained_encoder
+from diffscale.method.fit import (
+    load_encoder,
+    pretrain_encoder,
+    pretrain_files,
+    untrained_encoder,
+)
 from diffscale.method.networks.encoder import encoder_unet
 from diffscale.method.tasks import NextDayTask
 from diffscale.plots.method import training_curves
-from method_fixtures import make_split
 
 torch.set_num_threads(1)
 

@@ -47,29 +47,31 @@ def write_curve(result: LoopResult, path: str | os.PathLike) -> None:
                              + "".join(f"{line}{tail}\n" for line in loss_curve_lines(result)))
 
 
-def load_encoder(path: str | os.PathLike) -> UNet:
+def load_encoder(path: str | os.PathLike) -> TemporalUNet:
     state = torch.load(path, map_location="cpu", weights_only=False)
     model = encoder_unet(state["history"], tuple(state["channels"]), state["attention"])
     model.load_state_dict(state["state"])
     return model.eval()
 
 
-def save_encoder(model: UNet, cfg: dict, path: str | os.PathLike, extra: dict | None = None) -> None:
+def save_encoder(model: TemporalUNet, cfg: dict, path: str | os.PathLike, extra: dict | None = None) -> None:
     with atomic_path(path) as tmp:
         torch.save({"history": cfg["history"], "channels": list(cfg["channels"]), "attention": cfg["attention"],
                     "state": model.state_dict(), **(extra or {})}, tmp)
 
 
 def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint: str | os.PathLike,
-                     stop_after: int | None = None, device_name: str = "auto") -> tuple[UNet, LoopResult]:
+                     stop_after: int | None = None, device_name: str = "auto",
+                     task: NextDayTask | None = None) -> tuple[TemporalUNet, LoopResult]:
     """Next-day U-Net on the scaled coarse-on-fine record (days of ``months``), validated on the last years.
 
     Validation ``encoder.validations`` times an epoch; the weights kept are those of the
     best validation (early stopping after ``encoder.patience`` epochs without a better
     one). The result's ``references`` hold persistence and climatology on the same
-    validation patches. device_name: the config's ``device`` (:func:`diffscale.method.devices.device`).
+    validation patches. device_name: the config's ``device`` (:func:`diffscale.method.devices.device`);
+    task: :func:`pretraining_task` of the same arguments, when the caller holds it already.
     """
-    task = pretraining_task(data, months, cfg)
+    task = task or pretraining_task(data, months, cfg)
     h, w = data.shape
     per_day = math.ceil(h / cfg["patch"]) * math.ceil(w / cfg["patch"])
     steps_per_epoch = max(1, math.ceil(len(task.train_index) * per_day / cfg["batch_size"]))
@@ -116,14 +118,14 @@ def pretrain_files(split_dir: str | os.PathLike, season: str, variable: str, mon
     The encoder file also records the coarse days it was trained and validated on.
     """
     data = load_season(split_dir, season, variable)
-    model, result = pretrain_encoder(data, months, cfg, checkpoint, device_name=device_name)
-    train_idx, val_idx = pretraining_days(data.coarse_times, months, cfg["history"], cfg["val_years"])
+    task = pretraining_task(data, months, cfg)
+    model, result = pretrain_encoder(data, months, cfg, checkpoint, device_name=device_name, task=task)
     best = min(result.val, key=lambda sv: sv[1]) if result.val else None
     save_encoder(model, cfg, output, extra={
         "parameters": count_parameters(model), "seconds": result.seconds, "steps": result.steps, "val": result.val,
         "best_step": best[0] if best else result.steps, "references": result.references,
-        "train_days": [str(d.date()) for d in data.coarse_times[train_idx]],
-        "val_days": [str(d.date()) for d in data.coarse_times[val_idx]]})
+        "train_days": [str(d.date()) for d in data.coarse_times[task.train_index]],
+        "val_days": [str(d.date()) for d in data.coarse_times[task.val_index]]})
     write_curve(result, curve)
     Path(checkpoint).unlink(missing_ok=True)
     log.info("encoder: %d parameters, %d steps in %.1f s (early stop: %s), best validation L1 %s at step %s "

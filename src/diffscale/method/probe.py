@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from diffscale.method.conditioning import SeasonData, true_history, training_days
+from diffscale.method.conditioning import SeasonData, training_days, true_history
 from diffscale.method.networks.encoder import TemporalUNet, TransferEncoder
 
 log = logging.getLogger("diffscale.method.probe")
