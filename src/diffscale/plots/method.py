@@ -67,7 +67,9 @@ def _probe_panel(ax: plt.Axes, path: PathLike) -> None:
     missing = {"predictors", "val_rmse", "val_r2"} - set(df.columns)
     if missing:
         raise io.DataValidationError(path, f"columns {sorted(missing)} missing (expected the encoder probe's table)")
-    bars = ax.bar(df["predictors"], df["val_r2"], color=[f"C{i}" for i in range(len(df))])
+    labels = [name.replace(" + ", "\n+ ") for name in df["predictors"]]
+    bars = ax.bar(labels, df["val_r2"], color=[f"C{i}" for i in range(len(df))])
+    ax.tick_params(axis="x", labelsize=8)
     for bar, r2, rmse in zip(bars, df["val_r2"], df["val_rmse"]):
         ax.annotate(f"R2 {r2:.3f}\nRMSE {rmse:.4g}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     ha="center", va="bottom", fontsize=7)
