@@ -64,7 +64,7 @@ def make_split(out: Path, box: Box, coarse_period=("2000-01-01", "2000-12-31"), 
 # ---- a tiny season with a pretrained transfer encoder, shared by the method and baseline tests
 MONTHS = [3, 4, 9, 10]  # core in Apr and Sep; beyond in Mar (before the fine record) and Oct (after it)
 ENC = dict(history=3, patch=16, channels=[4, 8], attention=True, epochs=1, batch_size=8, lr=1e-3, patience=2,
-           val_years=0, seed=0)
+           validations=1, val_years=0, seed=0)
 DIFF = dict(channels=[8, 8], blocks=1, attention=True, steps=40, batch_size=8, lr=2e-3,
             weight_decay=0.0, ema_decay=0.99, grad_clip=1.0, checkpoint_every=20, seed=0)
 HALO = 2

@@ -9,6 +9,7 @@ rule pretrain_encoder:
     output:
         model=f"{MODELS}/{{region}}/{{season}}/encoder.pt",
         curve=f"{MODELS}/{{region}}/{{season}}/encoder_loss.csv",
+        probe=f"{MODELS}/{{region}}/{{season}}/encoder_probe.csv",
     log:
         f"{LOGS}/pretrain_encoder/{{region}}_{{season}}.log",
     benchmark:
@@ -261,6 +262,7 @@ rule plot_training:
         curves=lambda w: [
             f"{MODELS}/{w.region}/{w.season}/{m}_loss.csv" for m in trained_models()
         ],
+        probe=f"{MODELS}/{{region}}/{{season}}/encoder_probe.csv",
     output:
         report(
             f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png",

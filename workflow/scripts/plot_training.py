@@ -6,4 +6,4 @@ from diffscale.plots.method import training_curves
 
 log_to(snakemake.log[0])
 training_curves(dict(zip(snakemake.params.models, snakemake.input.curves)), snakemake.wildcards.region,
-                snakemake.wildcards.season, snakemake.output[0])
+                snakemake.wildcards.season, snakemake.output[0], snakemake.input.probe)

@@ -8,6 +8,7 @@
   ``regressors``: its subclasses, named by :mod:`diffscale.core.registry`;
 * ``tasks``: training batches and losses; ``loop``: the training loop; ``fit``: fitting
   from the config and from files (rules pretrain_encoder, train_diffusion, train_baseline);
+* ``probe``: the ridge probe of the encoder's features against the untrained control (rule pretrain_encoder);
 * ``devices``: the config's device and the sampling precision, for training and sampling;
 * ``sampling``: teacher-forced and autoregressive ensembles, the sampler comparison
   (rules sample, sampler_benchmark); ``beyond``: the autoregressive run in resumable

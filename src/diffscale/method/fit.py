@@ -36,8 +36,9 @@ from diffscale.method.conditioning import SeasonData, load_season
 from diffscale.method.devices import device
 from diffscale.method.diffusion import check_regression_part
 from diffscale.method.loop import LoopConfig, LoopResult, loss_curve_lines, train_loop
-from diffscale.method.networks.encoder import encoder_unet
+from diffscale.method.networks.encoder import TemporalUNet, encoder_unet
 from diffscale.method.networks.unet import UNet, count_parameters
+from diffscale.method.probe import probe
 from diffscale.method.residual import ResidualModel, ResidualSpec, load_model, model_class
 from diffscale.method.tasks import CropTask, NextDayTask, Reference, pretraining_days
 
@@ -45,59 +46,103 @@ log = logging.getLogger("diffscale.method.fit")
 
 
 def write_curve(result: LoopResult, path: str | os.PathLike) -> None:
+    """step,loss,val_loss[,reference...]: each reference (``result.references``) a constant column."""
+    names = list(result.references)
+    tail = "".join(f",{result.references[n]:.6g}" for n in names)
     with atomic_path(path) as tmp:
-        Path(tmp).write_text("step,loss,val_loss\n" + "\n".join(loss_curve_lines(result)) + "\n")
+        Path(tmp).write_text(",".join(["step", "loss", "val_loss", *names]) + "\n"
+                             + "".join(f"{line}{tail}\n" for line in loss_curve_lines(result)))
 
 
-def load_encoder(path: str | os.PathLike) -> UNet:
+def load_encoder(path: str | os.PathLike) -> TemporalUNet:
     state = torch.load(path, map_location="cpu", weights_only=False)
     model = encoder_unet(state["history"], tuple(state["channels"]), state["attention"])
     model.load_state_dict(state["state"])
     return model.eval()
 
 
-def save_encoder(model: UNet, cfg: dict, path: str | os.PathLike, extra: dict | None = None) -> None:
+def save_encoder(model: TemporalUNet, cfg: dict, path: str | os.PathLike, extra: dict | None = None) -> None:
     with atomic_path(path) as tmp:
         torch.save({"history": cfg["history"], "channels": list(cfg["channels"]), "attention": cfg["attention"],
                     "state": model.state_dict(), **(extra or {})}, tmp)
 
 
 def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint: str | os.PathLike,
-                     stop_after: int | None = None, device_name: str = "auto") -> tuple[UNet, LoopResult]:
+                     stop_after: int | None = None, device_name: str = "auto",
+                     task: NextDayTask | None = None) -> tuple[TemporalUNet, LoopResult]:
     """Next-day U-Net on the scaled coarse-on-fine record (days of ``months``), validated on the last years.
 
-    device_name: the config's ``device`` (:func:`diffscale.method.devices.device`).
+    Validation ``encoder.validations`` times an epoch; the weights kept are those of the
+    best validation (early stopping after ``encoder.patience`` epochs without a better
+    one). The result's ``references`` hold persistence and climatology on the same
+    validation patches. device_name: the config's ``device`` (:func:`diffscale.method.devices.device`);
+    task: :func:`pretraining_task` of the same arguments, when the caller holds it already.
     """
-    train_idx, val_idx = pretraining_days(data.coarse_times, months, cfg["history"], cfg["val_years"])
-    task = NextDayTask(data.coarse, train_idx, val_idx, cfg["history"], cfg["patch"], cfg["batch_size"], seed=cfg["seed"])
+    task = task or pretraining_task(data, months, cfg)
     h, w = data.shape
     per_day = math.ceil(h / cfg["patch"]) * math.ceil(w / cfg["patch"])
-    steps_per_epoch = max(1, math.ceil(len(train_idx) * per_day / cfg["batch_size"]))
+    steps_per_epoch = max(1, math.ceil(len(task.train_index) * per_day / cfg["batch_size"]))
+    every = max(1, steps_per_epoch // cfg["validations"])
     loop = LoopConfig(steps=cfg["epochs"] * steps_per_epoch, lr=cfg["lr"], weight_decay=0.0, ema_decay=None,
-                      grad_clip=1.0, checkpoint_every=steps_per_epoch, val_every=steps_per_epoch,
-                      patience=cfg["patience"], seed=cfg["seed"], log_every=max(1, steps_per_epoch // 2))
-    torch.manual_seed(cfg["seed"])  # the initial weights
-    model = encoder_unet(cfg["history"], tuple(cfg["channels"]), cfg["attention"])
-    log.info("encoder: %d parameters, %d training / %d validation days, %d steps per epoch, up to %d epochs",
-             count_parameters(model), len(train_idx), len(val_idx), steps_per_epoch, cfg["epochs"])
-    result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if len(val_idx) else None,
+                      grad_clip=1.0, checkpoint_every=every, val_every=every,
+                      patience=max(1, round(cfg["patience"] * steps_per_epoch / every)), seed=cfg["seed"],
+                      log_every=max(1, steps_per_epoch // 2))
+    model = untrained_encoder(cfg, task.normalisation())
+    references = task.references()
+    log.info("encoder: %d parameters, %d training / %d validation days, %d steps per epoch, up to %d epochs; "
+             "input mean %.4g, std %.4g (training days); validation L1 of the references: %s",
+             count_parameters(model), len(task.train_index), len(task.val_index), steps_per_epoch, cfg["epochs"],
+             float(model.in_mean), float(model.in_std), ", ".join(f"{k} {v:.5g}" for k, v in references.items()) or "none")
+    result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val_batch is not None else None,
                         stop_after=stop_after, signature={"encoder": dict(cfg), "months": list(months)},
                         device_name=device_name)
+    result.references = references
     return result.model.cpu().eval(), result
+
+
+def pretraining_task(data: SeasonData, months: list[int], cfg: dict) -> NextDayTask:
+    """The encoder's pretraining task on the season's days of the coarse record (the last ``val_years`` validate)."""
+    train_idx, val_idx = pretraining_days(data.coarse_times, months, cfg["history"], cfg["val_years"])
+    return NextDayTask(data.coarse, train_idx, val_idx, cfg["history"], cfg["patch"], cfg["batch_size"], seed=cfg["seed"])
+
+
+def untrained_encoder(cfg: dict, normalisation: tuple[float, float]) -> TemporalUNet:
+    """The encoder before pretraining: its seeded initial weights, the training days' input (mean, std).
+
+    Pretraining starts from exactly these weights; unchanged, they are the random-encoder control.
+    """
+    torch.manual_seed(cfg["seed"])  # the initial weights
+    model = encoder_unet(cfg["history"], tuple(cfg["channels"]), cfg["attention"])
+    model.set_normalisation(*normalisation)
+    return model
 
 
 def pretrain_files(split_dir: str | os.PathLike, season: str, variable: str, months: list[int], cfg: dict,
                    checkpoint: str | os.PathLike, output: str | os.PathLike, curve: str | os.PathLike,
-                   device_name: str = "auto") -> LoopResult:
-    """pretrain_encoder from the split files to the saved encoder and its loss curve."""
+                   probe_csv: str | os.PathLike, device_name: str = "auto") -> LoopResult:
+    """pretrain_encoder from the split files to the saved encoder, its loss curve and the probe table.
+
+    The encoder file also records the coarse days it was trained and validated on.
+    """
     data = load_season(split_dir, season, variable)
-    model, result = pretrain_encoder(data, months, cfg, checkpoint, device_name=device_name)
-    save_encoder(model, cfg, output, extra={"parameters": count_parameters(model), "seconds": result.seconds,
-                                            "steps": result.steps, "val": result.val})
+    task = pretraining_task(data, months, cfg)
+    model, result = pretrain_encoder(data, months, cfg, checkpoint, device_name=device_name, task=task)
+    best = min(result.val, key=lambda sv: sv[1]) if result.val else None
+    save_encoder(model, cfg, output, extra={
+        "parameters": count_parameters(model), "seconds": result.seconds, "steps": result.steps, "val": result.val,
+        "best_step": best[0] if best else result.steps, "references": result.references,
+        "train_days": [str(d.date()) for d in data.coarse_times[task.train_index]],
+        "val_days": [str(d.date()) for d in data.coarse_times[task.val_index]]})
     write_curve(result, curve)
     Path(checkpoint).unlink(missing_ok=True)
-    log.info("encoder: %d parameters, %d steps in %.1f s (early stop: %s), validation L1 %s",
-             count_parameters(model), result.steps, result.seconds, result.stopped_early, result.val)
+    log.info("encoder: %d parameters, %d steps in %.1f s (early stop: %s), best validation L1 %s at step %s "
+             "(persistence %s, climatology %s)", count_parameters(model), result.steps, result.seconds,
+             result.stopped_early, *(best[::-1] if best else ("none", "-")),
+             result.references.get("persistence"), result.references.get("climatology"))
+    control = untrained_encoder(cfg, (float(model.in_mean), float(model.in_std)))
+    table = probe(data, {"pretrained": model, "random": control}, cfg["history"])
+    with atomic_path(probe_csv) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
     return result
 
 

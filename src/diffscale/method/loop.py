@@ -61,6 +61,8 @@ class LoopResult:
     steps: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
+    # Validation scores of forecasts that need no training (the task's references), for the curve.
+    references: dict[str, float] = field(default_factory=dict)
 
 
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:

@@ -129,6 +129,11 @@ class NextDayTask:
     fields (T, H, W) float32: the scaled coarse-on-fine record (the grid, patch size and
     scaling the encoder meets again at transfer); train_index / val_index: positions t
     of target days whose ``history`` previous days are all in ``fields``.
+
+    The validation patches are drawn once (seeded); :meth:`references` scores two
+    forecasts that need no training on exactly those patches, in the loss's units, so the
+    validation loss reads against them: persistence (the last history day) and
+    climatology (the mean field of the training days).
     """
 
     def __init__(self, fields: np.ndarray, train_index: np.ndarray, val_index: np.ndarray, history: int, patch: int,
@@ -142,23 +147,42 @@ class NextDayTask:
             self.fields = Tiling(ny, nx, patch, 0).pad(self.fields)[..., :max(ny, patch), :max(nx, patch)]
         self.train_index, self.val_index = np.asarray(train_index), np.asarray(val_index)
         self.history, self.patch, self.batch_size = history, patch, batch_size
+        self.climatology = self.fields[torch.from_numpy(self.train_index)].mean(dim=0)
         g = torch.Generator().manual_seed(seed)
-        self.val_batch = self._draw(self.val_index, min(val_patches, 8 * len(self.val_index)), g) if len(self.val_index) else None
+        self.val_batch, self.val_climatology = None, None
+        if len(self.val_index):
+            t, y, x = self._where(self.val_index, min(val_patches, 8 * len(self.val_index)), g)
+            self.val_batch = self._crops(t, y, x)
+            self.val_climatology = self._crop(self.climatology[None, None], y, x)
 
-    def _draw(self, index: np.ndarray, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def normalisation(self) -> tuple[float, float]:
+        """Mean and standard deviation of every day the training patches are cut from (target and history days)."""
+        days = np.unique((self.train_index[:, None] + np.arange(-self.history, 1)).ravel())
+        values = self.fields.numpy()[days].astype(np.float64)
+        return float(values.mean()), float(values.std())
+
+    def _where(self, index: np.ndarray, n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
         ny, nx = self.fields.shape[-2:]
         t = torch.from_numpy(index)[torch.randint(len(index), (n,), generator=gen)]
         y = torch.randint(ny - self.patch + 1, (n,), generator=gen)
         x = torch.randint(nx - self.patch + 1, (n,), generator=gen)
-        offsets = torch.arange(-self.history, 1)
+        return t, y, x
+
+    def _crop(self, fields: torch.Tensor, y: torch.Tensor, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, D, patch, patch) crops of (T, H, W) ``fields`` at days ``t`` (n, D), or of (1, D, H, W) without."""
         p = torch.arange(self.patch)
+        iy, ix = (y[:, None] + p)[:, None, :, None], (x[:, None] + p)[:, None, None, :]
+        if t is None:
+            return fields[0][torch.arange(fields.shape[1])[None, :, None, None], iy, ix]
+        return fields[t[:, :, None, None], iy, ix]
+
+    def _crops(self, t: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # (n, history + 1, patch, patch) gathered in one indexing operation
-        crops = self.fields[(t[:, None] + offsets)[:, :, None, None], (y[:, None] + p)[:, None, :, None],
-                            (x[:, None] + p)[:, None, None, :]]
+        crops = self._crop(self.fields, y, x, t[:, None] + torch.arange(-self.history, 1))
         return crops[:, :-1], crops[:, -1:]
 
     def batch(self, step: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._draw(self.train_index, self.batch_size, gen)
+        return self._crops(*self._where(self.train_index, self.batch_size, gen))
 
     @staticmethod
     def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator | None = None) -> torch.Tensor:
@@ -167,6 +191,14 @@ class NextDayTask:
 
     def validate(self, model: nn.Module) -> float:
         return validation_loss(self.loss, model, self.val_batch)
+
+    def references(self) -> dict[str, float]:
+        """L1 of persistence and climatology on the validation patches; empty without validation days."""
+        if self.val_batch is None:
+            return {}
+        history, target = self.val_batch
+        return {"persistence": float(masked_mean((history[:, -1:] - target).abs())),
+                "climatology": float(masked_mean((self.val_climatology - target).abs()))}
 
 
 def pretraining_days(times: pd.DatetimeIndex, months: list[int], history: int, val_years: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Figures of the method's own outputs (report category "3. Method"): the training curves."""
+"""Figures of the method's own outputs (report category "3. Method"): the training curves, the encoder's probe."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ def _curve_panel(ax: plt.Axes, model: str, df: pd.DataFrame) -> None:
     else:
         ax.text(0.5, 0.97, "no validation loss (no validation days)", transform=ax.transAxes, ha="center", va="top",
                 fontsize=8, color="C3")
+    # Reference columns (the encoder's persistence and climatology): constant validation scores.
+    for i, name in enumerate(c for c in df.columns if c not in ("step", "loss", "val_loss")):
+        level = float(df[name].iloc[0])
+        ax.axhline(level, color=f"C{4 + i}", ls="--", lw=1.2, label=f"{name} (validation, {level:.4g})")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_title(curve_title(model), fontsize=10)
     ax.set_xlabel("optimiser step")
@@ -57,15 +61,36 @@ def _curve_panel(ax: plt.Axes, model: str, df: pd.DataFrame) -> None:
     ax.legend(fontsize=7)
 
 
-def training_curves(curves: Mapping[str, PathLike], region: str, season: str, out: PathLike) -> Path:
+def _probe_panel(ax: plt.Axes, path: PathLike) -> None:
+    """Validation R2 of the ridge probe (:mod:`diffscale.method.probe`), one bar per predictor set."""
+    df = pd.read_csv(path)
+    missing = {"predictors", "val_rmse", "val_r2"} - set(df.columns)
+    if missing:
+        raise io.DataValidationError(path, f"columns {sorted(missing)} missing (expected the encoder probe's table)")
+    labels = [name.replace(" + ", "\n+ ") for name in df["predictors"]]
+    bars = ax.bar(labels, df["val_r2"], color=[f"C{i}" for i in range(len(df))])
+    ax.tick_params(axis="x", labelsize=8)
+    for bar, r2, rmse in zip(bars, df["val_r2"], df["val_rmse"]):
+        ax.annotate(f"R2 {r2:.3f}\nRMSE {rmse:.4g}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=7)
+    ax.set_title("encoder probe: ridge from features to the next fine day", fontsize=10)
+    ax.set_ylabel("R2 on the validation days")
+    ax.set_ylim(min(0.0, float(df["val_r2"].min())), 1.1 * max(1e-3, float(df["val_r2"].max())))
+    ax.grid(alpha=0.3, axis="y")
+
+
+def training_curves(curves: Mapping[str, PathLike], region: str, season: str, out: PathLike,
+                    probe: PathLike | None = None) -> Path:
     """Rule plot_training: training and validation loss against step, one panel per model, in the given order.
 
     ``curves``: model name -> its ``{model}_loss.csv`` (columns step, loss, val_loss; val_loss
-    empty on steps without validation). The training loss is drawn raw (faint) and as a running
+    empty on steps without validation; any further column is a reference's constant validation
+    score, drawn as a dashed line). The training loss is drawn raw (faint) and as a running
     mean over ~1/20 of the run, so the trend is readable through the minibatch noise.
+    ``probe``: the encoder's ``encoder_probe.csv``, drawn as one more panel.
     """
     frames = {model: _read_curve(path) for model, path in curves.items()}
-    n = len(frames)
+    n = len(frames) + (probe is not None)
     cols = min(n, 3)
     rows = -(-n // cols) if n else 1
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), constrained_layout=True, squeeze=False)
@@ -73,6 +98,8 @@ def training_curves(curves: Mapping[str, PathLike], region: str, season: str, ou
         ax.axis("off")
     for ax, (model, df) in zip(axes.ravel(), frames.items()):
         _curve_panel(ax, model, df)
+    if probe is not None:
+        _probe_panel(axes.ravel()[n - 1], probe)
     fig.suptitle(f"{region} / {season}: training curves (compare shapes across panels, not levels: the losses differ)")
     saved = save(fig, out)
     log.info("training curves of %s -> %s", ", ".join(curves), saved)

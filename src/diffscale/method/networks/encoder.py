@@ -5,6 +5,13 @@ level's output (full resolution first, the 4x4-ish middle last) is upsampled
 bilinearly to the patch and concatenated, so both the fine detail of recent days
 (shallow levels) and the encoder's large-scale temporal summary (deep levels) reach
 the denoiser. Its pretraining task is :class:`diffscale.method.tasks.NextDayTask`.
+
+The pretrained network (:class:`TemporalUNet`) standardises its input days with the mean
+and standard deviation of the pretraining's training days (buffers saved with its weights,
+so transfer and sampling standardise the same way; the scaled field sits in a narrow band,
+about 0.5 +- 0.07, that a plain stem would hand on nearly constant) and predicts the next
+day as the last day plus a learned change: its starting point is persistence, so what
+pretraining adds is what persistence misses, and its features must carry what changes.
 """
 
 from __future__ import annotations
@@ -16,15 +23,43 @@ from torch.nn import functional as F
 from diffscale.method.networks.unet import UNet
 
 
-def encoder_unet(history: int, channels: tuple[int, ...], attention: bool = True) -> UNet:
+class TemporalUNet(UNet):
+    """(B, history, H, W) days, oldest first -> (B, 1, H, W) next day, all in the split's scaled units.
+
+    ``in_mean`` / ``in_std``: the training days' statistics (:meth:`set_normalisation`),
+    one pair for every channel since every channel is a day of the same field.
+    """
+
+    def __init__(self, history: int, channels: tuple[int, ...], attention: bool = True):
+        super().__init__(history, 1, tuple(channels), attention=attention)
+        self.register_buffer("in_mean", torch.zeros(()))
+        self.register_buffer("in_std", torch.ones(()))
+
+    def set_normalisation(self, mean: float, std: float) -> None:
+        if not std > 0:
+            raise ValueError(f"the encoder's input standard deviation must be positive, got {std} (a constant record?)")
+        self.in_mean.fill_(float(mean))
+        self.in_std.fill_(float(std))
+
+    def _standardise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.in_mean) / self.in_std
+
+    def encode(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> list[torch.Tensor]:
+        return super().encode(self._standardise(x), noise)
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        return x[:, -1:] + self.in_std * super().forward(self._standardise(x), noise)
+
+
+def encoder_unet(history: int, channels: tuple[int, ...], attention: bool = True) -> TemporalUNet:
     """The temporal U-Net that is pretrained (next day from ``history`` days) and whose encoder is transferred."""
-    return UNet(history, 1, tuple(channels), attention=attention)
+    return TemporalUNet(history, tuple(channels), attention=attention)
 
 
 class TransferEncoder(nn.Module):
     """(B, history, P, P) scaled fine history -> (B, feature_channels, P, P); frozen, no grad."""
 
-    def __init__(self, unet: UNet):
+    def __init__(self, unet: TemporalUNet):
         super().__init__()
         self.unet = unet
         self.unet.requires_grad_(False)
