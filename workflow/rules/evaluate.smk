@@ -1,4 +1,6 @@
 # Stage 9: the bicubic baseline, scores of every model, the paper's diagnostics, figures.
+# evaluate scores every seed of every model on the same bootstrap resamples of the days, so
+# the seed means' intervals and the paired comparisons with the method come from one job.
 
 
 rule sample_bicubic:
@@ -7,8 +9,8 @@ rule sample_bicubic:
         fine=f"{SPLIT}/{{region}}/fine.nc",
         days=f"{SPLIT}/{{region}}/{{season}}/days.json",
     output:
-        test=f"{SAMPLES}/{{region}}/{{season}}/bicubic/test.nc",
-        beyond=f"{SAMPLES}/{{region}}/{{season}}/bicubic/beyond.nc",
+        test=sample_path("test", model="bicubic"),
+        beyond=sample_path("beyond", model="bicubic"),
     log:
         f"{LOGS}/sample_bicubic/{{region}}/{{season}}.log",
     benchmark:
@@ -28,6 +30,8 @@ rule evaluate:
         unpack(evaluate_inputs),
     output:
         scores=f"{METRICS}/{{region}}/{{season}}/scores.csv",
+        by_seed=f"{METRICS}/{{region}}/{{season}}/scores_by_seed.csv",
+        comparisons=f"{METRICS}/{{region}}/{{season}}/comparisons.csv",
         diagnostics=f"{METRICS}/{{region}}/{{season}}/diagnostics.json",
     log:
         f"{LOGS}/evaluate/{{region}}/{{season}}.log",
@@ -36,7 +40,7 @@ rule evaluate:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        models=evaluated_models(),
+        seeds=evaluated_seeds(),
         variable=DATA["variable"],
         log10=config["transform"]["log10"],
         floor=config["transform"]["floor"],
@@ -53,13 +57,28 @@ rule summarize_metrics:
             region=REGIONS,
             season=SEASONS,
         ),
+        comparisons=expand(
+            f"{METRICS}/{{region}}/{{season}}/comparisons.csv",
+            region=REGIONS,
+            season=SEASONS,
+        ),
     output:
-        report(
+        summary=report(
             f"{METRICS}/summary.csv",
             caption="../report/summary.rst",
             category="4. Evaluation",
             subcategory="Scores",
             labels={"figure": "table: summary.csv", "period": "test and beyond"},
+        ),
+        comparisons=report(
+            f"{METRICS}/comparisons.csv",
+            caption="../report/comparisons.rst",
+            category="4. Evaluation",
+            subcategory="Scores",
+            labels={
+                "figure": "table: comparisons.csv",
+                "period": "test and beyond",
+            },
         ),
     log:
         f"{LOGS}/summarize_metrics.log",
@@ -136,7 +155,7 @@ if DATA["source"] == "synthetic":
             truth=[f"{SPLIT}/{r}/truth.nc" for r in REGIONS] if SPLIT_TRUTH else [],
         output:
             [
-                sample_path(r, s, "oracle", p)
+                sample_path(p, r, s, "oracle")
                 for r in REGIONS
                 for s in SEASONS
                 for p in ("test", "beyond")
