@@ -243,7 +243,9 @@ def block_file(w, block: str, suffix: str) -> str:
 
 def sample_beyond_inputs(w) -> dict[str, str]:
     """A block's inputs: the split files, the model and the state the block before wrote."""
-    files = split_inputs(w) | {"model": model_file(".pt", w.region, w.season, w.model, w.seed)}
+    files = split_inputs(w) | {
+        "model": model_file(".pt", w.region, w.season, w.model, w.seed)
+    }
     blocks = season_blocks(w.season)
     if w.block not in blocks:
         raise ValueError(f"no beyond block {w.block} of season {w.season}: {blocks}")

@@ -131,9 +131,10 @@ class PeriodScores:
 
 
 def _seed_mean_row(rows: list[dict]) -> dict:
-    """The first seed's row with every numeric column replaced by its mean over the seeds."""
+    """The first seed's row with every numeric column replaced by its mean over the seeds (counts stay counts)."""
     row = {k: v for k, v in rows[0].items() if k != "seed"}
     for key, value in row.items():
         if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-            row[key] = float(np.mean([r[key] for r in rows])) if len(rows) > 1 else value
+            mean = float(np.mean([r[key] for r in rows]))
+            row[key] = int(mean) if isinstance(value, (int, np.integer)) and mean == int(mean) else mean
     return row

@@ -86,7 +86,7 @@ def pretrain_files(split_dir: str | os.PathLike, season: str, variable: str, mon
     data = load_season(split_dir, season, variable)
     model, result = pretrain_encoder(data, months, cfg, checkpoint, device_name=device_name)
     save_encoder(model, cfg, output, extra={"parameters": count_parameters(model), "seconds": result.seconds,
-                                            "steps": result.steps, "val": result.val})
+                                            "steps": result.steps, "val": result.val, "seed": cfg["seed"]})
     write_curve(result, curve)
     Path(checkpoint).unlink(missing_ok=True)
     log.info("encoder: %d parameters, %d steps in %.1f s (early stop: %s), validation L1 %s",
@@ -138,7 +138,7 @@ def fit_files(name: str, split_dir: str | os.PathLike, season: str, variable: st
     if int(os.environ.get("RANK", 0)) == 0:
         trainable = sum(p.numel() for key, p in model.named_parameters() if not key.startswith("encoder."))
         model.save(output, extra={"trainable_parameters": trainable, "parameters": count_parameters(model),
-                                  "seconds": result.seconds, "steps": result.steps,
+                                  "seconds": result.seconds, "steps": result.steps, "seed": cfg["seed"],
                                   "encoder": None if encoder_path is None else str(encoder_path)})
         write_curve(result, curve)
         Path(checkpoint).unlink(missing_ok=True)
