@@ -4,7 +4,7 @@
         [--region west --season DJF] [--tiling 16:0.75 --tiling 16:0 --tiling 48:0 ...] [--days val]
 
 Loads the trained diffusion model of one region and season from a finished run
-(``results/models/{region}/{season}/diffusion.pt`` and the split files), samples the
+(``results/models/{region}/{season}/diffusion.s0.pt`` and the split files), samples the
 chosen days teacher-forced with each tiling TILE:OVERLAP (halo from the config), and
 prints, in the metric space of summary.csv: RMSE of the ensemble mean, fair CRPS,
 spread/skill, the seam ratio of the members at that tiling's core boundaries
@@ -60,7 +60,7 @@ def main() -> None:
     s, t = cfg["sampling"], cfg["transform"]
     split = Path(a.results) / "split" / region
     data = load_season(split, season, cfg["data"]["variable"])
-    model = load_model(Path(a.results) / "models" / region / season / "diffusion.pt")
+    model = load_model(Path(a.results) / "models" / region / season / "diffusion.s0.pt")
     days = data.days[a.days]
     members = a.members or s["members"]
     patch, halo = model.spec.patch, s["halo"]

@@ -87,6 +87,24 @@ def test_the_ablation_overlay_adds_only_the_ablation_model():
         assert cfg["diffusion"] == plain["diffusion"] and cfg["regions"] == plain["regions"]
 
 
+def test_the_seeds_overlay_sets_three_seeds_and_seed_k_adds_k():
+    from snakemake.utils import update_config
+
+    from diffscale.core.config import with_seed
+
+    overlay = yaml.safe_load((ROOT / "config" / "seeds.yaml").read_text())
+    assert overlay == {"evaluation": {"seeds": 3}}
+    merged = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    update_config(merged, overlay)
+    cfg = validate_config(merged)
+    assert cfg["evaluation"]["seeds"] == 3 and validate_config(tiny_config())["evaluation"]["seeds"] == 1
+    # Seed 0 is the section as configured (a one-seed run is unchanged); seed k adds k.
+    assert with_seed(cfg["diffusion"], 0) == cfg["diffusion"]
+    assert with_seed(cfg["sampling"], 2) == {**cfg["sampling"], "seed": cfg["sampling"]["seed"] + 2}
+    with pytest.raises(ConfigError, match="evaluation.seeds: 0 is less than the minimum of 1"):
+        validate_config(tiny_config(evaluation={"seeds": 0}))
+
+
 def test_the_removed_use_encoder_key_is_named():
     # the model name decides now (diffusion / diffusion_no_transfer)
     with pytest.raises(ConfigError, match=r"config key diffusion.use_encoder: unknown key"):

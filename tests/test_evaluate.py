@@ -181,10 +181,10 @@ def scored(tmp_path_factory):
         members = 10 ** (y[None] - z[:1] + z[1:])
         ds = member_dataset(members, times, fine.lat.values, fine.lon.values, "DUEXTTAU", {"units": "1"})
         samples["diffusion"][period] = str(io.write_netcdf(ds, root / f"ens_{period}.nc"))
-    rows, diag = scores.evaluate_region_season(samples, root / "split/solo/fine.nc", root / "split/solo/truth.nc",
-                                           root / "split/solo/winter/days.json", coarse, "DUEXTTAU", True, 1e-6,
-                                           ("2000-01-20", "2000-03-10"), {"variogram_pairs": 4000})
-    return root, samples, days, pd.DataFrame(rows).set_index(["model", "period"]), diag
+    found = scores.evaluate_region_season(samples, root / "split/solo/fine.nc", root / "split/solo/truth.nc",
+                                          root / "split/solo/winter/days.json", coarse, "DUEXTTAU", True, 1e-6,
+                                          ("2000-01-20", "2000-03-10"), {"variogram_pairs": 4000, "bootstrap": 200})
+    return root, samples, days, pd.DataFrame(found.summary).set_index(["model", "period"]), found.diagnostics
 
 
 def test_every_model_and_period_is_scored(scored):
@@ -234,10 +234,11 @@ def test_beyond_is_scored_on_the_days_with_truth_only(scored):
     def evaluate_with(times, name, source=truth):
         part = source.sel(time=times)
         path = io.write_netcdf(io.field_dataset(part.values, times, lat, lon, "DUEXTTAU", {"units": "1"}), root / name)
-        rows, diag = scores.evaluate_region_season(samples, root / "split/solo/fine.nc", path, root / "split/solo/winter/days.json",
-                                               io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31"), "DUEXTTAU",
-                                               True, 1e-6, ("2000-01-20", "2000-03-10"), {"variogram_pairs": 2000})
-        return pd.DataFrame(rows).set_index(["model", "period"]), diag
+        found = scores.evaluate_region_season(samples, root / "split/solo/fine.nc", path, root / "split/solo/winter/days.json",
+                                              io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31"), "DUEXTTAU",
+                                              True, 1e-6, ("2000-01-20", "2000-03-10"),
+                                              {"variogram_pairs": 2000, "bootstrap": 200})
+        return pd.DataFrame(found.summary).set_index(["model", "period"]), found.diagnostics
 
     part, diag = evaluate_with(held, "truth_part.nc")
     assert part.loc[("bicubic", "beyond"), "days"] == len(held) < len(days.beyond)
@@ -281,15 +282,17 @@ def test_summary_table_orders_rows_and_keeps_the_contract_columns(tmp_path):
 def test_write_scores_writes_both_files_in_registry_order_and_logs_each_row(scored, tmp_path, caplog):
     root, samples, days, table, diag = scored
     backwards = {m: samples[m] for m in reversed(list(samples))}  # diffusion before bicubic
-    inputs = {f"{m}_{p}": path for m, paths in backwards.items() for p, path in paths.items()}
+    inputs = {f"{m}_s0_{p}": path for m, paths in backwards.items() for p, path in paths.items()}
     assert scores.sample_files(inputs, list(backwards)) == backwards
+    assert scores.seed_files(inputs, {m: [0] for m in backwards}) == {m: [paths] for m, paths in backwards.items()}
     with caplog.at_level(logging.INFO, logger="diffscale"):
         written = scores.write_scores(backwards, root / "split/solo/fine.nc", root / "split/solo/truth.nc",
                                       root / "split/solo/winter/days.json",
                                       io.month_files(root / "raw/coarse", "2000-01-01", "2000-03-31"), "DUEXTTAU", True,
-                                      1e-6, ["2000-01-20", "2000-03-10"], {"variogram_pairs": 4000}, region="solo",
-                                      season="winter", scores_out=tmp_path / "scores.csv",
-                                      diagnostics_out=tmp_path / "diagnostics.json")
+                                      1e-6, ["2000-01-20", "2000-03-10"], {"variogram_pairs": 4000, "bootstrap": 200},
+                                      region="solo", season="winter", scores_out=tmp_path / "scores.csv",
+                                      diagnostics_out=tmp_path / "diagnostics.json",
+                                      comparisons_out=tmp_path / "comparisons.csv")
     back = pd.read_csv(tmp_path / "scores.csv")
     assert list(back.columns) == list(written.columns) and list(back.columns[:4]) == ["region", "season", "model", "period"]
     assert list(zip(back["model"], back["period"])) == [("bicubic", "test"), ("diffusion", "test"),
@@ -300,6 +303,18 @@ def test_write_scores_writes_both_files_in_registry_order_and_logs_each_row(scor
     assert list(saved["spectra"]["test"]) == ["k", "cutoff", "truth", "bicubic", "diffusion"]
     assert saved["drift"] == diag["drift"]
     assert sum("r2 " in r.getMessage() for r in caplog.records) == 4
+    # Each score with its interval; the comparison of bicubic with the method in both periods.
+    assert {"rmse_lo", "rmse_hi", "crps_lo", "crps_hi", "r2_lo", "r2_hi", "seeds"} <= set(back.columns)
+    assert (back["rmse_lo"] <= back["rmse"]).all() and (back["rmse"] <= back["rmse_hi"]).all()
+    compared = pd.read_csv(tmp_path / "comparisons.csv", keep_default_na=False)
+    assert list(zip(compared["period"], compared["model"], compared["score"])) == [
+        ("test", "bicubic", "rmse"), ("test", "bicubic", "crps"), ("beyond", "bicubic", "rmse"), ("beyond", "bicubic", "crps")]
+    by_period = back.set_index(["model", "period"])
+    for row in compared.itertuples():
+        assert row.difference == pytest.approx(by_period.loc[("bicubic", row.period), row.score]
+                                               - by_period.loc[("diffusion", row.period), row.score], rel=1e-4)
+    # The calibrated ensemble beats interpolation in CRPS by far more than the days' noise.
+    assert compared[compared["score"] == "crps"]["better"].eq("diffusion").all()
 
 
 def test_write_summary_concatenates_the_score_files(tmp_path):

@@ -24,14 +24,14 @@ def ablation_dir(full_run):
 @pytest.mark.slow
 def test_the_ablation_does_not_wait_for_the_encoder(tmp_path):
     config = tiny_config(evaluation={"models": MODELS})
-    proc = run_snakemake(tmp_path, config, "-n", "results/models/solo/winter/diffusion_no_transfer.pt")
+    proc = run_snakemake(tmp_path, config, "-n", "results/models/solo/winter/diffusion_no_transfer.s0.pt")
     planned = job_stats(proc.stdout)
     assert planned.get("train_diffusion") == 1 and "pretrain_encoder" not in planned, planned
     # its regression part is the unet, not the transfer_unet: the overlay drops transfer from both parts
-    assert planned.get("train_baseline") == 1 and "results/models/solo/winter/unet.pt" in proc.stdout, planned
+    assert planned.get("train_baseline") == 1 and "results/models/solo/winter/unet.s0.pt" in proc.stdout, planned
     assert "transfer_unet" not in proc.stdout
     # ... while the method does
-    planned = job_stats(run_snakemake(tmp_path, config, "-n", "results/models/solo/winter/diffusion.pt").stdout)
+    planned = job_stats(run_snakemake(tmp_path, config, "-n", "results/models/solo/winter/diffusion.s0.pt").stdout)
     assert planned.get("train_diffusion") == 1 and planned.get("pretrain_encoder") == 1, planned
 
 
@@ -40,14 +40,14 @@ def test_the_ablation_is_trained_sampled_and_scored_beside_the_method(ablation_d
     res = ablation_dir / "results"
     for model in ("diffusion", "diffusion_no_transfer"):
         for period in ("test", "beyond"):
-            ds = xr.open_dataset(res / f"samples/solo/winter/{model}/{period}.nc")
+            ds = xr.open_dataset(res / f"samples/solo/winter/{model}/s0/{period}.nc")
             assert ds.sizes["member"] > 1 and ds.attrs["model"] == model
     summary = pd.read_csv(res / "metrics/summary.csv")
     rows = set(zip(summary["model"], summary["period"]))
     assert {(m, p) for m in ("diffusion", "diffusion_no_transfer") for p in ("test", "beyond")} <= rows
     # The checkpoints say which is which: only the method conditions on the transfer encoder.
-    method = torch.load(res / "models/solo/winter/diffusion.pt", weights_only=False)
-    ablation = torch.load(res / "models/solo/winter/diffusion_no_transfer.pt", weights_only=False)
+    method = torch.load(res / "models/solo/winter/diffusion.s0.pt", weights_only=False)
+    ablation = torch.load(res / "models/solo/winter/diffusion_no_transfer.s0.pt", weights_only=False)
     assert method["model"] == "diffusion" and ablation["model"] == "diffusion_no_transfer"
     assert method["spec"]["uses_encoder"] is True and ablation["spec"]["uses_encoder"] is False
     assert ablation["encoder"] is None and not any(k.startswith("encoder.") for k in ablation["state"])
@@ -55,12 +55,12 @@ def test_the_ablation_is_trained_sampled_and_scored_beside_the_method(ablation_d
     assert not any(k.startswith("regressor.encoder.") for k in ablation["state"])
     # Same budget: the same denoiser width and the same steps.
     assert method["spec"]["channels"] == ablation["spec"]["channels"] and method["steps"] == ablation["steps"] == 20
-    curves = [pd.read_csv(res / f"models/solo/winter/{m}_loss.csv") for m in ("diffusion", "diffusion_no_transfer")]
+    curves = [pd.read_csv(res / f"models/solo/winter/{m}.s0_loss.csv") for m in ("diffusion", "diffusion_no_transfer")]
     assert curves[0]["step"].tolist() == curves[1]["step"].tolist() == list(range(1, 21))
     assert curves[0]["val_loss"].notna().sum() == curves[1]["val_loss"].notna().sum()  # validated as often
     # The product stays the method's
     product = xr.open_dataset(res / "downscaled/solo.nc")
-    assert json.loads(product.attrs["model_checkpoints"]) == {"winter": "results/models/solo/winter/diffusion.pt"}
+    assert json.loads(product.attrs["model_checkpoints"]) == {"winter": "results/models/solo/winter/diffusion.s0.pt"}
 
 
 @pytest.mark.slow
@@ -86,7 +86,7 @@ def test_the_ablation_overlay_plans_the_ablation_on_the_demo(tmp_path):
     assert planned["train_diffusion"] == 2 * len(splits) and planned["pretrain_encoder"] == len(splits)
     assert planned["train_baseline"] == 3 * len(splits)  # the demo's baselines are kept by the overlay
     for region, season in splits:
-        assert f"results/samples/{region}/{season}/diffusion_no_transfer/test.nc" in proc.stdout
+        assert f"results/samples/{region}/{season}/diffusion_no_transfer/s0/test.nc" in proc.stdout
     # without the overlay there is no ablation
     plain = run_snakemake(tmp_path, None, "-n", "--configfile", str(ROOT / "config/config.yaml"))
     assert job_stats(plain.stdout)["train_diffusion"] == len(splits) and "diffusion_no_transfer" not in plain.stdout

@@ -26,19 +26,19 @@ def test_baselines_train_sample_and_are_scored(tmp_path):
     days = json.loads((res / "split/solo/winter/days.json").read_text())
     for model in BASELINES:
         # the method's budget: baselines.steps is null, so diffusion.steps (20) crops of diffusion.batch_size
-        curve = pd.read_csv(res / f"models/solo/winter/{model}_loss.csv")
+        curve = pd.read_csv(res / f"models/solo/winter/{model}.s0_loss.csv")
         assert len(curve) == config["diffusion"]["steps"] and np.isfinite(curve.loss).all()
-        saved = torch.load(res / f"models/solo/winter/{model}.pt", weights_only=False)
+        saved = torch.load(res / f"models/solo/winter/{model}.s0.pt", weights_only=False)
         assert saved["model"] == saved["spec"]["name"] == model and saved["steps"] == config["diffusion"]["steps"]
         # only the model that uses the encoder is given it (rule input, checkpoint, weights)
         uses = model == "transfer_unet"
         assert (saved["encoder"] is not None) == uses == any(k.startswith("encoder.") for k in saved["state"])
         members = config["sampling"]["members"] if model == "vae" else 1
         beyond_members = config["sampling"]["beyond_members"] if model == "vae" else 1
-        test = xr.open_dataset(res / f"samples/solo/winter/{model}/test.nc")
+        test = xr.open_dataset(res / f"samples/solo/winter/{model}/s0/test.nc")
         assert test.DUEXTTAU.dims == ("member", "time", "lat", "lon") and test.sizes["member"] == members
         assert [str(t)[:10] for t in test.time.values] == days["test"]
-        beyond = xr.open_dataset(res / f"samples/solo/winter/{model}/beyond.nc")
+        beyond = xr.open_dataset(res / f"samples/solo/winter/{model}/s0/beyond.nc")
         assert [str(t)[:10] for t in beyond.time.values] == days["beyond"] and beyond.sizes["member"] == beyond_members
         assert (beyond.DUEXTTAU.values > 0).all() and np.isfinite(test.DUEXTTAU.values).all()
         assert test.attrs["model"] == model

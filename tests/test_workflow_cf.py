@@ -18,7 +18,7 @@ GROUPS = {
     "regrid": ["regrid/solo/*/*.nc"],
     "split": ["split/solo/*.nc"],
     "baseline_samples": ["samples/solo/winter/bicubic/*.nc", "samples/solo/winter/oracle/*.nc"],
-    "method_samples": ["samples/solo/winter/diffusion/*.nc", "samples/solo/winter/diffusion_no_transfer/*.nc"],
+    "method_samples": ["samples/solo/winter/diffusion/s0/*.nc", "samples/solo/winter/diffusion_no_transfer/s0/*.nc"],
     "product": ["downscaled/solo.nc"],
     "aggregates": ["downscaled/solo.monthly.nc", "downscaled/solo.annual.nc"],
 }
@@ -40,7 +40,7 @@ def test_every_file_passes_the_cf_and_acdd_checkers(full_run, group):
 def test_product_and_samples_are_chunked_for_maps_and_series(full_run):
     res = full_run / "results"
     for path, name in ((res / "downscaled/solo.nc", "DUEXTTAU_members"),
-                       (res / "samples/solo/winter/diffusion/beyond.nc", "DUEXTTAU")):
+                       (res / "samples/solo/winter/diffusion/s0/beyond.nc", "DUEXTTAU")):
         with netCDF4.Dataset(path) as nc:
             var = nc[name]
             want = chunks.chunk_sizes(dict(zip(var.dimensions, var.shape)))

@@ -128,7 +128,7 @@ def test_local_files_are_scored_beyond_the_fine_record_where_they_reach(beyond_r
     assert list(pd.DatetimeIndex(truth.time.values)) == list(truth_days)
     days = json.loads((work / "results/split/solo/winter/days.json").read_text())
     assert len(days["beyond"]) == 28  # every beyond day of the season is reconstructed, 10 are scored
-    selfcheck = json.loads((work / "results/samples/solo/winter/diffusion/selfcheck.json").read_text())
+    selfcheck = json.loads((work / "results/samples/solo/winter/diffusion/s0/selfcheck.json").read_text())
     assert selfcheck["days"]["beyond_scored"] == len(truth_days) and np.isfinite(selfcheck["beyond"]["rmse"])
 
     # The bicubic beyond RMSE, computed here from the twin the user's files came from.

@@ -26,7 +26,7 @@ METHOD = {
 def test_method_rules_write_every_output(tmp_path):
     config = tiny_config(**METHOD)
     proc = run_snakemake(tmp_path, config, "results/downscaled/solo.nc", "results/metrics/samplers.csv",
-                         "results/samples/solo/winter/diffusion/test.nc")
+                         "results/samples/solo/winter/diffusion/s0/test.nc")
     res = tmp_path / "results"
     out = proc.stdout + proc.stderr
     for rule in ("pretrain_encoder", "train_baseline", "train_diffusion", "sample", "assemble", "sampler_benchmark"):
@@ -44,27 +44,27 @@ def test_method_rules_write_every_output(tmp_path):
     # training logs carry the loss curve; checkpoints are removed once the model is saved
     log = (res / "logs/train_diffusion/solo_winter_diffusion.log").read_text()
     assert "launching 2 processes" in log and "step 30 loss" in log
-    curve = pd.read_csv(res / "models/solo/winter/diffusion_loss.csv")
+    curve = pd.read_csv(res / "models/solo/winter/diffusion.s0_loss.csv")
     assert list(curve.columns) == ["step", "loss", "val_loss"] and len(curve) == 30
     assert not list((res / "models").rglob("*.ckpt"))
 
     days = json.loads((res / "split/solo/winter/days.json").read_text())
-    test = xr.open_dataset(res / "samples/solo/winter/diffusion/test.nc")
+    test = xr.open_dataset(res / "samples/solo/winter/diffusion/s0/test.nc")
     assert test.DUEXTTAU.dims == ("member", "time", "lat", "lon") and test.sizes["member"] == 3
     assert [str(t)[:10] for t in test.time.values] == days["test"]
-    beyond = xr.open_dataset(res / "samples/solo/winter/diffusion/beyond.nc")
+    beyond = xr.open_dataset(res / "samples/solo/winter/diffusion/s0/beyond.nc")
     assert [str(t)[:10] for t in beyond.time.values] == days["beyond"] and beyond.sizes["member"] == 2
     assert np.isfinite(beyond.DUEXTTAU.values).all() and (beyond.DUEXTTAU.values > 0).all()
 
     product = xr.open_dataset(res / "downscaled/solo.nc")
     assert product.sizes["time"] == 60 and product.DUEXTTAU_members.sizes["member"] == 2
     assert (product.source.values == 1).sum() == 32 and (product.source.values == 2).sum() == 28
-    assert "diffusion.pt" in product.attrs["model_checkpoints"] and json.loads(product.attrs["sampler"])["sampler"] == "dpmpp"
+    assert "diffusion.s0.pt" in product.attrs["model_checkpoints"] and json.loads(product.attrs["sampler"])["sampler"] == "dpmpp"
 
     table = pd.read_csv(res / "metrics/samplers.csv")
     assert list(table.columns) == ["sampler", "steps", "nfe", "crps", "rmse", "seconds"]
     assert set(table.sampler) == {"ddpm", "dpmpp"} and (table.crps > 0).all() and (table.seconds > 0).all()
-    selfcheck = json.loads((res / "samples/solo/winter/diffusion/selfcheck.json").read_text())
+    selfcheck = json.loads((res / "samples/solo/winter/diffusion/s0/selfcheck.json").read_text())
     assert {"test", "beyond", "test_coarse_on_fine"} <= set(selfcheck)
     assert test.attrs["residual_from"] == "transfer_unet prediction"
 

@@ -25,7 +25,7 @@ SAMPLING = tiny_config()["sampling"] | {"block": 10}
 ONE_THREAD = ("--set-threads", "sample=1", "sample_beyond=1")
 BLOCKS = ["2000-01-01", "2000-01-11", "2000-01-21", "2000-01-31", "2000-02-10", "2000-02-20"]
 KILLED = "2000-02-20"
-SAMPLES = "results/samples/solo/winter/diffusion"
+SAMPLES = "results/samples/solo/winter/diffusion/s0"
 
 
 def kill_during(workdir, config, target: str, block: str, timeout: float = 300) -> None:
@@ -58,7 +58,7 @@ def uninterrupted(workdir, config: dict) -> np.ndarray:
 
     cfg = validate_config(config)["sampling"]
     data = load_season(workdir / "results/split/solo", "winter", "DUEXTTAU")
-    model = load_model(workdir / "results/models/solo/winter/diffusion.pt")
+    model = load_model(workdir / "results/models/solo/winter/diffusion.s0.pt")
     torch.set_num_threads(1)  # as the job had
     scaled = autoregressive(model, data, data.days["beyond"], cfg["beyond_members"], spinup=cfg["spinup_days"],
                             **sampling_options(model, cfg))
@@ -68,7 +68,7 @@ def uninterrupted(workdir, config: dict) -> np.ndarray:
 @pytest.mark.slow
 def test_a_killed_block_job_reruns_alone_and_the_samples_equal_an_uninterrupted_run(tmp_path):
     config = tiny_config(sampling=SAMPLING)
-    run_snakemake(tmp_path, config, "results/models/solo/winter/diffusion.pt", *ONE_THREAD)
+    run_snakemake(tmp_path, config, "results/models/solo/winter/diffusion.s0.pt", *ONE_THREAD)
     kill_during(tmp_path, config, f"{SAMPLES}/beyond.nc", KILLED)
     beyond = tmp_path / SAMPLES / "beyond"
     finished = {b: (beyond / f"{b}.state.npz").stat().st_mtime_ns for b in BLOCKS[:-1]}

@@ -7,7 +7,7 @@ import os
 from diffscale.core import io as dio
 from diffscale.core import registry
 from diffscale.core import resources as jobsize
-from diffscale.core.config import baseline_settings
+from diffscale.core.config import baseline_settings, with_seed
 from diffscale.core.days import beyond_blocks
 from diffscale.core.grids import region_boxes
 from diffscale.method.aggregates import PERIODS as AGGREGATE_PERIODS
@@ -57,6 +57,7 @@ SAMPLED_MODELS = "|".join(
 wildcard_constraints:
     region="|".join(REGIONS),
     season="|".join(SEASONS),
+    seed=r"\d+",
 
 
 # ---- raw records
@@ -153,20 +154,72 @@ def split_inputs(w) -> dict[str, str]:
     }
 
 
-# ---- models, samples
+# ---- models, samples, one set per training seed
+#
+# Every learned model (the encoder too) is trained and sampled evaluation.seeds times:
+# seed k trains with its section's seed + k and samples with sampling.seed + k
+# (diffscale.core.config.with_seed), and the models of seed k use the encoder of seed k.
+# Paths carry the seed index: {model}.s{seed}.pt, samples/.../{model}/s{seed}/. Bicubic
+# and the oracle are deterministic: one run, no seed in their paths.
+SEEDS = list(range(EVAL["seeds"]))
+
+
+def seeds_of(model: str) -> list[int]:
+    """The seed indices of a model: all for the encoder and the trained models, one for bicubic and the oracle."""
+    return SEEDS if model == "encoder" or registry.entry(model).trained else [0]
+
+
+def model_file(
+    suffix: str = ".pt",
+    region: str = "{region}",
+    season: str = "{season}",
+    model: str = "{model}",
+    seed: str | int = "{seed}",
+) -> str:
+    """A trained model's file (.pt, or _loss.csv for its curve); with no arguments, the rules' pattern."""
+    return f"{MODELS}/{region}/{season}/{model}.s{seed}{suffix}"
+
+
+def sample_dir(
+    region: str = "{region}",
+    season: str = "{season}",
+    model: str = "{model}",
+    seed: str | int = "{seed}",
+) -> str:
+    """The folder of a model's samples of one seed (bicubic and the oracle: of their one run)."""
+    if model != "{model}" and not registry.entry(model).trained:
+        return f"{SAMPLES}/{region}/{season}/{model}"
+    return f"{SAMPLES}/{region}/{season}/{model}/s{seed}"
+
+
+def sample_path(
+    period: str,
+    region: str = "{region}",
+    season: str = "{season}",
+    model: str = "{model}",
+    seed: str | int = "{seed}",
+) -> str:
+    return f"{sample_dir(region, season, model, seed)}/{period}.nc"
+
+
+def seeded(section: dict):
+    """A rule's params: ``section`` with the seed of the job's seed index (a function of the wildcards)."""
+    return lambda w: with_seed(section, int(w.seed))
 
 
 def encoder_input(w) -> dict[str, str]:
-    """The pretrained encoder, for the models that condition on it."""
+    """The pretrained encoder of the same seed, for the models that condition on it."""
     if registry.entry(w.model).uses_encoder:
-        return {"encoder": f"{MODELS}/{w.region}/{w.season}/encoder.pt"}
+        return {"encoder": model_file(".pt", w.region, w.season, "encoder", w.seed)}
     return {}
 
 
 def regressor_input(w) -> dict[str, str]:
-    """A diffusion model's regression part (diffusion.residual: regression), trained first."""
+    """A diffusion model's regression part of the same seed (diffusion.residual: regression), trained first."""
     part = registry.regression(w.model, config["diffusion"]["residual"])
-    return {"regressor": f"{MODELS}/{w.region}/{w.season}/{part}.pt"} if part else {}
+    if not part:
+        return {}
+    return {"regressor": model_file(".pt", w.region, w.season, part, w.seed)}
 
 
 def trained_models() -> list[str]:
@@ -184,10 +237,6 @@ def product_output():
     return directory(PRODUCT) if PRODUCT_FORMAT == "zarr" else PRODUCT
 
 
-def sample_path(region: str, season: str, model: str, period: str) -> str:
-    return f"{SAMPLES}/{region}/{season}/{model}/{period}.nc"
-
-
 # The blocks of each season's beyond run (sampling.block), in order; computed once, since the
 # input functions of every block job ask for them (800 jobs in config/paper.yaml).
 SEASON_BLOCKS = {
@@ -201,12 +250,14 @@ def season_blocks(season: str) -> list[str]:
 
 
 def block_file(w, block: str, suffix: str) -> str:
-    return f"{SAMPLES}/{w.region}/{w.season}/{w.model}/beyond/{block}.{suffix}"
+    return f"{sample_dir(w.region, w.season, w.model, w.seed)}/beyond/{block}.{suffix}"
 
 
 def sample_beyond_inputs(w) -> dict[str, str]:
     """A block's inputs: the split files, the model and the state the block before wrote."""
-    files = split_inputs(w) | {"model": f"{MODELS}/{w.region}/{w.season}/{w.model}.pt"}
+    files = split_inputs(w) | {
+        "model": model_file(".pt", w.region, w.season, w.model, w.seed)
+    }
     blocks = season_blocks(w.season)
     if w.block not in blocks:
         raise ValueError(f"no beyond block {w.block} of season {w.season}: {blocks}")
@@ -220,8 +271,8 @@ def gather_beyond_inputs(w) -> dict[str, str | list[str]]:
     """Every block of a season's beyond run, in order; test.nc and the split for the self-check."""
     blocks = season_blocks(w.season)
     return split_inputs(w) | {
-        "model": f"{MODELS}/{w.region}/{w.season}/{w.model}.pt",
-        "test": sample_path(w.region, w.season, w.model, "test"),
+        "model": model_file(".pt", w.region, w.season, w.model, w.seed),
+        "test": sample_path("test", w.region, w.season, w.model, w.seed),
         "blocks": [block_file(w, b, "nc") for b in blocks],
         "states": [block_file(w, b, "state.npz") for b in blocks],
     }
@@ -235,7 +286,13 @@ def evaluated_models() -> list[str]:
     return models
 
 
+def evaluated_seeds() -> dict[str, list[int]]:
+    """The seed indices of every evaluated model (the rule evaluate's params)."""
+    return {m: seeds_of(m) for m in evaluated_models()}
+
+
 def evaluate_inputs(w) -> dict[str, str | list[str]]:
+    """The split, the coarse record and every seed's samples of every model, named {model}_s{seed}_{period}."""
     files = {
         "coarse": raw_files("coarse"),
         "fine": f"{SPLIT}/{w.region}/fine.nc",
@@ -243,9 +300,12 @@ def evaluate_inputs(w) -> dict[str, str | list[str]]:
     }
     if SPLIT_TRUTH:
         files["truth"] = f"{SPLIT}/{w.region}/truth.nc"
-    for model in evaluated_models():
-        for period in ("test", "beyond"):
-            files[f"{model}_{period}"] = sample_path(w.region, w.season, model, period)
+    for model, seeds in evaluated_seeds().items():
+        for seed in seeds:
+            for period in ("test", "beyond"):
+                files[f"{model}_s{seed}_{period}"] = sample_path(
+                    period, w.region, w.season, model, seed
+                )
     return files
 
 
@@ -312,12 +372,14 @@ def all_targets() -> list[str]:
         region=REGIONS,
         name=["per_day", "pixel_map"],
     )
-    targets += expand(
-        f"{SAMPLES}/{{region}}/{{season}}/{{model}}/{{name}}.nc",
-        **each,
-        model=DIFFUSION_MODELS + BASELINE_MODELS,
-        name=["test", "beyond"],
-    )
+    targets += [
+        sample_path(period, region, season, model, seed)
+        for region in REGIONS
+        for season in SEASONS
+        for model in DIFFUSION_MODELS + BASELINE_MODELS
+        for seed in seeds_of(model)
+        for period in ("test", "beyond")
+    ]
     targets += expand(f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png", **each)
     targets += expand(PRODUCT, region=REGIONS)
     targets += expand(
@@ -326,7 +388,11 @@ def all_targets() -> list[str]:
         period=AGGREGATE_PERIODS,
     )
     targets += expand(f"{PRODUCT_FIGURES}/{{region}}_monthly.png", region=REGIONS)
-    targets += [f"{METRICS}/samplers.csv", f"{METRICS}/summary.csv"]
+    targets += [
+        f"{METRICS}/samplers.csv",
+        f"{METRICS}/summary.csv",
+        f"{METRICS}/comparisons.csv",
+    ]
     targets += [
         f"{EVAL_FIGURES}/metrics_test.png",
         f"{EVAL_FIGURES}/metrics_beyond.png",

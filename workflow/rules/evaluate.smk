@@ -1,4 +1,6 @@
 # Stage 9: the bicubic baseline, scores of every model, the paper's diagnostics, figures.
+# evaluate scores every seed of every model on the same bootstrap resamples of the days, so
+# the seed means' intervals and the paired comparisons with the method come from one job.
 
 
 rule sample_bicubic:
@@ -7,8 +9,8 @@ rule sample_bicubic:
         fine=f"{SPLIT}/{{region}}/fine.nc",
         days=f"{SPLIT}/{{region}}/{{season}}/days.json",
     output:
-        test=f"{SAMPLES}/{{region}}/{{season}}/bicubic/test.nc",
-        beyond=f"{SAMPLES}/{{region}}/{{season}}/bicubic/beyond.nc",
+        test=sample_path("test", model="bicubic"),
+        beyond=sample_path("beyond", model="bicubic"),
     log:
         f"{LOGS}/sample_bicubic/{{region}}/{{season}}.log",
     benchmark:
@@ -31,6 +33,8 @@ rule evaluate:
         unpack(evaluate_inputs),
     output:
         scores=f"{METRICS}/{{region}}/{{season}}/scores.csv",
+        by_seed=f"{METRICS}/{{region}}/{{season}}/scores_by_seed.csv",
+        comparisons=f"{METRICS}/{{region}}/{{season}}/comparisons.csv",
         diagnostics=f"{METRICS}/{{region}}/{{season}}/diagnostics.json",
     log:
         f"{LOGS}/evaluate/{{region}}/{{season}}.log",
@@ -42,7 +46,7 @@ rule evaluate:
         mem_mb=job_mem_mb("evaluate"),
         runtime=job_runtime("evaluate"),
     params:
-        models=evaluated_models(),
+        seeds=evaluated_seeds(),
         variable=DATA["variable"],
         log10=config["transform"]["log10"],
         floor=config["transform"]["floor"],
@@ -59,13 +63,28 @@ rule summarize_metrics:
             region=REGIONS,
             season=SEASONS,
         ),
+        comparisons=expand(
+            f"{METRICS}/{{region}}/{{season}}/comparisons.csv",
+            region=REGIONS,
+            season=SEASONS,
+        ),
     output:
-        report(
+        summary=report(
             f"{METRICS}/summary.csv",
             caption="../report/summary.rst",
             category="4. Evaluation",
             subcategory="Scores",
             labels={"figure": "table: summary.csv", "period": "test and beyond"},
+        ),
+        comparisons=report(
+            f"{METRICS}/comparisons.csv",
+            caption="../report/comparisons.rst",
+            category="4. Evaluation",
+            subcategory="Scores",
+            labels={
+                "figure": "table: comparisons.csv",
+                "period": "test and beyond",
+            },
         ),
     log:
         f"{LOGS}/summarize_metrics.log",
@@ -145,13 +164,13 @@ if DATA["source"] == "synthetic":
             truth=[f"{SPLIT}/{r}/truth.nc" for r in REGIONS] if SPLIT_TRUTH else [],
         output:
             oracle=[
-                sample_path(r, s, "oracle", p)
+                sample_path(p, r, s, "oracle")
                 for r in REGIONS
                 for s in SEASONS
                 for p in ("test", "beyond")
             ],
             ceiling=[
-                sample_path(r, s, "ceiling", p)
+                sample_path(p, r, s, "ceiling")
                 for r in REGIONS
                 for s in SEASONS
                 for p in ("test", "beyond")

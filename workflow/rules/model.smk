@@ -1,19 +1,22 @@
 # The transfer encoder, the diffusion models, the trained baselines, their samples and the
 # continuous product. Checkpoints (*.ckpt beside the models) are not outputs, so they
 # survive a killed job and training resumes from them; scripts delete them on success.
+# Every learned model is trained and sampled once per seed index {seed} of evaluation.seeds
+# (paths and seeds: common.smk); the product, the sampler benchmark and the training
+# curves use seed 0.
 
 
 rule pretrain_encoder:
     input:
         unpack(split_inputs),
     output:
-        model=f"{MODELS}/{{region}}/{{season}}/encoder.pt",
-        curve=f"{MODELS}/{{region}}/{{season}}/encoder_loss.csv",
-        probe=f"{MODELS}/{{region}}/{{season}}/encoder_probe.csv",
+        model=model_file(".pt", model="encoder"),
+        curve=model_file("_loss.csv", model="encoder"),
+        probe=model_file("_probe.csv", model="encoder"),
     log:
-        f"{LOGS}/pretrain_encoder/{{region}}_{{season}}.log",
+        f"{LOGS}/pretrain_encoder/{{region}}_{{season}}_s{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/pretrain_encoder/{{region}}_{{season}}.tsv"
+        f"{BENCHMARKS}/pretrain_encoder/{{region}}_{{season}}_s{{seed}}.tsv"
     conda:
         "../../envs/train.yaml"
     resources:
@@ -21,7 +24,7 @@ rule pretrain_encoder:
         runtime=job_runtime("pretrain_encoder"),
         gpu=1,
     params:
-        encoder=config["encoder"],
+        encoder=seeded(config["encoder"]),
         months=lambda w: config["seasons"][w.season],
         variable=DATA["variable"],
         checkpoint=lambda w, output: f"{output.model}.ckpt",
@@ -39,12 +42,12 @@ rule train_diffusion:
         unpack(encoder_input),
         unpack(regressor_input),
     output:
-        model=f"{MODELS}/{{region}}/{{season}}/{{model}}.pt",
-        curve=f"{MODELS}/{{region}}/{{season}}/{{model}}_loss.csv",
+        model=model_file(".pt"),
+        curve=model_file("_loss.csv"),
     log:
-        f"{LOGS}/train_diffusion/{{region}}_{{season}}_{{model}}.log",
+        f"{LOGS}/train_diffusion/{{region}}_{{season}}_{{model}}_s{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_diffusion/{{region}}_{{season}}_{{model}}.tsv"
+        f"{BENCHMARKS}/train_diffusion/{{region}}_{{season}}_{{model}}_s{{seed}}.tsv"
     wildcard_constraints:
         model="|".join(registry.of_family("diffusion")),
     conda:
@@ -55,7 +58,7 @@ rule train_diffusion:
         gpu=config["diffusion"]["gpus"],  # torchrun + DDP when > 1
     params:
         encoder=config["encoder"],
-        diffusion=config["diffusion"],
+        diffusion=seeded(config["diffusion"]),
         halo=config["sampling"]["halo"],
         variable=DATA["variable"],
         checkpoint=lambda w, output: f"{output.model}.ckpt",
@@ -69,12 +72,12 @@ rule train_baseline:
         unpack(split_inputs),
         unpack(encoder_input),
     output:
-        model=f"{MODELS}/{{region}}/{{season}}/{{model}}.pt",
-        curve=f"{MODELS}/{{region}}/{{season}}/{{model}}_loss.csv",
+        model=model_file(".pt"),
+        curve=model_file("_loss.csv"),
     log:
-        f"{LOGS}/train_baseline/{{region}}_{{season}}_{{model}}.log",
+        f"{LOGS}/train_baseline/{{region}}_{{season}}_{{model}}_s{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_baseline/{{region}}_{{season}}_{{model}}.tsv"
+        f"{BENCHMARKS}/train_baseline/{{region}}_{{season}}_{{model}}_s{{seed}}.tsv"
     wildcard_constraints:
         model="|".join(registry.of_family("regressor")),
     conda:
@@ -85,7 +88,7 @@ rule train_baseline:
         gpu=1,
     params:
         encoder=config["encoder"],
-        baselines=lambda w: baseline_settings(config["baselines"], config["diffusion"]),
+        baselines=seeded(baseline_settings(config["baselines"], config["diffusion"])),
         halo=config["sampling"]["halo"],
         variable=DATA["variable"],
         checkpoint=lambda w, output: f"{output.model}.ckpt",
@@ -98,13 +101,13 @@ rule train_baseline:
 rule sample:
     input:
         unpack(split_inputs),
-        model=f"{MODELS}/{{region}}/{{season}}/{{model}}.pt",
+        model=model_file(".pt"),
     output:
-        f"{SAMPLES}/{{region}}/{{season}}/{{model}}/test.nc",
+        sample_path("test"),
     log:
-        f"{LOGS}/sample/{{region}}_{{season}}_{{model}}.log",
+        f"{LOGS}/sample/{{region}}_{{season}}_{{model}}_s{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/sample/{{region}}_{{season}}_{{model}}.tsv"
+        f"{BENCHMARKS}/sample/{{region}}_{{season}}_{{model}}_s{{seed}}.tsv"
     wildcard_constraints:
         model=SAMPLED_MODELS,
     conda:
@@ -114,7 +117,7 @@ rule sample:
         runtime=job_runtime("sample"),
         gpu=1,
     params:
-        sampling=config["sampling"],
+        sampling=seeded(config["sampling"]),
         variable=DATA["variable"],
         device=config["device"],
     script:
@@ -127,12 +130,12 @@ rule sample_beyond:
     input:
         unpack(sample_beyond_inputs),
     output:
-        samples=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/beyond/{{block}}.nc",
-        state=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/beyond/{{block}}.state.npz",
+        samples=f"{sample_dir()}/beyond/{{block}}.nc",
+        state=f"{sample_dir()}/beyond/{{block}}.state.npz",
     log:
-        f"{LOGS}/sample_beyond/{{region}}_{{season}}_{{model}}_{{block}}.log",
+        f"{LOGS}/sample_beyond/{{region}}_{{season}}_{{model}}_s{{seed}}_{{block}}.log",
     benchmark:
-        f"{BENCHMARKS}/sample_beyond/{{region}}_{{season}}_{{model}}_{{block}}.tsv"
+        f"{BENCHMARKS}/sample_beyond/{{region}}_{{season}}_{{model}}_s{{seed}}_{{block}}.tsv"
     wildcard_constraints:
         model=SAMPLED_MODELS,
         block=r"\d{4}(-\d{2}-\d{2})?",
@@ -143,7 +146,7 @@ rule sample_beyond:
         runtime=job_runtime("sample_beyond"),
         gpu=1,
     params:
-        sampling=config["sampling"],
+        sampling=seeded(config["sampling"]),
         coarse_period=DATA["coarse_period"],
         variable=DATA["variable"],
         device=config["device"],
@@ -156,12 +159,12 @@ rule gather_beyond:
     input:
         unpack(gather_beyond_inputs),
     output:
-        beyond=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/beyond.nc",
-        scores=f"{SAMPLES}/{{region}}/{{season}}/{{model}}/selfcheck.json",
+        beyond=sample_path("beyond"),
+        scores=f"{sample_dir()}/selfcheck.json",
     log:
-        f"{LOGS}/gather_beyond/{{region}}_{{season}}_{{model}}.log",
+        f"{LOGS}/gather_beyond/{{region}}_{{season}}_{{model}}_s{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/gather_beyond/{{region}}_{{season}}_{{model}}.tsv"
+        f"{BENCHMARKS}/gather_beyond/{{region}}_{{season}}_{{model}}_s{{seed}}.tsv"
     wildcard_constraints:
         model=SAMPLED_MODELS,
     conda:
@@ -170,7 +173,7 @@ rule gather_beyond:
         mem_mb=job_mem_mb("gather_beyond"),
         runtime=job_runtime("gather_beyond"),
     params:
-        sampling=config["sampling"],
+        sampling=seeded(config["sampling"]),
         transform=config["transform"],
         variable=DATA["variable"],
     script:
@@ -180,7 +183,7 @@ rule gather_beyond:
 rule sampler_benchmark:
     input:
         unpack(split_inputs),
-        model=f"{MODELS}/{{region}}/{{season}}/{registry.METHOD}.pt",
+        model=model_file(".pt", model=registry.METHOD, seed=0),
     output:
         f"{RESULTS}/metrics/samplers/{{region}}_{{season}}.csv",
     log:
@@ -227,13 +230,12 @@ rule samplers_table:
 rule assemble:
     input:
         fine=f"{SPLIT}/{{region}}/fine.nc",
-        beyond=expand(
-            f"{SAMPLES}/{{{{region}}}}/{{season}}/{registry.METHOD}/beyond.nc",
-            season=SEASONS,
-        ),
-        models=expand(
-            f"{MODELS}/{{{{region}}}}/{{season}}/{registry.METHOD}.pt", season=SEASONS
-        ),
+        beyond=lambda w: [
+            sample_path("beyond", w.region, s, registry.METHOD, 0) for s in SEASONS
+        ],
+        models=lambda w: [
+            model_file(".pt", w.region, s, registry.METHOD, 0) for s in SEASONS
+        ],
     output:
         product_output(),
     log:
@@ -260,9 +262,9 @@ rule assemble:
 rule plot_training:
     input:
         curves=lambda w: [
-            f"{MODELS}/{w.region}/{w.season}/{m}_loss.csv" for m in trained_models()
+            model_file("_loss.csv", w.region, w.season, m, 0) for m in trained_models()
         ],
-        probe=f"{MODELS}/{{region}}/{{season}}/encoder_probe.csv",
+        probe=lambda w: model_file("_probe.csv", w.region, w.season, "encoder", 0),
     output:
         report(
             f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png",

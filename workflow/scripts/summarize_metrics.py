@@ -1,8 +1,10 @@
-"""Rule summarize_metrics: every region's and season's scores in results/metrics/summary.csv."""
+"""Rule summarize_metrics: every region's and season's scores in results/metrics/summary.csv, their
+comparisons with the method in results/metrics/comparisons.csv."""
 
 from _helpers import log_to
 
 from diffscale.evaluation.scores import write_summary
 
 log_to(snakemake.log[0])
-write_summary(snakemake.input.scores, snakemake.output[0])
+i, o = snakemake.input, snakemake.output
+write_summary(i.scores, o.summary, i.comparisons, o.comparisons)

@@ -74,6 +74,18 @@ def baseline_settings(baselines: dict, diffusion: dict) -> dict:
     return {k: (diffusion[k] if v is None and k in SHARED_WITH_DIFFUSION else v) for k, v in baselines.items()}
 
 
+def with_seed(section: dict, index: int) -> dict:
+    """A model's (or sampling's) section for training seed ``index`` of ``evaluation.seeds``: its seed + index.
+
+    Seed 0 is the section itself, so one seed reproduces a run made before seeds existed;
+    the loop and the samplers hash the seed with the step or the date, so neighbouring
+    seeds draw unrelated numbers.
+    """
+    if index < 0:
+        raise ValueError(f"seed index must be >= 0, got {index}")
+    return dict(section) if index == 0 else {**section, "seed": section["seed"] + index}
+
+
 def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Return a validated copy of ``config`` with every default filled in.
 

@@ -6,8 +6,13 @@ truth and the coarse record, and writes the rows of ``summary.csv`` and the pape
 diagnostics (``diagnostics.json``).
 
 * :func:`evaluate_region_season`: files in, rows and diagnostics out;
-* :func:`write_scores`: rule ``evaluate`` (``scores.csv`` and ``diagnostics.json``);
-* :func:`write_summary`: rule ``summarize_metrics`` (``summary.csv``).
+* :func:`write_scores`: rule ``evaluate`` (``scores.csv``, ``scores_by_seed.csv``,
+  ``comparisons.csv`` and ``diagnostics.json``);
+* :func:`write_summary`: rule ``summarize_metrics`` (``summary.csv``, ``comparisons.csv``).
+
+Every seed of a model is scored; the rows of ``summary.csv`` hold the seed means with
+bootstrap intervals and ``comparisons.csv`` each model's paired difference from the method
+(:mod:`diffscale.evaluation.bootstrap`). The diagnostics and figures use the first seed.
 """
 
 from __future__ import annotations
@@ -30,26 +35,36 @@ from diffscale.core.metrics import (METRIC_COLUMNS, CoarseAverager, coarse_cell_
 from diffscale.core.samples import read_members
 from diffscale.core.transform import to_metric_space
 from diffscale.evaluation import diagnostics as dg
+from diffscale.evaluation.bootstrap import COMPARISON_COLUMNS, PeriodScores, Resamples
+from diffscale.evaluation.day_scores import DayScores
 
 log = logging.getLogger(__name__)
 
 PERIODS = ("test", "beyond")
 SETTINGS = {"variogram_pairs": 20000, "variogram_bins": 24, "variogram_max_km": 600.0, "acf_lags": 30,
-            "persistence_lags": 10, "seed": 0}
+            "persistence_lags": 10, "seed": 0, "bootstrap": 1000}
 SUMMARY_COLUMNS = ["region", "season", "model", "period", *METRIC_COLUMNS, "ssim_member", "coarse_rmse", "coarse_bias",
-                   "coarse_rmse_truth", "coarse_bias_truth", "drift_rmse_per_year", "members", "days"]
+                   "coarse_rmse_truth", "coarse_bias_truth", "drift_rmse_per_year", "members", "days", "seeds"]
 
 PathLike = str | os.PathLike
+# One model's samples: {period: path} of one run, or a list of them, one per seed.
+Runs = Mapping[str, PathLike] | Sequence[Mapping[str, PathLike]]
+
+
+def seed_files(files: Mapping[str, PathLike], seeds: Mapping[str, Sequence[int]]) -> dict[str, list[dict[str, PathLike]]]:
+    """``{model: [{period: path} of each seed]}`` from the rules' inputs, named ``{model}_s{seed}_{period}``."""
+    return {m: [{p: files[f"{m}_s{s}_{p}"] for p in PERIODS} for s in ss] for m, ss in seeds.items()}
 
 
 def sample_files(files: Mapping[str, PathLike], models: Sequence[str]) -> dict[str, dict[str, PathLike]]:
-    """``{model: {period: path}}`` from the rules' inputs, which name each sample file ``{model}_{period}``."""
-    return {m: {p: files[f"{m}_{p}"] for p in PERIODS} for m in models}
+    """``{model: {period: path}}`` of each model's first seed (what the figures show)."""
+    return {m: runs[0] for m, runs in seed_files(files, {m: [0] for m in models}).items()}
 
 
-def _in_registry_order(samples: Mapping[str, Mapping[str, PathLike]]) -> dict[str, Mapping[str, PathLike]]:
-    # The rows, the diagnostics and so the figures follow the registry, whatever order a caller uses.
-    return {m: samples[m] for m in registry.order(list(samples))}
+def _runs(samples: Mapping[str, Runs]) -> dict[str, list[Mapping[str, PathLike]]]:
+    """Every model's runs as a list, in registry order (the rows, diagnostics and figures follow it)."""
+    return {m: [samples[m]] if isinstance(samples[m], Mapping) else list(samples[m])
+            for m in registry.order(list(samples))}
 
 
 def read_truths(fine_path: PathLike, truth_path: PathLike | None, days: DaySplit,
@@ -156,8 +171,8 @@ class _Truth:
 
 
 def _score_period(sc: _Scoring, diag: dict, period: str, times: pd.DatetimeIndex, truth_da: xr.DataArray | None,
-                  samples: Mapping[str, Mapping[str, PathLike]], variable: str) -> list[dict]:
-    """Rows of every model for one period (none without truth); adds the period's curves to ``diag``."""
+                  samples: Mapping[str, list[Mapping[str, PathLike]]], variable: str) -> PeriodScores | None:
+    """Every seed of every model for one period (None without truth); adds the first seed's curves to ``diag``."""
     # The days scored: those with truth (all test days; the beyond days truth.nc holds).
     scored = pd.DatetimeIndex(truth_da.time.values) if truth_da is not None else times[:0]
     pick = times.get_indexer(scored)
@@ -169,90 +184,143 @@ def _score_period(sc: _Scoring, diag: dict, period: str, times: pd.DatetimeIndex
         k, p = power_spectrum(truth.values)
         diag["spectra"][period] = {"k": _floats(k), "cutoff": high_frequency_cutoff(sc.cell_px), "truth": _floats(p)}
         diag["variogram"][f"{period} truth"] = sc.variogram(truth.values)[0]
-    rows = []
-    for model, paths in samples.items():
-        members_da = read_members(paths[period], variable, times)
-        if not (np.allclose(members_da.lat, sc.lat) and np.allclose(members_da.lon, sc.lon)):
-            raise io.DataValidationError(paths[period], "grid differs from the region's fine grid in the split files")
-        physical = members_da.values  # (M, T, Y, X)
-        members = sc.space(physical)
-        diag["variogram"][f"{period} {model}"] = sc.variogram(members[0])[0]
-        if period == "beyond":
-            diag["acf"][f"beyond {model}"], diag["lags"][f"beyond {model}"] = sc.memory(members[0], times)
-        if truth is not None:
-            rows.append(_model_row(sc, diag, model, period, truth, physical[:, pick], members[:, pick]))
+    found = None
+    if truth is not None:
+        n_seeds = max(len(runs) for runs in samples.values())
+        found = PeriodScores(Resamples.draw(len(scored), n_seeds, sc.settings["bootstrap"], sc.settings["seed"]), {}, {})
+    for model, runs in samples.items():
+        for seed, paths in enumerate(runs):
+            # The diagnostics and figures show the first seed; the others are scored only.
+            curves = diag if seed == 0 else None
+            if curves is None and found is None:
+                continue
+            members_da = read_members(paths[period], variable, times)
+            if not (np.allclose(members_da.lat, sc.lat) and np.allclose(members_da.lon, sc.lon)):
+                raise io.DataValidationError(paths[period], "grid differs from the region's fine grid in the split files")
+            physical = members_da.values  # (M, T, Y, X)
+            members = sc.space(physical)
+            if curves is not None:
+                curves["variogram"][f"{period} {model}"] = sc.variogram(members[0])[0]
+                if period == "beyond":
+                    curves["acf"][f"beyond {model}"], curves["lags"][f"beyond {model}"] = sc.memory(members[0], times)
+            if found is not None:
+                row = _model_row(sc, curves, model, period, truth, physical[:, pick], members[:, pick])
+                day_scores = DayScores(truth.values, members[:, pick], sc.cell_px)
+                found.add(model, row | {"seed": seed}, day_scores.scores(found.resamples.days))
     if truth is not None and period == "beyond":
         diag["acf"]["beyond truth"], diag["lags"]["beyond truth"] = sc.memory(truth.values, scored)
-    return rows
+    return found
 
 
-def _model_row(sc: _Scoring, diag: dict, model: str, period: str, truth: _Truth, physical: np.ndarray,
+def _model_row(sc: _Scoring, diag: dict | None, model: str, period: str, truth: _Truth, physical: np.ndarray,
                members: np.ndarray) -> dict:
     """One model's scores on one period's scored days; adds its spectrum, rank histogram and drift to ``diag``."""
-    diag["spectra"][period][model] = _floats(np.nanmean([power_spectrum(m)[1] for m in members], axis=0))
-    diag["rank_histogram"].setdefault(period, {})[model] = list(map(int, rank_histogram(truth.values, members,
-                                                                                        sc.settings["seed"])))
+    if diag is not None:
+        diag["spectra"][period][model] = _floats(np.nanmean([power_spectrum(m)[1] for m in members], axis=0))
+        diag["rank_histogram"].setdefault(period, {})[model] = list(map(int, rank_histogram(truth.values, members,
+                                                                                            sc.settings["seed"])))
     cc = sc.coarse_consistency(np.mean(physical, axis=0), truth.coarse)
     row = {"model": model, "period": period} | score(truth.values, members, sc.cell_px) | {
         "coarse_rmse": cc["rmse"], "coarse_bias": cc["bias"], "coarse_rmse_truth": truth.coarse_consistency["rmse"],
         "coarse_bias_truth": truth.coarse_consistency["bias"]}
     if period == "beyond":
         d = dg.drift(truth.values, members.mean(axis=0), truth.days, sc.fine_period)
-        diag["drift"][model] = {"time": [str(t.date()) for t in d["time"]],
-                                "days_from_record": list(map(int, d["days_from_record"])),
-                                "rmse": _floats(d["rmse"]), "r2": _floats(d["r2"])}
+        if diag is not None:
+            diag["drift"][model] = {"time": [str(t.date()) for t in d["time"]],
+                                    "days_from_record": list(map(int, d["days_from_record"])),
+                                    "rmse": _floats(d["rmse"]), "r2": _floats(d["r2"])}
         row["drift_rmse_per_year"] = d.attrs["trend_rmse_per_year"]
     return row
 
 
-def evaluate_region_season(samples: Mapping[str, Mapping[str, PathLike]], fine_path: PathLike,
+@dataclass(frozen=True)
+class RegionSeasonScores:
+    """What rule evaluate writes for one region and season.
+
+    summary: one row per model and period (registry order, test first), the seed means of
+    the summary.csv columns with ``{score}_lo/_hi`` and ``seeds``; by_seed: the same per
+    seed (column ``seed``); comparisons: each model minus the method in RMSE and CRPS with
+    paired intervals; diagnostics: the paper's curves of each model's first seed.
+    """
+
+    summary: list[dict]
+    by_seed: list[dict]
+    comparisons: list[dict]
+    diagnostics: dict
+
+
+def evaluate_region_season(samples: Mapping[str, Runs], fine_path: PathLike,
                            truth_path: PathLike | None, days_path: PathLike, coarse_files: Sequence[PathLike],
                            variable: str, log10: bool, floor: float, fine_period: tuple[str, str],
-                           settings: dict | None = None) -> tuple[list[dict], dict]:
-    """Score every model's samples of one region and season against the fine truth.
+                           settings: dict | None = None) -> RegionSeasonScores:
+    """Score every seed of every model's samples of one region and season against the fine truth.
 
-    samples: {model: {"test": path, "beyond": path}} in the sample contract; fine_path:
+    samples: {model: {"test": path, "beyond": path}} in the sample contract, or {model:
+    [one such dict per seed]}; every model with several seeds must have the same number
+    (seed k of a model is paired with seed k of the others); fine_path:
     split fine.nc (truth of test days); truth_path: split truth.nc (truth of beyond days)
     or None where no fine truth exists outside the fine record (see :func:`read_truths`);
     days_path: the split's days.json; coarse_files: the raw coarse record (native grid)
-    for coarse consistency; settings: overrides of :data:`SETTINGS`.
-    Returns (rows, diagnostics): one dict per scored period and model (in registry order)
-    with the summary.csv columns, and a JSON-ready dict of the paper's diagnostics.
+    for coarse consistency; settings: overrides of :data:`SETTINGS` (``bootstrap``: the
+    resamples behind the intervals).
     """
-    samples = _in_registry_order(samples)
+    runs = _runs(samples)
+    counts = {len(r) for r in runs.values()} - {1}
+    if len(counts) > 1:
+        raise ValueError(f"models have different numbers of seeds: { {m: len(r) for m, r in runs.items()} }")
     days = DaySplit.from_json(days_path)
     fine, truths = read_truths(fine_path, truth_path, days, variable)
     sc = _Scoring.build(fine, coarse_files, variable, log10, floor, fine_period, settings)
     diag = _record_diagnostics(sc, fine, days.core, variable)
-    rows: list[dict] = []
+    summary, by_seed, comparisons = [], [], []
     for period in PERIODS:
         times = getattr(days, period)
-        if len(times):
-            rows += _score_period(sc, diag, period, times, truths.get(period), samples, variable)
-    return rows, diag
+        found = _score_period(sc, diag, period, times, truths.get(period), runs, variable) if len(times) else None
+        if found is not None:
+            summary += found.summary_rows()
+            by_seed += [row for rows in found.rows.values() for row in rows]
+            comparisons += [{"period": period} | row for row in found.comparison_rows(registry.METHOD)]
+    return RegionSeasonScores(summary, by_seed, comparisons, diag)
 
 
-def write_scores(samples: Mapping[str, Mapping[str, PathLike]], fine_path: PathLike, truth_path: PathLike | None,
+def write_scores(samples: Mapping[str, Runs], fine_path: PathLike, truth_path: PathLike | None,
                  days_path: PathLike, coarse_files: Sequence[PathLike], variable: str, log10: bool, floor: float,
                  fine_period: tuple[str, str], settings: dict | None, *, region: str, season: str,
-                 scores_out: PathLike, diagnostics_out: PathLike) -> pd.DataFrame:
-    """Rule evaluate: :func:`evaluate_region_season` written to ``scores.csv`` and ``diagnostics.json``."""
-    samples = _in_registry_order(samples)
-    log.info("region %s, season %s: models %s, beyond truth %s", region, season, ", ".join(samples) or "none", truth_path)
-    rows, diagnostics = evaluate_region_season(samples, fine_path, truth_path, days_path, coarse_files, variable, log10,
-                                               floor, tuple(fine_period), dict(settings or {}))
-    table = scores_frame([{"region": region, "season": season} | r for r in rows])
+                 scores_out: PathLike, diagnostics_out: PathLike, by_seed_out: PathLike | None = None,
+                 comparisons_out: PathLike | None = None) -> pd.DataFrame:
+    """Rule evaluate: :func:`evaluate_region_season` written to ``scores.csv`` (seed means with intervals),
+    ``scores_by_seed.csv``, ``comparisons.csv`` and ``diagnostics.json``."""
+    runs = _runs(samples)
+    log.info("region %s, season %s: models %s (seeds %s), beyond truth %s", region, season, ", ".join(runs) or "none",
+             ", ".join(f"{m} {len(r)}" for m, r in runs.items()), truth_path)
+    found = evaluate_region_season(runs, fine_path, truth_path, days_path, coarse_files, variable, log10,
+                                   floor, tuple(fine_period), dict(settings or {}))
+    rows, diagnostics = found.summary, found.diagnostics
+    where = {"region": region, "season": season}
+    table = scores_frame([where | r for r in rows])
     for r in rows:
-        log.info("%s %s (%d days): r2 %.3f rmse %.4f crps %.4f", r["model"], r["period"], r["days"], r["r2"], r["rmse"],
-                 r["crps"])
+        log.info("%s %s (%d days, %d seeds): r2 %.3f rmse %.4f [%.4f, %.4f] crps %.4f [%.4f, %.4f]", r["model"],
+                 r["period"], r["days"], r["seeds"], r["r2"], r["rmse"], r["rmse_lo"], r["rmse_hi"], r["crps"],
+                 r["crps_lo"], r["crps_hi"])
+    for r in found.comparisons:
+        log.info("%s %s minus %s, %s: %.4f [%.4f, %.4f]%s", r["model"], r["period"], r["reference"], r["score"],
+                 r["difference"], r["lo"], r["hi"], f", {r['better']} better" if r["better"] else ", not resolved")
     n_beyond = len(DaySplit.from_json(days_path).beyond)
     if n_beyond and not any(r["period"] == "beyond" for r in rows):
         why = "no fine truth outside the fine record" if truth_path is None else f"{truth_path} holds none of these days"
         log.info("beyond: %d day(s) reconstructed but unscored (%s); no beyond rows", n_beyond, why)
     with io.atomic_path(scores_out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
+    if by_seed_out is not None:
+        with io.atomic_path(by_seed_out) as tmp:
+            frame = scores_frame([where | r for r in found.by_seed])
+            frame.insert(4, "seed", frame.pop("seed"))
+            frame.drop(columns="seeds").to_csv(tmp, index=False, float_format="%.6g")
+    if comparisons_out is not None:
+        with io.atomic_path(comparisons_out) as tmp:
+            comparisons_frame([where | r for r in found.comparisons]).to_csv(tmp, index=False, float_format="%.6g")
     with io.atomic_path(diagnostics_out) as tmp:
-        tmp.write_text(json.dumps({"region": region, "season": season, "models": list(samples)} | diagnostics))
+        tmp.write_text(json.dumps({"region": region, "season": season, "models": list(runs)} | diagnostics))
     return table
 
 
@@ -265,27 +333,59 @@ def scores_frame(rows: list[dict]) -> pd.DataFrame:
     return df[SUMMARY_COLUMNS + [c for c in df.columns if c not in SUMMARY_COLUMNS]]
 
 
-def summary_table(paths: Sequence[PathLike]) -> pd.DataFrame:
-    """Concatenate per region/season score files, sorted by region, season, model (registry order), period."""
+def comparisons_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows of comparisons -> a DataFrame with :data:`COMPARISON_COLUMNS` (present even when empty)."""
+    df = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    df["better"] = df["better"].fillna("")
+    return df
+
+
+def _read_tables(paths: Sequence[PathLike], keys: Sequence[str], what: str) -> list[pd.DataFrame]:
     parts = []
     for path in paths:
         try:
-            parts.append(pd.read_csv(path))
+            parts.append(pd.read_csv(path, keep_default_na=False, na_values=[""]))
         except Exception as exc:  # pandas raises several kinds for a broken CSV
-            raise io.DataValidationError(path, f"cannot be read as a scores table ({exc})") from exc
-        missing = [c for c in ("region", "season", "model", "period") if c not in parts[-1]]
+            raise io.DataValidationError(path, f"cannot be read as a {what} table ({exc})") from exc
+        missing = [c for c in keys if c not in parts[-1]]
         if missing:
             raise io.DataValidationError(path, f"columns {missing} missing")
-    df = scores_frame(pd.concat(parts, ignore_index=True).to_dict("records") if parts else [])
+    return parts
+
+
+def _sorted(df: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Rows by region, season, then ``by`` with models in registry order and test before beyond."""
     rank = {m: i for i, m in enumerate(registry.order(list(df["model"].unique())))}
     df = df.assign(_m=df["model"].map(rank), _p=df["period"].map({"test": 0, "beyond": 1}))
-    return df.sort_values(["region", "season", "_m", "_p"], kind="stable").drop(columns=["_m", "_p"]).reset_index(drop=True)
+    keys = ["region", "season", *[{"model": "_m", "period": "_p"}.get(k, k) for k in by]]
+    return df.sort_values(keys, kind="stable").drop(columns=["_m", "_p"]).reset_index(drop=True)
 
 
-def write_summary(score_paths: Sequence[PathLike], out: PathLike) -> pd.DataFrame:
-    """Rule summarize_metrics: every region's and season's scores in one table (:func:`summary_table`)."""
+def summary_table(paths: Sequence[PathLike]) -> pd.DataFrame:
+    """Concatenate per region/season score files, sorted by region, season, model (registry order), period."""
+    parts = _read_tables(paths, ("region", "season", "model", "period"), "scores")
+    df = scores_frame(pd.concat(parts, ignore_index=True).to_dict("records") if parts else [])
+    return _sorted(df, ["model", "period"])
+
+
+def comparisons_table(paths: Sequence[PathLike]) -> pd.DataFrame:
+    """Concatenate per region/season comparison files, sorted by region, season, period, model, score."""
+    parts = _read_tables(paths, COMPARISON_COLUMNS, "comparisons")
+    df = comparisons_frame(pd.concat(parts, ignore_index=True).to_dict("records") if parts else [])
+    return _sorted(df, ["period", "model"])
+
+
+def write_summary(score_paths: Sequence[PathLike], out: PathLike, comparison_paths: Sequence[PathLike] = (),
+                  comparisons_out: PathLike | None = None) -> pd.DataFrame:
+    """Rule summarize_metrics: every region's and season's scores in one table (:func:`summary_table`),
+    and their comparisons with the method in another (:func:`comparisons_table`)."""
     table = summary_table(list(score_paths))
     with io.atomic_path(out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     log.info("%d rows (%s)", len(table), ", ".join(sorted(table["model"].unique())) if len(table) else "none")
+    if comparisons_out is not None:
+        compared = comparisons_table(list(comparison_paths))
+        with io.atomic_path(comparisons_out) as tmp:
+            compared.to_csv(tmp, index=False, float_format="%.6g")
+        log.info("%d comparisons, %d resolved", len(compared), int(compared["excludes_zero"].sum()))
     return table

@@ -130,7 +130,7 @@ def pretrain_files(split_dir: str | os.PathLike, season: str, variable: str, mon
     best = min(result.val, key=lambda sv: sv[1]) if result.val else None
     save_encoder(model, cfg, output, extra={
         "parameters": count_parameters(model), "seconds": result.seconds, "steps": result.steps, "val": result.val,
-        "best_step": best[0] if best else result.steps, "references": result.references,
+        "best_step": best[0] if best else result.steps, "references": result.references, "seed": cfg["seed"],
         "train_days": [str(d.date()) for d in data.coarse_times[task.train_index]],
         "val_days": [str(d.date()) for d in data.coarse_times[task.val_index]]})
     write_curve(result, curve)
@@ -265,7 +265,7 @@ def fit_files(name: str, split_dir: str | os.PathLike, season: str, variable: st
         frozen = ("encoder.", "regressor.")
         trainable = sum(p.numel() for key, p in model.named_parameters() if not key.startswith(frozen))
         model.save(output, extra={"trainable_parameters": trainable, "parameters": count_parameters(model),
-                                  "seconds": result.seconds, "steps": result.steps,
+                                  "seconds": result.seconds, "steps": result.steps, "seed": cfg["seed"],
                                   "encoder": None if encoder_path is None else str(encoder_path),
                                   "regressor_file": None if regressor_path is None else str(regressor_path),
                                   "regressor_sha256": None if regressor_path is None else file_digest(regressor_path)})

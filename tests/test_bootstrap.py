@@ -1,0 +1,142 @@
+"""Seed means, bootstrap intervals and the paired comparisons with the method, with answers known in advance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diffscale.core import metrics
+from diffscale.evaluation.bootstrap import PeriodScores, Resamples, interval, resample_counts
+from diffscale.evaluation.day_scores import DayScores
+
+CELL = 4.0
+
+
+def fields(days: int = 12, members: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A truth with day-to-day changes of level and an ensemble around it (log10-like values)."""
+    rng = np.random.default_rng(seed)
+    truth = -1.5 + 0.3 * rng.normal(size=(days, 1, 1)) + 0.2 * rng.normal(size=(days, 14, 17))
+    ens = truth[None] + 0.15 * rng.normal(size=(members, days, 14, 17)) + 0.05
+    return truth, ens
+
+
+@pytest.mark.parametrize("members", [1, 5])
+def test_day_scores_equal_score_on_every_column(members):
+    truth, ens = fields(members=members)
+    truth[3, 2, 5] = np.nan  # gaps are left out the same way
+    expected = metrics.score(truth, ens, CELL)
+    got = {k: float(v[0]) for k, v in DayScores(truth, ens, CELL).scores().items()}
+    # Every score of score() has its per-day form (a new column without one fails here).
+    assert set(got) == set(expected) - {"members", "days"}
+    for name, value in got.items():
+        assert value == pytest.approx(expected[name], rel=1e-9, abs=1e-12, nan_ok=True), name
+
+
+def test_day_weights_score_the_resampled_days():
+    truth, ens = fields()
+    # Every day at least once (so SSIM's data range is that of all days), some twice or three times.
+    idx = np.r_[np.arange(12), [0, 0, 4, 7, 11]]
+    weights = np.bincount(idx, minlength=12)[None]
+    expected = metrics.score(truth[idx], ens[:, idx], CELL)
+    got = DayScores(truth, ens, CELL).scores(weights)
+    for name, value in got.items():
+        assert value[0] == pytest.approx(expected[name], rel=1e-9), name
+
+
+def test_resample_counts_draw_n_with_replacement_reproducibly():
+    counts = resample_counts(9, 500, [0, 9])
+    assert counts.shape == (500, 9) and np.all(counts.sum(axis=1) == 9)
+    assert np.array_equal(counts, resample_counts(9, 500, [0, 9]))
+    assert (counts == 0).any() and (counts > 1).any()  # with replacement
+    assert counts.mean(axis=0) == pytest.approx(np.ones(9), abs=0.15)
+
+
+def period_scores(truth: np.ndarray, models: dict[str, list[np.ndarray]], draws: int = 400) -> PeriodScores:
+    """Every model's seeds scored against the truth on shared resamples, as rule evaluate does."""
+    seeds = max(len(runs) for runs in models.values())
+    found = PeriodScores(Resamples.draw(truth.shape[0], seeds, draws, seed=3), {}, {})
+    for model, runs in models.items():
+        for k, ens in enumerate(runs):
+            row = {"model": model, "seed": k} | metrics.score(truth, ens, CELL)
+            found.add(model, row, DayScores(truth, ens, CELL).scores(found.resamples.days))
+    return found
+
+
+def constant_errors(days: int = 15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A truth and day errors of very different sizes, all positive."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(size=(days, 6, 7))
+    error = np.exp(2.0 * rng.normal(size=(days, 1, 1))) * np.ones((1, 6, 7))
+    return truth, error
+
+
+def comparison(found: PeriodScores, model: str, score: str) -> dict:
+    return next(r for r in found.comparison_rows("diffusion") if r["model"] == model and r["score"] == score)
+
+
+def test_a_constant_difference_comes_back_with_a_zero_width_interval():
+    # Deterministic models whose errors differ by 0.5 on every pixel of every day: their CRPS (the MAE)
+    # differs by 0.5 on any resample of the days, though each one's CRPS varies widely with the days.
+    truth, error = constant_errors()
+    found = period_scores(truth, {"unet": [(truth + error + 0.5)[None]], "diffusion": [(truth + error)[None]]})
+    row = comparison(found, "unet", "crps")
+    assert row["difference"] == pytest.approx(0.5)
+    assert row["lo"] == pytest.approx(0.5) and row["hi"] == pytest.approx(0.5)
+    assert row["excludes_zero"] and row["better"] == "diffusion"
+    # Each model's own interval is wide: the width above is the pairing's doing.
+    summary = {r["model"]: r for r in found.summary_rows()}
+    assert summary["diffusion"]["crps_hi"] - summary["diffusion"]["crps_lo"] > 1.0
+    assert summary["diffusion"]["crps_lo"] < summary["diffusion"]["crps"] < summary["diffusion"]["crps_hi"]
+
+
+def test_pairing_by_seed_index_keeps_a_constant_difference_exact():
+    # Seeds differ a lot, but seed k of unet is seed k of the method plus 0.25: a paired difference.
+    truth, error = constant_errors()
+    scale = [0.1, 3.0, 10.0]
+    method = [(truth + s * error)[None] for s in scale]
+    other = [(truth + s * error + 0.25)[None] for s in scale]
+    found = period_scores(truth, {"unet": other, "diffusion": method})
+    row = comparison(found, "unet", "crps")
+    assert (row["lo"], row["difference"], row["hi"]) == pytest.approx((0.25, 0.25, 0.25))
+    assert row["seeds"] == 3
+    # The seed mean is the mean of the seeds' scores on all days.
+    summary = {r["model"]: r for r in found.summary_rows()}
+    assert summary["diffusion"]["crps"] == pytest.approx(np.mean([metrics.score(truth, m, CELL)["crps"] for m in method]))
+    assert summary["diffusion"]["seeds"] == 3
+
+
+def test_identical_models_differ_by_nothing_and_noise_is_not_resolved():
+    truth, ens = fields(days=20)
+    same = period_scores(truth, {"vae": [ens], "diffusion": [ens.copy()]})
+    for score in ("rmse", "crps"):
+        row = comparison(same, "vae", score)
+        assert row["lo"] <= 0 <= row["hi"] and not row["excludes_zero"] and row["better"] == ""
+    # Two ensembles drawn alike from the same distribution: the interval straddles 0.
+    rng = np.random.default_rng(5)
+    alike = truth[None] + 0.15 * rng.normal(size=ens.shape) + 0.05
+    found = period_scores(truth, {"vae": [alike], "diffusion": [ens]})
+    row = comparison(found, "vae", "crps")
+    assert row["lo"] < 0 < row["hi"] and not row["excludes_zero"]
+
+
+def test_a_model_better_than_the_method_is_named():
+    truth, ens = fields(days=20)
+    rng = np.random.default_rng(2)
+    sharper = truth[None] + 0.05 * rng.normal(size=ens.shape)
+    found = period_scores(truth, {"vae": [sharper], "diffusion": [ens]})
+    for score in ("rmse", "crps"):
+        row = comparison(found, "vae", score)
+        assert row["hi"] < 0 and row["better"] == "vae"
+
+
+def test_seed_counts_must_match_for_pairing():
+    resamples = Resamples.draw(10, 3, 50)
+    assert resamples.seed_mean(np.ones((1, 50))).shape == (50,)  # a deterministic model: its one run
+    with pytest.raises(ValueError, match="2 seeds, but the resamples draw 3"):
+        resamples.seed_mean(np.ones((2, 50)))
+
+
+def test_interval_is_the_central_95_percent():
+    lo, hi = interval(np.arange(1001.0))
+    assert (lo, hi) == pytest.approx((25.0, 975.0))
+    assert np.isnan(interval(np.full(10, np.nan))[0])
