@@ -20,8 +20,10 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from diffscale.core import registry
@@ -40,6 +42,23 @@ log = logging.getLogger("diffscale.method.fit")
 def write_curve(result: LoopResult, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text("step,loss,val_loss\n" + "\n".join(loss_curve_lines(result)) + "\n")
+
+
+def day_strings(days: dict[str, pd.DatetimeIndex]) -> dict[str, list[str]]:
+    """A run's days as ISO dates, the form its checkpoint and saved model keep."""
+    return {name: [d.strftime("%Y-%m-%d") for d in index] for name, index in days.items()}
+
+
+def fitted_days(path: str | os.PathLike) -> dict[str, list[date]]:
+    """The days a saved model (or encoder) was fitted on: ``train`` (batches) and ``val`` (early stopping / selection).
+
+    Read from the ``days`` the training wrote into the file, i.e. the days its data
+    loader actually drew from, not the split's day lists.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if "days" not in state:
+        raise ValueError(f"{path} records no training days (written before the training-day contract); retrain it")
+    return {name: [date.fromisoformat(d) for d in days] for name, days in state["days"].items()}
 
 
 def load_encoder(path: str | os.PathLike) -> UNet:
@@ -61,8 +80,10 @@ def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint:
 
     device_name: the config's ``device`` (:func:`diffscale.method.devices.device`).
     """
-    train_idx, val_idx = pretraining_days(data.coarse_times, months, cfg["history"], cfg["val_years"])
+    held_out = data.days["val"].union(data.days["test"])
+    train_idx, val_idx = pretraining_days(data.coarse_times, months, cfg["history"], cfg["val_years"], held_out)
     task = NextDayTask(data.coarse, train_idx, val_idx, cfg["history"], cfg["patch"], cfg["batch_size"], seed=cfg["seed"])
+    days = {"train": data.coarse_times[task.train_index], "val": data.coarse_times[task.val_index]}
     h, w = data.shape
     per_day = math.ceil(h / cfg["patch"]) * math.ceil(w / cfg["patch"])
     steps_per_epoch = max(1, math.ceil(len(train_idx) * per_day / cfg["batch_size"]))
@@ -74,8 +95,10 @@ def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint:
     log.info("encoder: %d parameters, %d training / %d validation days, %d steps per epoch, up to %d epochs",
              count_parameters(model), len(train_idx), len(val_idx), steps_per_epoch, cfg["epochs"])
     result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if len(val_idx) else None,
-                        stop_after=stop_after, signature={"encoder": dict(cfg), "months": list(months)},
+                        stop_after=stop_after, signature={"encoder": dict(cfg), "months": list(months),
+                                                          "days": day_strings(days)},
                         device_name=device_name)
+    result.days = days
     return result.model.cpu().eval(), result
 
 
@@ -86,7 +109,7 @@ def pretrain_files(split_dir: str | os.PathLike, season: str, variable: str, mon
     data = load_season(split_dir, season, variable)
     model, result = pretrain_encoder(data, months, cfg, checkpoint, device_name=device_name)
     save_encoder(model, cfg, output, extra={"parameters": count_parameters(model), "seconds": result.seconds,
-                                            "steps": result.steps, "val": result.val})
+                                            "steps": result.steps, "val": result.val, "days": day_strings(result.days)})
     write_curve(result, curve)
     Path(checkpoint).unlink(missing_ok=True)
     log.info("encoder: %d parameters, %d steps in %.1f s (early stop: %s), validation L1 %s",
@@ -124,7 +147,9 @@ def train_model(data: SeasonData, name: str, encoder: UNet | None, enc_cfg: dict
              trainable, count_parameters(model) - trainable, spec.scale, task.train[0].shape[0])
     loop = _loop_config(name, cfg, task.val is not None)
     result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val is not None else None,
-                        stop_after=stop_after, signature={"spec": spec, "config": dict(cfg)}, device_name=device_name)
+                        stop_after=stop_after, signature={"spec": spec, "config": dict(cfg), "days": day_strings(task.days)},
+                        device_name=device_name)
+    result.days = task.days
     return result.model.cpu().eval(), result
 
 
@@ -138,7 +163,7 @@ def fit_files(name: str, split_dir: str | os.PathLike, season: str, variable: st
     if int(os.environ.get("RANK", 0)) == 0:
         trainable = sum(p.numel() for key, p in model.named_parameters() if not key.startswith("encoder."))
         model.save(output, extra={"trainable_parameters": trainable, "parameters": count_parameters(model),
-                                  "seconds": result.seconds, "steps": result.steps,
+                                  "seconds": result.seconds, "steps": result.steps, "days": day_strings(result.days),
                                   "encoder": None if encoder_path is None else str(encoder_path)})
         write_curve(result, curve)
         Path(checkpoint).unlink(missing_ok=True)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch import distributed as dist
@@ -61,6 +62,8 @@ class LoopResult:
     steps: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
+    # The days the batches and the validation were drawn from ("train", "val"); set by the caller, saved with the model.
+    days: dict[str, pd.DatetimeIndex] = field(default_factory=dict)
 
 
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
