@@ -81,6 +81,24 @@ def test_fair_crps_does_not_depend_on_the_number_of_members_the_issued_one_does(
         assert metrics.crps(y, x, fair=False) == pytest.approx((1 + 1 / m) / np.sqrt(np.pi), rel=0.01)
 
 
+def test_member_curve_of_a_calibrated_ensemble():
+    # Truth and 12 members exchangeable around a shared centre: the fair CRPS is flat in m from 2 members
+    # (one member is scored as a point, by its MAE), the CRPS as issued falls towards it, and the m-member
+    # mean's RMSE is sqrt(1 + 1/m) x the noise.
+    rng = np.random.default_rng(5)
+    centre = rng.normal(size=(20, 40, 50))
+    truth = centre + 0.1 * rng.normal(size=centre.shape)
+    members = centre + 0.1 * rng.normal(size=(12, *centre.shape))
+    curve = metrics.member_curve(truth, members)
+    assert list(curve["members"]) == list(range(1, 13)) and list(curve["groups"][[0, 3, 5, 11]]) == [12, 3, 2, 1]
+    np.testing.assert_allclose(curve["crps_fair"][1:], curve["crps_fair"][1], rtol=0.01)
+    assert np.all(np.diff(curve["crps"]) < 0) and curve["crps"][0] == pytest.approx(curve["crps_fair"][0])
+    assert curve["crps_fair"][0] == pytest.approx(np.mean([metrics.mae(truth, m) for m in members]))
+    np.testing.assert_allclose(curve["rmse_mean"], 0.1 * np.sqrt(1 + 1 / curve["members"]), rtol=0.01)
+    assert curve["crps"][3] == pytest.approx(np.mean([metrics.crps(truth, members[g * 4:(g + 1) * 4], fair=False)
+                                                      for g in range(3)]))
+
+
 def test_crps_of_one_member_is_the_mae():
     rng = np.random.default_rng(2)
     y = rng.normal(size=(3, 5, 6))

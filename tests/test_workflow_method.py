@@ -14,7 +14,7 @@ METHOD = {
     # two processes: train_diffusion goes through torchrun + DDP (gloo on this CPU)
     "diffusion": {"channels": [8, 8], "steps": 30, "batch_size": 8, "checkpoint_every": 10, "gpus": 2},
     "sampling": {"steps": 3, "members": 3, "beyond_members": 2, "members_saved": 2, "halo": 2, "spinup_days": 2,
-                 "ddpm_steps": 8, "benchmark_days": 1, "benchmark_members": 2},
+                 "ddpm_steps": 8, "benchmark_days": 1, "benchmark_members": 2, "curve_members": 4},
 }
 
 
@@ -22,9 +22,9 @@ METHOD = {
 def test_method_rules_write_every_output(tmp_path):
     config = tiny_config(**METHOD)
     proc = run_snakemake(tmp_path, config, "results/downscaled/solo.nc", "results/metrics/samplers.csv",
-                         "results/samples/solo/winter/diffusion/test.nc")
+                         "results/samples/solo/winter/diffusion/test.nc", "results/figures/method/members.png")
     res = tmp_path / "results"
-    for rule in ("pretrain_encoder", "train_diffusion", "sample", "assemble", "sampler_benchmark"):
+    for rule in ("pretrain_encoder", "train_diffusion", "sample", "assemble", "sampler_benchmark", "members_curve"):
         assert f"rule {rule}:" in proc.stdout + proc.stderr
     # training logs carry the loss curve; checkpoints are removed once the model is saved
     log = (res / "logs/train_diffusion/solo_winter_diffusion.log").read_text()
@@ -49,5 +49,11 @@ def test_method_rules_write_every_output(tmp_path):
     table = pd.read_csv(res / "metrics/samplers.csv")
     assert list(table.columns) == ["sampler", "steps", "nfe", "crps", "rmse", "seconds"]
     assert set(table.sampler) == {"ddpm", "dpmpp"} and (table.crps > 0).all() and (table.seconds > 0).all()
+    # The members curve: every ensemble size up to curve_members, on the validation days only.
+    curve = pd.read_csv(res / "metrics/members/solo_winter.csv")
+    assert list(curve.members) == [1, 2, 3, 4] and list(curve.groups) == [4, 2, 1, 1]
+    assert (curve.days == len(days["val"])).all() and (curve.crps_fair > 0).all()
+    assert (curve.crps >= curve.crps_fair - 1e-9).all() and curve.crps.iloc[0] == pytest.approx(curve.crps_fair.iloc[0])
+    assert (res / "figures/method/members.png").stat().st_size > 5000
     selfcheck = json.loads((res / "samples/solo/winter/diffusion/selfcheck.json").read_text())
     assert {"test", "beyond", "test_coarse_on_fine"} <= set(selfcheck)

@@ -284,6 +284,7 @@ def all_targets() -> list[str]:
     targets += expand(f"{METHOD_FIGURES}/{{region}}/{{season}}/training.png", **each)
     targets += expand(PRODUCT, region=REGIONS)
     targets += [f"{METRICS}/samplers.csv", f"{METRICS}/summary.csv"]
+    targets += [f"{METHOD_FIGURES}/members.png"]
     targets += [
         f"{EVAL_FIGURES}/metrics_test.png",
         f"{EVAL_FIGURES}/metrics_beyond.png",

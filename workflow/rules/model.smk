@@ -197,6 +197,49 @@ rule samplers_table:
         "../scripts/samplers_table.py"
 
 
+rule members_curve:
+    input:
+        unpack(split_inputs),
+        model=f"{MODELS}/{{region}}/{{season}}/{registry.METHOD}.pt",
+    output:
+        f"{RESULTS}/metrics/members/{{region}}_{{season}}.csv",
+    log:
+        f"{LOGS}/members_curve/{{region}}_{{season}}.log",
+    benchmark:
+        f"{BENCHMARKS}/members_curve/{{region}}_{{season}}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    params:
+        sampling=config["sampling"],
+        transform=config["transform"],
+        variable=DATA["variable"],
+        device=config["device"],
+    script:
+        "../scripts/members_curve.py"
+
+
+rule plot_members:
+    input:
+        expand(
+            f"{RESULTS}/metrics/members/{{region}}_{{season}}.csv",
+            region=REGIONS,
+            season=SEASONS,
+        ),
+    output:
+        report(
+            f"{METHOD_FIGURES}/members.png",
+            caption="../report/members.rst",
+            category="3. Method",
+            subcategory="Members",
+        ),
+    log:
+        f"{LOGS}/plot_members.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/plot_members.py"
+
+
 rule assemble:
     input:
         fine=f"{SPLIT}/{{region}}/fine.nc",

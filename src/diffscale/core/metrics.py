@@ -152,6 +152,27 @@ def skill_score(score: np.ndarray | float, reference: np.ndarray | float) -> np.
         return np.where(reference > 0, 1.0 - score / reference, np.nan)
 
 
+def member_curve(truth: np.ndarray, members: np.ndarray) -> dict[str, np.ndarray]:
+    """Scores of ensembles of m = 1..M members taken from ``members`` (M, T, Y, X), against truth (T, Y, X).
+
+    For each m the members are cut into M // m disjoint groups of m and the scores are
+    averaged over the groups, so every m uses the members it can. Returns arrays over m:
+    ``members``, ``groups``, ``crps_fair``, ``crps`` (as issued) and ``rmse_mean`` (RMSE of
+    the m-member mean). A fair CRPS that stays flat and a mean's RMSE that levels off say
+    that m members are enough.
+    """
+    x = _ensemble(members)
+    m_all = np.arange(1, x.shape[0] + 1)
+    out = {name: np.zeros(len(m_all)) for name in ("crps_fair", "crps", "rmse_mean")}
+    groups = x.shape[0] // m_all
+    for i, (m, n) in enumerate(zip(m_all, groups)):
+        parts = [x[g * m:(g + 1) * m] for g in range(n)]
+        out["crps_fair"][i] = np.mean([crps(truth, p) for p in parts])
+        out["crps"][i] = np.mean([crps(truth, p, fair=False) for p in parts])
+        out["rmse_mean"][i] = np.mean([rmse(truth, p.mean(axis=0)) for p in parts])
+    return {"members": m_all, "groups": groups} | out
+
+
 def spread_skill(truth: np.ndarray, members: np.ndarray) -> float:
     """sqrt((M+1)/M * mean ensemble variance) / RMSE of the ensemble mean; NaN for M = 1."""
     x = _ensemble(members)
