@@ -34,8 +34,9 @@ PRETRAIN = ENC | {"val_years": 1}
 def fitted(tmp_path_factory):
     """The split, the saved encoder and every trained model of the registry, each fitted once."""
     out = tmp_path_factory.mktemp("fitted")
+    # Seed 1: one validation day has a test day among its 3 history days, which validation must leave out.
     split, _ = make_split(out, Box((33.0, 34.0), (64.0, 65.25)), coarse_period=("2000-01-01", "2001-12-31"),
-                          fine_period=("2000-04-01", "2000-09-30"), months=MONTHS, buffer_days=10, history=3)
+                          fine_period=("2000-04-01", "2000-09-30"), months=MONTHS, buffer_days=10, history=3, seed=1)
     encoder = out / "encoder.pt"
     pretrain_files(split, "S", "DUEXTTAU", MONTHS, PRETRAIN, out / "enc.ckpt", encoder, out / "enc.csv")
     paths = {"encoder": encoder}
@@ -51,11 +52,15 @@ def dates(index: pd.DatetimeIndex) -> set[date]:
     return {d.date() for d in index}
 
 
-def held_out(days: DaySplit, history: int) -> set[date]:
-    """Validation, test and beyond days, and the buffer: days whose ``history`` input days hold a test day."""
+def buffer(days: DaySplit, history: int) -> set[date]:
+    """Days whose ``history`` input days hold a test day."""
     lags = pd.to_timedelta(range(1, history + 1), unit="D")
-    buffer = {(t + lag).date() for t in days.test for lag in lags}
-    return dates(days.val) | dates(days.test) | dates(days.beyond) | buffer
+    return {(t + lag).date() for t in days.test for lag in lags}
+
+
+def held_out(days: DaySplit, history: int) -> set[date]:
+    """Validation, test and beyond days, and the buffer."""
+    return dates(days.val) | dates(days.test) | dates(days.beyond) | buffer(days, history)
 
 
 @pytest.mark.parametrize("name", TRAINED)
@@ -66,9 +71,10 @@ def test_each_model_is_fitted_on_training_days_only_and_validated_on_validation_
     leaked = set(got["train"]) & held_out(days, ENC["history"])
     assert not leaked, f"{name} was trained on held-out days {sorted(leaked)[:5]}"
     assert set(got["train"]) <= dates(days.train)
-    # Early stopping / best-weight selection sees validation days only.
+    # Early stopping / best-weight selection sees validation days only, and no test day among their inputs.
     assert set(got["val"]) <= dates(days.val)
-    assert not set(got["val"]) & (dates(days.test) | dates(days.beyond))
+    leaked = set(got["val"]) & (dates(days.test) | dates(days.beyond) | buffer(days, ENC["history"]))
+    assert not leaked, f"{name} was validated on days with test truth among their inputs {sorted(leaked)[:5]}"
 
 
 def test_the_encoder_never_meets_a_validation_or_test_day_of_the_fine_record(fitted):

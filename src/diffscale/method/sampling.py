@@ -330,11 +330,11 @@ def members_curve_files(split_dir: str | os.PathLike, region: str, season: str, 
     only, so the number of members is chosen without looking at test or beyond truth.
     """
     data = load_season(split_dir, season, variable)
-    days = data.days["val"]
-    if not len(days):
-        raise ValueError(f"region {region}, season {season} has no validation day: the members curve needs "
-                         "split.val_fraction > 0")
     model, dev = sampling_model(model_path, device_name)
+    days = cm.training_days(data, "val", model.spec.history)  # the validation days the models are validated on
+    if not len(days):
+        raise ValueError(f"region {region}, season {season} has no usable validation day: the members curve needs "
+                         "split.val_fraction > 0 (and validation days without a test day in their history)")
     convert = model_space(data, transform["log10"], transform["floor"])
     with precision(dev, sampling["autocast"]):
         samples, seconds = timed(teacher_forced, model, data, days, sampling["curve_members"],
