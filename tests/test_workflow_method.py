@@ -13,6 +13,8 @@ METHOD = {
     "encoder": {"history": 3, "patch": 16, "channels": [4, 8], "epochs": 1, "batch_size": 8},
     # two processes: train_diffusion goes through torchrun + DDP (gloo on this CPU)
     "diffusion": {"channels": [8, 8], "steps": 30, "batch_size": 8, "checkpoint_every": 10, "gpus": 2},
+    # validation days with a whole, test-free history, for the members curve
+    "split": {"val_fraction": 0.25},
     "sampling": {"steps": 3, "members": 3, "beyond_members": 2, "members_saved": 2, "halo": 2, "spinup_days": 2,
                  "ddpm_steps": 8, "benchmark_days": 1, "benchmark_members": 2, "curve_members": 4},
 }

@@ -333,8 +333,12 @@ def members_curve_files(split_dir: str | os.PathLike, region: str, season: str, 
     model, dev = sampling_model(model_path, device_name)
     days = cm.training_days(data, "val", model.spec.history)  # the validation days the models are validated on
     if not len(days):
-        raise ValueError(f"region {region}, season {season} has no usable validation day: the members curve needs "
-                         "split.val_fraction > 0 (and validation days without a test day in their history)")
+        log.warning("region %s, season %s has no validation day to score (split.val_fraction 0, or every validation "
+                    "day has a test day in its history): the members curve is empty", region, season)
+        table = pd.DataFrame(columns=["members", "groups", "crps_fair", "crps", "rmse_mean", "region", "season", "days"])
+        with io.atomic_path(output) as tmp:
+            table.to_csv(tmp, index=False)
+        return table
     convert = model_space(data, transform["log10"], transform["floor"])
     with precision(dev, sampling["autocast"]):
         samples, seconds = timed(teacher_forced, model, data, days, sampling["curve_members"],
