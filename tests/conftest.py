@@ -30,7 +30,7 @@ def tiny_config(**overrides) -> dict:
         "encoder": {"history": 3, "patch": 16, "channels": [4, 8], "epochs": 1, "batch_size": 8},
         "diffusion": {"channels": [8, 8], "steps": 20, "batch_size": 8, "checkpoint_every": 10},
         "sampling": {"steps": 3, "members": 3, "beyond_members": 2, "members_saved": 2, "halo": 2, "spinup_days": 2,
-                     "ddpm_steps": 8, "benchmark_members": 2},
+                     "ddpm_steps": 8, "benchmark_members": 2, "curve_members": 4},
     }
     for key, value in overrides.items():
         config[key] = value

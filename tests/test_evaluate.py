@@ -54,17 +54,49 @@ def test_nan_pixels_are_left_out():
     assert metrics.mae(truth, pred) == pytest.approx(0.5)
 
 
-def test_fair_crps_hand_computed_and_against_properscoring():
-    # Two members 0 and 2, truth 1: mean |x - y| = 1, sum_ij |xi - xj| = 4 -> fair CRPS 1 - 4/4 = 0.
-    assert metrics.crps_fair(np.array(1.0), np.array([0.0, 2.0])) == pytest.approx(0.0)
+def test_crps_hand_computed_and_against_properscoring_and_the_pairwise_formula():
+    # Two members 0 and 2, truth 1: mean |x - y| = 1, sum_ij |xi - xj| = 4 -> fair 1 - 4/4 = 0, as issued 1 - 4/8.
+    assert metrics.crps_points(np.array(1.0), np.array([0.0, 2.0])) == pytest.approx(0.0)
+    assert metrics.crps_points(np.array(1.0), np.array([0.0, 2.0]), fair=False) == pytest.approx(0.5)
     rng = np.random.default_rng(1)
-    y = rng.normal(size=200)
-    x = rng.normal(size=(7, 200))
+    y = rng.normal(size=(4, 50))
+    x = rng.normal(size=(7, 4, 50))
     m = x.shape[0]
-    standard = properscoring.crps_ensemble(y, x.T)  # sum_ij/(2 M^2)
-    skill = np.mean(np.abs(x - y), axis=0)
-    pair_sum = 2 * m * m * (skill - standard)
-    assert metrics.crps_fair(y, x) == pytest.approx(skill - pair_sum / (2 * m * (m - 1)))
+    np.testing.assert_allclose(metrics.crps_points(y, x, fair=False), properscoring.crps_ensemble(y, np.moveaxis(x, 0, -1)))
+    # The fair CRPS straight from its definition (Ferro 2014), every pair of members.
+    pairs = np.abs(x[:, None] - x[None, :]).sum(axis=(0, 1))
+    direct = np.abs(x - y).mean(axis=0) - pairs / (2 * m * (m - 1))
+    np.testing.assert_allclose(metrics.crps_points(y, x), direct)
+    assert metrics.crps(y, x) == pytest.approx(direct.mean())
+
+
+def test_fair_crps_does_not_depend_on_the_number_of_members_the_issued_one_does():
+    # Truth and members exchangeable, N(0, 1): the CRPS of the distribution is 1/sqrt(pi) = 0.564.
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=200_000)
+    for m in (2, 5, 40):
+        x = rng.normal(size=(m, y.size))
+        assert metrics.crps(y, x) == pytest.approx(1 / np.sqrt(np.pi), rel=0.01)
+        # as issued: the finite ensemble's own distribution, worse by 1/(2m) of the mean pair distance 2/sqrt(pi)
+        assert metrics.crps(y, x, fair=False) == pytest.approx((1 + 1 / m) / np.sqrt(np.pi), rel=0.01)
+
+
+def test_member_curve_of_a_calibrated_ensemble():
+    # Truth and 12 members exchangeable around a shared centre: the fair CRPS is flat in m from 2 members
+    # (one member is scored as a point, by its MAE), the CRPS as issued falls towards it, and the m-member
+    # mean's RMSE is sqrt(1 + 1/m) x the noise.
+    rng = np.random.default_rng(5)
+    centre = rng.normal(size=(20, 40, 50))
+    truth = centre + 0.1 * rng.normal(size=centre.shape)
+    members = centre + 0.1 * rng.normal(size=(12, *centre.shape))
+    curve = metrics.member_curve(truth, members)
+    assert list(curve["members"]) == list(range(1, 13)) and list(curve["groups"][[0, 3, 5, 11]]) == [12, 3, 2, 1]
+    np.testing.assert_allclose(curve["crps_fair"][1:], curve["crps_fair"][1], rtol=0.01)
+    assert np.all(np.diff(curve["crps"]) < 0) and curve["crps"][0] == pytest.approx(curve["crps_fair"][0])
+    assert curve["crps_fair"][0] == pytest.approx(np.mean([metrics.mae(truth, m) for m in members]))
+    np.testing.assert_allclose(curve["rmse_mean"], 0.1 * np.sqrt(1 + 1 / curve["members"]), rtol=0.01)
+    assert curve["crps"][3] == pytest.approx(np.mean([metrics.crps(truth, members[g * 4:(g + 1) * 4], fair=False)
+                                                      for g in range(3)]))
 
 
 def test_crps_of_one_member_is_the_mae():
@@ -72,6 +104,12 @@ def test_crps_of_one_member_is_the_mae():
     y = rng.normal(size=(3, 5, 6))
     x = rng.normal(size=(1, 3, 5, 6))
     assert metrics.crps(y, x) == pytest.approx(metrics.mae(y, x[0]))
+    assert metrics.crps(y, x, fair=False) == pytest.approx(metrics.mae(y, x[0]))
+
+
+def test_skill_score_is_zero_for_the_reference_and_one_for_a_perfect_prediction():
+    assert metrics.skill_score(0.5, 0.5) == 0.0 and metrics.skill_score(0.0, 0.5) == 1.0
+    assert metrics.skill_score(1.0, 0.5) == -1.0 and np.isnan(metrics.skill_score(1.0, np.nan))
 
 
 def test_spread_skill_is_one_for_a_perfect_small_ensemble():
@@ -200,8 +238,8 @@ def test_scores_tell_a_calibrated_ensemble_from_interpolation(scored):
         ens, bic = table.loc[("diffusion", period)], table.loc[("bicubic", period)]
         assert ens["spread_skill"] == pytest.approx(1.0, abs=0.1)
         assert np.isnan(bic["spread_skill"])
-        assert bic["crps"] == pytest.approx(bic["mae"])
-        assert ens["crps"] < bic["crps"] and ens["r2"] > bic["r2"]
+        assert bic["crps"] == pytest.approx(bic["mae"]) and bic["crps_fair"] == pytest.approx(bic["mae"])
+        assert ens["crps_fair"] < ens["crps"] < bic["crps"] and ens["r2"] > bic["r2"]
         assert bic["spectral_ratio"] < 0.2 < ens["spectral_ratio"]
         hist = np.asarray(diag["rank_histogram"][period]["diffusion"], float)
         assert hist.size == 9 and np.all(np.abs(hist / hist.sum() - 1 / 9) < 0.03)
@@ -272,7 +310,7 @@ def test_summary_table_orders_rows_and_keeps_the_contract_columns(tmp_path):
     scores.scores_frame([{"region": "r", "season": "S", "model": "bicubic", "period": "beyond", "r2": 0.5},
                      {"region": "r", "season": "S", "model": "bicubic", "period": "test", "r2": 0.6}]).to_csv(b, index=False)
     table = scores.summary_table([a, b])
-    assert list(table.columns[:14]) == ["region", "season", "model", "period", *metrics.METRIC_COLUMNS]
+    assert list(table.columns[:4 + len(metrics.METRIC_COLUMNS)]) == ["region", "season", "model", "period", *metrics.METRIC_COLUMNS]
     assert list(zip(table["model"], table["period"])) == [("bicubic", "test"), ("bicubic", "beyond"), ("diffusion", "test")]
     a.write_text("nonsense\n1\n")
     with pytest.raises(io.DataValidationError, match="a.csv"):
@@ -315,6 +353,25 @@ def test_write_scores_writes_both_files_in_registry_order_and_logs_each_row(scor
                                                - by_period.loc[("diffusion", row.period), row.score], rel=1e-4)
     # The calibrated ensemble beats interpolation in CRPS by far more than the days' noise.
     assert compared[compared["score"] == "crps"]["better"].eq("diffusion").all()
+
+
+def test_skill_scores_compare_each_model_with_the_reference_of_its_own_period(scored, tmp_path):
+    root, samples, days, table, _ = scored
+    rows = [{"region": "solo", "season": "winter", "model": m, "period": p} | dict(table.loc[(m, p)])
+            for m, p in table.index]
+    skill = scores.scores_frame(rows).set_index(["model", "period"])
+    for period in ("test", "beyond"):
+        bic, ens = table.loc[("bicubic", period)], table.loc[("diffusion", period)]
+        assert skill.loc[("bicubic", period), ["crpss_bicubic", "rmse_ss_bicubic"]].tolist() == [0.0, 0.0]
+        assert skill.loc[("diffusion", period), "crpss_bicubic"] == pytest.approx(1 - ens["crps_fair"] / bic["crps_fair"])
+        assert skill.loc[("diffusion", period), "rmse_ss_bicubic"] == pytest.approx(1 - ens["rmse"] / bic["rmse"])
+    assert skill[["crpss_ceiling", "rmse_ss_ceiling"]].isna().all().all()  # no ceiling model in this table
+    # With a ceiling row for one period only: skill against it there, NaN in the other.
+    ceiling = {"region": "solo", "season": "winter", "model": "ceiling", "period": "test", "crps_fair": 0.01, "rmse": 0.02}
+    skill = scores.scores_frame(rows + [ceiling]).set_index(["model", "period"])
+    assert skill.loc[("diffusion", "test"), "crpss_ceiling"] == pytest.approx(1 - table.loc[("diffusion", "test"), "crps_fair"] / 0.01)
+    assert skill.loc[("bicubic", "test"), "rmse_ss_ceiling"] == pytest.approx(1 - table.loc[("bicubic", "test"), "rmse"] / 0.02)
+    assert np.isnan(skill.loc[("diffusion", "beyond"), "crpss_ceiling"])
 
 
 def test_write_summary_concatenates_the_score_files(tmp_path):

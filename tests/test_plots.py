@@ -120,3 +120,22 @@ def test_evaluation_and_plots_import_neither_torch_nor_the_method():
             "print(sorted(k for k in sys.modules if k.split('.')[0] == 'torch' or k.startswith('diffscale.method')))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_members_figure_draws_each_curve_and_says_when_there_is_none(tmp_path):
+    from diffscale.core.metrics import member_curve
+    from diffscale.plots.method import members_figure
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(3, 8, 8))
+    curve = pd.DataFrame(member_curve(truth, truth + rng.normal(size=(6, 3, 8, 8)))).assign(region="r", season="S", days=3)
+    curve.to_csv(tmp_path / "r_S.csv", index=False)
+    empty = tmp_path / "r_T.csv"
+    curve.iloc[:0].to_csv(empty, index=False)
+    members_figure([tmp_path / "r_S.csv", empty], tmp_path / "members.png")
+    drawn = matplotlib.image.imread(tmp_path / "members.png")
+    members_figure([empty], tmp_path / "none.png")
+    assert drawn.shape[1] > matplotlib.image.imread(tmp_path / "none.png").shape[1]  # the placeholder is smaller
+    (tmp_path / "bad.csv").write_text("members\n1\n")
+    with pytest.raises(io.DataValidationError, match="bad.csv"):
+        members_figure([tmp_path / "bad.csv"], tmp_path / "bad.png")

@@ -43,7 +43,7 @@ def workflow_dir(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_evaluation_writes_the_summary_and_every_figure(workflow_dir):
     summary = pd.read_csv(workflow_dir / "results/metrics/summary.csv")
-    assert list(summary.columns[:14]) == ["region", "season", "model", "period", *metrics.METRIC_COLUMNS]
+    assert list(summary.columns[:4 + len(metrics.METRIC_COLUMNS)]) == ["region", "season", "model", "period", *metrics.METRIC_COLUMNS]
     assert list(zip(summary["model"], summary["period"])) == [("bicubic", "test"), ("bicubic", "beyond"),
                                                               ("ceiling", "test"), ("ceiling", "beyond"),
                                                               ("oracle", "test"), ("oracle", "beyond")]
@@ -51,6 +51,10 @@ def test_evaluation_writes_the_summary_and_every_figure(workflow_dir):
     oracle = summary[summary["model"] == "oracle"].set_index("period")
     assert oracle["rmse"].to_numpy() == pytest.approx(0.075, abs=0.01)
     assert (oracle["r2"].to_numpy() > summary[summary["model"] == "bicubic"]["r2"].to_numpy()).all()
+    # Skill against bicubic in each period: 0 for bicubic itself, positive for the oracle.
+    assert (summary.loc[summary["model"] == "bicubic", ["crpss_bicubic", "rmse_ss_bicubic"]] == 0).all().all()
+    assert (oracle[["crpss_bicubic", "rmse_ss_bicubic"]] > 0).all().all()
+    assert summary[["crpss_ceiling", "rmse_ss_ceiling"]].notna().any().any() == ("ceiling" in set(summary["model"]))
     assert (summary["region"] == "solo").all() and (summary["season"] == "winter").all()
     assert summary["r2"].between(-1, 1).all() and (summary["rmse"] > 0).all()
     samples = workflow_dir / "results/samples/solo/winter/bicubic"

@@ -17,8 +17,10 @@ METHOD = {
     "encoder": {"history": 3, "patch": 16, "channels": [4, 8], "epochs": 1, "batch_size": 8},
     # two processes: train_diffusion goes through torchrun + DDP (gloo on this CPU)
     "diffusion": {"channels": [8, 8], "steps": 30, "batch_size": 8, "checkpoint_every": 10, "gpus": 2},
+    # validation days with a whole, test-free history, for the members curve
+    "split": {"val_fraction": 0.25},
     "sampling": {"steps": 3, "members": 3, "beyond_members": 2, "members_saved": 2, "halo": 2, "spinup_days": 2,
-                 "ddpm_steps": 8, "benchmark_days": 1, "benchmark_members": 2},
+                 "ddpm_steps": 8, "benchmark_days": 1, "benchmark_members": 2, "curve_members": 4},
 }
 
 
@@ -26,19 +28,20 @@ METHOD = {
 def test_method_rules_write_every_output(tmp_path):
     config = tiny_config(**METHOD)
     proc = run_snakemake(tmp_path, config, "results/downscaled/solo.nc", "results/metrics/samplers.csv",
-                         "results/samples/solo/winter/diffusion/s0/test.nc")
+                         "results/samples/solo/winter/diffusion/s0/test.nc", "results/figures/method/members.png")
     res = tmp_path / "results"
     out = proc.stdout + proc.stderr
-    for rule in ("pretrain_encoder", "train_baseline", "train_diffusion", "sample", "assemble", "sampler_benchmark"):
+    for rule in ("pretrain_encoder", "train_baseline", "train_diffusion", "sample", "assemble", "sampler_benchmark",
+                 "members_curve"):
         assert f"rule {rule}:" in out
     # The CorrDiff split (the default): the regression part, transfer_unet, is trained first and the method's
     # file holds it and names the file it came from.
     assert out.index("rule train_baseline:") < out.index("rule train_diffusion:")
-    assert (res / "logs/train_baseline/solo_winter_transfer_unet.log").exists()
-    saved = torch.load(res / "models/solo/winter/diffusion.pt", weights_only=False)
-    regressor_file = res / "models/solo/winter/transfer_unet.pt"
+    assert (res / "logs/train_baseline/solo_winter_transfer_unet_s0.log").exists()
+    saved = torch.load(res / "models/solo/winter/diffusion.s0.pt", weights_only=False)
+    regressor_file = res / "models/solo/winter/transfer_unet.s0.pt"
     assert saved["spec"]["regressor"] == saved["regressor"]["model"] == "transfer_unet"
-    assert saved["regressor_file"] == "results/models/solo/winter/transfer_unet.pt"
+    assert saved["regressor_file"] == "results/models/solo/winter/transfer_unet.s0.pt"
     assert saved["regressor_sha256"] == hashlib.sha256(regressor_file.read_bytes()).hexdigest()
     assert any(k.startswith("regressor.") for k in saved["state"])
     # training logs carry the loss curve; checkpoints are removed once the model is saved
@@ -64,6 +67,15 @@ def test_method_rules_write_every_output(tmp_path):
     table = pd.read_csv(res / "metrics/samplers.csv")
     assert list(table.columns) == ["sampler", "steps", "nfe", "crps", "rmse", "seconds"]
     assert set(table.sampler) == {"ddpm", "dpmpp"} and (table.crps > 0).all() and (table.seconds > 0).all()
+    # The members curve: every ensemble size up to curve_members, on the validation days only.
+    curve = pd.read_csv(res / "metrics/members/solo_winter.csv")
+    assert list(curve.members) == [1, 2, 3, 4] and list(curve.groups) == [4, 2, 1, 1]
+    first, test = pd.Timestamp(config["data"]["fine_period"][0]), set(pd.to_datetime(days["test"]))
+    history = [pd.Timedelta(days=k) for k in range(1, METHOD["encoder"]["history"] + 1)]
+    usable = [v for v in pd.to_datetime(days["val"]) if all(v - k >= first and v - k not in test for k in history)]
+    assert usable and (curve.days == len(usable)).all() and (curve.crps_fair > 0).all()
+    assert (curve.crps >= curve.crps_fair - 1e-9).all() and curve.crps.iloc[0] == pytest.approx(curve.crps_fair.iloc[0])
+    assert (res / "figures/method/members.png").stat().st_size > 5000
     selfcheck = json.loads((res / "samples/solo/winter/diffusion/s0/selfcheck.json").read_text())
     assert {"test", "beyond", "test_coarse_on_fine"} <= set(selfcheck)
     assert test.attrs["residual_from"] == "transfer_unet prediction"
@@ -73,14 +85,14 @@ def test_method_rules_write_every_output(tmp_path):
 def test_train_diffusion_waits_for_its_regression_part_unless_the_residual_is_from_coarse(tmp_path):
     """The DAG: with diffusion.residual: regression (default) the regressor of the registry is an input of
     train_diffusion; with coarse it is not, and no baseline is trained for it."""
-    target = "results/models/solo/winter/diffusion.pt"
+    target = "results/models/solo/winter/diffusion.s0.pt"
     config = tiny_config(**METHOD)
     proc = run_snakemake(tmp_path, config, "-n", "-p", target)
     planned = job_stats(proc.stdout)
     assert planned.get("train_baseline") == 1 and planned.get("train_diffusion") == 1, planned
-    assert "results/models/solo/winter/transfer_unet.pt" in proc.stdout
+    assert "results/models/solo/winter/transfer_unet.s0.pt" in proc.stdout
     coarse = tiny_config(**(METHOD | {"diffusion": METHOD["diffusion"] | {"residual": "coarse"}}))
     proc = run_snakemake(tmp_path, coarse, "-n", target)
     planned = job_stats(proc.stdout)
     assert "train_baseline" not in planned and planned.get("train_diffusion") == 1, planned
-    assert "transfer_unet.pt" not in proc.stdout
+    assert "transfer_unet.s0.pt" not in proc.stdout

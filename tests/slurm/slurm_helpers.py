@@ -25,9 +25,9 @@ START = HERE / "start_cluster.sh"
 STOP = HERE / "stop_cluster.sh"
 CANNOT_RUN_HERE = 3  # start_cluster.sh's exit status for "not root / not installed / not ours"
 
-# The rules that must run on a GPU node. pretrain_encoder, train_baseline, sample and
-# sample_beyond ask `gpu=1` in their rules; train_diffusion asks diffusion.gpus GPUs.
-GPU_RULES = ("pretrain_encoder", "train_diffusion", "train_baseline", "sample", "sample_beyond")
+# The rules that must run on a GPU node. pretrain_encoder, train_baseline, sample,
+# sample_beyond and members_curve ask `gpu=1` in their rules; train_diffusion asks diffusion.gpus GPUs.
+GPU_RULES = ("pretrain_encoder", "train_diffusion", "train_baseline", "sample", "sample_beyond", "members_curve")
 
 
 class ClusterUnavailable(RuntimeError):

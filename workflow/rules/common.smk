@@ -393,6 +393,7 @@ def all_targets() -> list[str]:
         f"{METRICS}/summary.csv",
         f"{METRICS}/comparisons.csv",
     ]
+    targets += [f"{METHOD_FIGURES}/members.png"]
     targets += [
         f"{EVAL_FIGURES}/metrics_test.png",
         f"{EVAL_FIGURES}/metrics_beyond.png",

@@ -227,6 +227,53 @@ rule samplers_table:
         "../scripts/samplers_table.py"
 
 
+rule members_curve:
+    input:
+        unpack(split_inputs),
+        model=lambda w: model_file(".pt", w.region, w.season, registry.METHOD, 0),
+    output:
+        f"{RESULTS}/metrics/members/{{region}}_{{season}}.csv",
+    log:
+        f"{LOGS}/members_curve/{{region}}_{{season}}.log",
+    benchmark:
+        f"{BENCHMARKS}/members_curve/{{region}}_{{season}}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        mem_mb=job_mem_mb("members_curve"),
+        runtime=job_runtime("members_curve"),
+        gpu=1,
+    params:
+        sampling=config["sampling"],
+        transform=config["transform"],
+        variable=DATA["variable"],
+        device=config["device"],
+    script:
+        "../scripts/members_curve.py"
+
+
+rule plot_members:
+    input:
+        expand(
+            f"{RESULTS}/metrics/members/{{region}}_{{season}}.csv",
+            region=REGIONS,
+            season=SEASONS,
+        ),
+    output:
+        report(
+            f"{METHOD_FIGURES}/members.png",
+            caption="../report/members.rst",
+            category="3. Method",
+            subcategory="Members",
+        ),
+    log:
+        f"{LOGS}/plot_members.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/plot_members.py"
+
+
 rule assemble:
     input:
         fine=f"{SPLIT}/{{region}}/fine.nc",

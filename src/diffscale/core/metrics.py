@@ -17,8 +17,15 @@ Definitions (all pooled over every pixel and day unless said otherwise):
 * ``kge`` = Kling-Gupta efficiency (Gupta et al. 2009), 1 - sqrt((r-1)^2 + (a-1)^2 + (b-1)^2),
   a = std ratio, b = mean ratio (in log10 space both means are negative; b is still 1
   for an unbiased prediction);
-* ``crps`` = the *fair* ensemble CRPS (Ferro 2014), unbiased for the CRPS of the
-  ensemble's underlying distribution; with one member it is the MAE;
+* ``crps`` = the CRPS of the ensemble as issued (its empirical distribution, the
+  definition of properscoring's ``crps_ensemble``); it falls as members are added, so it
+  compares only ensembles of one size;
+* ``crps_fair`` = the *fair* ensemble CRPS (Ferro 2014), unbiased for the CRPS of the
+  ensemble's underlying distribution whatever the number of members: the one to compare
+  across models and periods. With one member (a deterministic model) both are the MAE;
+* skill scores (:func:`skill_score`) = 1 - score / the reference's score in the same
+  region, season and period (``crpss_*`` from ``crps_fair``, ``rmse_ss_*`` from ``rmse``):
+  0 is the reference's skill, 1 a perfect prediction, negative worse than the reference;
 * ``spread_skill`` = sqrt((M+1)/M * mean ensemble variance (ddof=1)) / RMSE of the
   ensemble mean (Fortin et al. 2014): 1 for a calibrated ensemble of any size;
 * ``ssim`` = structural similarity (scikit-image) of the ensemble mean and the truth per
@@ -38,7 +45,8 @@ from skimage.metrics import structural_similarity
 from diffscale.core.grids import Grid, conservative_matrices
 from diffscale.core.transform import to_metric_space
 
-METRIC_COLUMNS = ["r2", "r2_pearson", "rmse", "mae", "nse", "kge", "crps", "spread_skill", "ssim", "spectral_ratio"]
+METRIC_COLUMNS = ["r2", "r2_pearson", "rmse", "mae", "nse", "kge", "crps", "crps_fair", "spread_skill", "ssim",
+                  "spectral_ratio"]
 
 
 def _ensemble(members: np.ndarray) -> np.ndarray:
@@ -114,8 +122,8 @@ def kge(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(1.0 - np.sqrt((r - 1) ** 2 + (alpha - 1) ** 2 + (beta - 1) ** 2))
 
 
-def crps_fair(truth: np.ndarray, members: np.ndarray) -> np.ndarray:
-    """Fair ensemble CRPS per point: mean|X_i - y| - sum_ij |X_i - X_j| / (2 M (M-1)).
+def crps_points(truth: np.ndarray, members: np.ndarray, fair: bool = True) -> np.ndarray:
+    """Ensemble CRPS per point: mean|X_i - y| - sum_ij |X_i - X_j| / (2 M (M-1)) (fair) or / (2 M^2) (as issued).
 
     truth (...), members (M, ...) -> (...). With M = 1 the spread term is absent (MAE).
     """
@@ -125,17 +133,44 @@ def crps_fair(truth: np.ndarray, members: np.ndarray) -> np.ndarray:
     skill = np.mean(np.abs(x - y[None]), axis=0)
     if m == 1:
         return skill
-    # sum_ij |x_i - x_j| = 2 sum_i (2i - M - 1) x_(i) over the sorted members (i = 1..M).
+    # sum_ij |x_i - x_j| = 2 sum_i (2i - M - 1) x_(i) over the sorted members (i = 1..M): M log M, not M^2.
     xs = np.sort(x, axis=0)
     weights = (2.0 * np.arange(1, m + 1) - m - 1).reshape((m,) + (1,) * (x.ndim - 1))
     pair_sum = 2.0 * np.sum(weights * xs, axis=0)
-    return skill - pair_sum / (2.0 * m * (m - 1))
+    return skill - pair_sum / (2.0 * m * (m - 1 if fair else m))
 
 
-def crps(truth: np.ndarray, members: np.ndarray) -> float:
-    """Mean fair CRPS over every valid pixel and day."""
-    values = crps_fair(truth, members)
-    return float(np.nanmean(values))
+def crps(truth: np.ndarray, members: np.ndarray, fair: bool = True) -> float:
+    """Mean ensemble CRPS (:func:`crps_points`) over every valid pixel and day."""
+    return float(np.nanmean(crps_points(truth, members, fair)))
+
+
+def skill_score(score: np.ndarray | float, reference: np.ndarray | float) -> np.ndarray | float:
+    """1 - score / reference for negatively oriented scores (RMSE, CRPS); NaN where the reference is 0 or missing."""
+    score, reference = np.asarray(score, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(reference > 0, 1.0 - score / reference, np.nan)
+
+
+def member_curve(truth: np.ndarray, members: np.ndarray) -> dict[str, np.ndarray]:
+    """Scores of ensembles of m = 1..M members taken from ``members`` (M, T, Y, X), against truth (T, Y, X).
+
+    For each m the members are cut into M // m disjoint groups of m and the scores are
+    averaged over the groups, so every m uses the members it can. Returns arrays over m:
+    ``members``, ``groups``, ``crps_fair``, ``crps`` (as issued) and ``rmse_mean`` (RMSE of
+    the m-member mean). A fair CRPS that stays flat and a mean's RMSE that levels off say
+    that m members are enough.
+    """
+    x = _ensemble(members)
+    m_all = np.arange(1, x.shape[0] + 1)
+    out = {name: np.zeros(len(m_all)) for name in ("crps_fair", "crps", "rmse_mean")}
+    groups = x.shape[0] // m_all
+    for i, (m, n) in enumerate(zip(m_all, groups)):
+        parts = [x[g * m:(g + 1) * m] for g in range(n)]
+        out["crps_fair"][i] = np.mean([crps(truth, p) for p in parts])
+        out["crps"][i] = np.mean([crps(truth, p, fair=False) for p in parts])
+        out["rmse_mean"][i] = np.mean([rmse(truth, p.mean(axis=0)) for p in parts])
+    return {"members": m_all, "groups": groups} | out
 
 
 def spread_skill(truth: np.ndarray, members: np.ndarray) -> float:
@@ -287,7 +322,8 @@ def score(truth: np.ndarray, members: np.ndarray, coarse_cell: float) -> dict[st
         "mae": mae(truth, mean),
         "nse": nse(truth, mean),
         "kge": kge(truth, mean),
-        "crps": crps(truth, x),
+        "crps": crps(truth, x, fair=False),
+        "crps_fair": crps(truth, x),
         "spread_skill": spread_skill(truth, x),
         "ssim": ssim(truth, mean, data_range),
         "spectral_ratio": spectral_ratio(truth, x, coarse_cell),

@@ -77,6 +77,8 @@ FOOTPRINTS: dict[str, Footprint] = {
     "train_baseline": Footprint(base_mb=495, mb_per_mb=2.0, base_s=10, s_per_unit=0.16),
     "sample": Footprint(base_mb=625, mb_per_mb=2.0, base_s=5, s_per_unit=19.0),
     "sample_beyond": Footprint(base_mb=415, mb_per_mb=2.0, base_s=10, s_per_unit=24.0),
+    # curve_members members on the validation days: sample's footprint (an assumption: not fitted yet)
+    "members_curve": Footprint(base_mb=625, mb_per_mb=2.0, base_s=5, s_per_unit=19.0),
     "sampler_benchmark": Footprint(base_mb=415, mb_per_mb=2.0, base_s=10, s_per_unit=9.0),
     "gather_beyond": Footprint(base_mb=420, mb_per_mb=2.0, base_s=5, s_per_unit=0.6),
     "sample_bicubic": Footprint(base_mb=150, mb_per_mb=1.0, base_s=3, s_per_unit=0.1),
@@ -216,6 +218,10 @@ class Sizes:
             days = self.fine_days * self.season_fraction(season) * self.config["split"]["test_fraction"]
             mb = self.pixels(region) * days * s["members"] * FLOAT32 / MB
             return record + mb, self.denoiser_mpix(region, days, s["members"], s["steps"])
+        if rule == "members_curve":  # as many validation days as test days
+            days = self.fine_days * self.season_fraction(season) * self.config["split"]["test_fraction"]
+            mb = self.pixels(region) * days * s["curve_members"] * FLOAT32 / MB
+            return record + mb, self.denoiser_mpix(region, days, s["curve_members"], s["steps"])
         if rule == "sample_beyond":
             days = self.block_days(season)
             mb = self.pixels(region) * days * s["beyond_members"] * FLOAT32 / MB

@@ -31,7 +31,7 @@ from diffscale.core import io, registry
 from diffscale.core.days import DaySplit
 from diffscale.core.grids import grid_of
 from diffscale.core.metrics import (METRIC_COLUMNS, CoarseAverager, coarse_cell_px, coarse_consistency,
-                                    high_frequency_cutoff, power_spectrum, rank_histogram, score)
+                                    high_frequency_cutoff, power_spectrum, rank_histogram, score, skill_score)
 from diffscale.core.samples import read_members
 from diffscale.core.transform import to_metric_space
 from diffscale.evaluation import diagnostics as dg
@@ -43,8 +43,14 @@ log = logging.getLogger(__name__)
 PERIODS = ("test", "beyond")
 SETTINGS = {"variogram_pairs": 20000, "variogram_bins": 24, "variogram_max_km": 600.0, "acf_lags": 30,
             "persistence_lags": 10, "seed": 0, "bootstrap": 1000}
-SUMMARY_COLUMNS = ["region", "season", "model", "period", *METRIC_COLUMNS, "ssim_member", "coarse_rmse", "coarse_bias",
-                   "coarse_rmse_truth", "coarse_bias_truth", "drift_rmse_per_year", "members", "days", "seeds"]
+# Skill scores against reference models of the same region, season and period (columns
+# "{skill}_{reference}"): period-free comparisons, unlike r2, whose variance term differs between periods.
+SKILL_OF = {"crpss": "crps_fair", "rmse_ss": "rmse"}
+SKILL_REFERENCES = ("bicubic", "ceiling")
+SKILL_COLUMNS = [f"{skill}_{ref}" for ref in SKILL_REFERENCES for skill in SKILL_OF]
+SUMMARY_COLUMNS = ["region", "season", "model", "period", *METRIC_COLUMNS, *SKILL_COLUMNS, "ssim_member", "coarse_rmse",
+                   "coarse_bias", "coarse_rmse_truth", "coarse_bias_truth", "drift_rmse_per_year", "members", "days",
+                   "seeds"]
 
 PathLike = str | os.PathLike
 # One model's samples: {period: path} of one run, or a list of them, one per seed.
@@ -324,12 +330,28 @@ def write_scores(samples: Mapping[str, Runs], fine_path: PathLike, truth_path: P
     return table
 
 
+def with_skill_scores(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the :data:`SKILL_COLUMNS`: each row's score against the reference's row of its region, season, period.
+
+    NaN where the reference has no row (a table without the ``ceiling`` model, say).
+    """
+    keys = ["region", "season", "period"]
+    out = df.copy()
+    for ref in SKILL_REFERENCES:
+        base = df[df["model"] == ref].groupby(keys, as_index=False)[list(SKILL_OF.values())].mean()
+        aligned = df[keys].merge(base, on=keys, how="left")  # row order of df
+        for skill, column in SKILL_OF.items():
+            out[f"{skill}_{ref}"] = skill_score(df[column].to_numpy(float), aligned[column].to_numpy(float))
+    return out
+
+
 def scores_frame(rows: list[dict]) -> pd.DataFrame:
-    """Rows of scores -> a DataFrame with the summary columns first (present even when empty)."""
+    """Rows of scores -> a DataFrame with the summary columns first (present even when empty), skill scores included."""
     df = pd.DataFrame(rows)
     for c in SUMMARY_COLUMNS:
         if c not in df:
             df[c] = np.nan if c not in ("region", "season", "model", "period") else pd.Series(dtype=str)
+    df = with_skill_scores(df)
     return df[SUMMARY_COLUMNS + [c for c in df.columns if c not in SUMMARY_COLUMNS]]
 
 

@@ -157,7 +157,9 @@ def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler
 
 
 def training_days(data: SeasonData, subset: str, history: int) -> pd.DatetimeIndex:
-    """Days of ``subset`` whose whole history window lies in the fine record (others cannot be built)."""
-    days = data.days[subset]
-    ok = [d for d in days if data.has_fine(d) and all(data.has_fine(h) for h in history_window(d, history))]
+    """Days of ``subset`` whose whole history window lies in the fine record (others cannot be built)
+    and holds no test day (fitting or validating on them would feed test truth into the model)."""
+    days, test = data.days[subset], set(data.days["test"])
+    ok = [d for d in days if data.has_fine(d)
+          and all(data.has_fine(h) and h not in test for h in history_window(d, history))]
     return pd.DatetimeIndex(ok)

@@ -23,9 +23,11 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from diffscale.core import registry
@@ -54,6 +56,23 @@ def write_curve(result: LoopResult, path: str | os.PathLike) -> None:
                              + "".join(f"{line}{tail}\n" for line in loss_curve_lines(result)))
 
 
+def day_strings(days: dict[str, pd.DatetimeIndex]) -> dict[str, list[str]]:
+    """A run's days as ISO dates, the form its checkpoint and saved model keep."""
+    return {name: [d.strftime("%Y-%m-%d") for d in index] for name, index in days.items()}
+
+
+def fitted_days(path: str | os.PathLike) -> dict[str, list[date]]:
+    """The days a saved model (or encoder) was fitted on: ``train`` (batches) and ``val`` (early stopping / selection).
+
+    Read from the ``days`` the training wrote into the file, i.e. the days its data
+    loader actually drew from, not the split's day lists.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if "days" not in state:
+        raise ValueError(f"{path} records no training days (written before the training-day contract); retrain it")
+    return {name: [date.fromisoformat(d) for d in days] for name, days in state["days"].items()}
+
+
 def load_encoder(path: str | os.PathLike) -> TemporalUNet:
     state = torch.load(path, map_location="cpu", weights_only=False)
     model = encoder_unet(state["history"], tuple(state["channels"]), state["attention"])
@@ -79,6 +98,7 @@ def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint:
     task: :func:`pretraining_task` of the same arguments, when the caller holds it already.
     """
     task = task or pretraining_task(data, months, cfg)
+    days = {"train": data.coarse_times[task.train_index], "val": data.coarse_times[task.val_index]}
     h, w = data.shape
     per_day = math.ceil(h / cfg["patch"]) * math.ceil(w / cfg["patch"])
     steps_per_epoch = max(1, math.ceil(len(task.train_index) * per_day / cfg["batch_size"]))
@@ -94,15 +114,19 @@ def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint:
              count_parameters(model), len(task.train_index), len(task.val_index), steps_per_epoch, cfg["epochs"],
              float(model.in_mean), float(model.in_std), ", ".join(f"{k} {v:.5g}" for k, v in references.items()) or "none")
     result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val_batch is not None else None,
-                        stop_after=stop_after, signature={"encoder": dict(cfg), "months": list(months)},
+                        stop_after=stop_after, signature={"encoder": dict(cfg), "months": list(months),
+                                                          "days": day_strings(days)},
                         device_name=device_name)
     result.references = references
+    result.days = days
     return result.model.cpu().eval(), result
 
 
 def pretraining_task(data: SeasonData, months: list[int], cfg: dict) -> NextDayTask:
-    """The encoder's pretraining task on the season's days of the coarse record (the last ``val_years`` validate)."""
-    train_idx, val_idx = pretraining_days(data.coarse_times, months, cfg["history"], cfg["val_years"])
+    """The encoder's pretraining task on the season's days of the coarse record (the last ``val_years`` validate),
+    leaving out every window that touches a validation or test day of the fine record."""
+    held_out = data.days["val"].union(data.days["test"])  # the fine record's held-out days, never a target or input
+    train_idx, val_idx = pretraining_days(data.coarse_times, months, cfg["history"], cfg["val_years"], held_out)
     return NextDayTask(data.coarse, train_idx, val_idx, cfg["history"], cfg["patch"], cfg["batch_size"], seed=cfg["seed"])
 
 
@@ -131,8 +155,7 @@ def pretrain_files(split_dir: str | os.PathLike, season: str, variable: str, mon
     save_encoder(model, cfg, output, extra={
         "parameters": count_parameters(model), "seconds": result.seconds, "steps": result.steps, "val": result.val,
         "best_step": best[0] if best else result.steps, "references": result.references, "seed": cfg["seed"],
-        "train_days": [str(d.date()) for d in data.coarse_times[task.train_index]],
-        "val_days": [str(d.date()) for d in data.coarse_times[task.val_index]]})
+        "days": day_strings(result.days)})
     write_curve(result, curve)
     Path(checkpoint).unlink(missing_ok=True)
     log.info("encoder: %d parameters, %d steps in %.1f s (early stop: %s), best validation L1 %s at step %s "
@@ -241,7 +264,9 @@ def train_model(data: SeasonData, name: str, encoder: UNet | None, enc_cfg: dict
     if regressor is not None:  # a checkpoint trained on another regressor's residual is stale
         signature["regressor"] = _weights_digest(regressor)
     result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val is not None else None,
-                        stop_after=stop_after, signature=signature, device_name=device_name)
+                        stop_after=stop_after, signature=signature | {"days": day_strings(task.days)},
+                        device_name=device_name)
+    result.days = task.days
     return result.model.cpu().eval(), result
 
 
@@ -266,6 +291,7 @@ def fit_files(name: str, split_dir: str | os.PathLike, season: str, variable: st
         trainable = sum(p.numel() for key, p in model.named_parameters() if not key.startswith(frozen))
         model.save(output, extra={"trainable_parameters": trainable, "parameters": count_parameters(model),
                                   "seconds": result.seconds, "steps": result.steps, "seed": cfg["seed"],
+                                  "days": day_strings(result.days),
                                   "encoder": None if encoder_path is None else str(encoder_path),
                                   "regressor_file": None if regressor_path is None else str(regressor_path),
                                   "regressor_sha256": None if regressor_path is None else file_digest(regressor_path)})

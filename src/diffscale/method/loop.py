@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch import distributed as dist
@@ -63,6 +64,8 @@ class LoopResult:
     stopped_early: bool = False
     # Validation scores of forecasts that need no training (the task's references), for the curve.
     references: dict[str, float] = field(default_factory=dict)
+    # The days the batches and the validation were drawn from ("train", "val"); set by the caller, saved with the model.
+    days: dict[str, pd.DatetimeIndex] = field(default_factory=dict)
 
 
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:

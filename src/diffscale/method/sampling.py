@@ -319,3 +319,35 @@ def benchmark_files(split_dir: str | os.PathLike, region: str, season: str, vari
         table.to_csv(tmp, index=False)
     log.info("\n%s", table.to_string(index=False))
     return table
+
+
+def members_curve_files(split_dir: str | os.PathLike, region: str, season: str, variable: str,
+                        model_path: str | os.PathLike, sampling: dict, transform: dict, output: str | os.PathLike,
+                        device_name: str = "auto") -> pd.DataFrame:
+    """Rule members_curve: :func:`diffscale.core.metrics.member_curve` of a teacher-forced ensemble on the validation days.
+
+    ``sampling.curve_members`` members, drawn as the test ensembles are; validation days
+    only, so the number of members is chosen without looking at test or beyond truth.
+    """
+    data = load_season(split_dir, season, variable)
+    model, dev = sampling_model(model_path, device_name)
+    days = cm.training_days(data, "val", model.spec.history)  # the validation days the models are validated on
+    if not len(days):
+        log.warning("region %s, season %s has no validation day to score (split.val_fraction 0, or every validation "
+                    "day has a test day in its history): the members curve is empty", region, season)
+        table = pd.DataFrame(columns=["members", "groups", "crps_fair", "crps", "rmse_mean", "region", "season", "days"])
+        with io.atomic_path(output) as tmp:
+            table.to_csv(tmp, index=False)
+        return table
+    convert = model_space(data, transform["log10"], transform["floor"])
+    with precision(dev, sampling["autocast"]):
+        samples, seconds = timed(teacher_forced, model, data, days, sampling["curve_members"],
+                                 **sampling_options(model, sampling))
+    truth = convert(np.stack([data.fine_on(d) for d in days]))
+    table = pd.DataFrame(metrics.member_curve(truth, convert(samples))).assign(region=region, season=season,
+                                                                               days=len(days))
+    with io.atomic_path(output) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    log.info("%d members on %d validation days in %.1f s\n%s", sampling["curve_members"], len(days), seconds,
+             table.to_string(index=False))
+    return table

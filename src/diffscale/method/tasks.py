@@ -72,11 +72,13 @@ class CropTask:
         h, w = data.shape
         self.tiling = Tiling(h, w, spec.patch, spec.halo)
         self.static = cond_mod.static_channels(data.lat, data.lon, data.elevation)
-        self.train = self._stack(data, cond_mod.training_days(data, "train", spec.history))
+        # The days the crops are drawn from, kept with the saved model (its training-day contract).
+        self.days = {"train": cond_mod.training_days(data, "train", spec.history),
+                     "val": cond_mod.training_days(data, "val", spec.history)}
+        self.train = self._stack(data, self.days["train"])
         if self.train[0].shape[0] == 0:
             raise ValueError("no training day has a full history inside the fine record (check split.buffer_days and encoder.history)")
-        val_days = cond_mod.training_days(data, "val", spec.history)
-        self.val = self._stack(data, val_days) if len(val_days) else None
+        self.val = self._stack(data, self.days["val"]) if len(self.days["val"]) else None
         g = torch.Generator().manual_seed(seed)
         self.val_batch = self._draw(self.val, val_crops, g) if self.val is not None else None
 
@@ -201,10 +203,21 @@ class NextDayTask:
                 "climatology": float(masked_mean((self.val_climatology - target).abs()))}
 
 
-def pretraining_days(times: pd.DatetimeIndex, months: list[int], history: int, val_years: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the season's days with a full history in ``times``; the last ``val_years`` years validate."""
+def pretraining_days(times: pd.DatetimeIndex, months: list[int], history: int, val_years: int,
+                     held_out: pd.DatetimeIndex | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the season's days with a full history in ``times``; the last ``val_years`` years validate.
+
+    held_out: days (the fine record's validation and test days) that neither a target
+    nor its ``history`` input days may be, so in-record scores never meet a day the
+    encoder was fitted on.
+    """
     t = np.arange(len(times))
     ok = np.isin(times.month, months) & (t >= history)
+    if held_out is not None and len(held_out):
+        touched = times.isin(held_out)
+        # a target is out when any day of [t - history, t] is held out
+        window = np.convolve(touched.astype(int), np.ones(history + 1, dtype=int))[:len(times)]
+        ok &= window == 0
     years = sorted(set(times.year[ok]))
     if val_years >= len(years):
         log.warning("encoder.val_years = %d leaves no training year in a record of %d (%s): pretraining without "

@@ -22,8 +22,8 @@ from diffscale.core.transform import to_metric_space
 from diffscale.plots.diagnostics import diagnostics_figures
 from diffscale.plots.style import METRIC_LABELS, PathLike, placeholder, plt, save
 
-METRICS = ["r2", "r2_pearson", "rmse", "mae", "crps", "spread_skill", "ssim", "spectral_ratio", "kge", "nse",
-           "coarse_rmse", "ssim_member"]
+METRICS = ["r2", "r2_pearson", "rmse", "mae", "crps", "crps_fair", "crpss_bicubic", "rmse_ss_bicubic", "spread_skill",
+           "ssim", "spectral_ratio", "kge", "nse", "coarse_rmse", "ssim_member"]
 PERIOD_TITLES = {"test": "held-out test days in the fine record",
                  "beyond": "days outside the fine record (autoregressive run)"}
 
@@ -42,7 +42,10 @@ def metric_bars(summary_path: PathLike, period: str, out: PathLike, reference_pa
                            "files that extend past it).")
     groups = list(dict.fromkeys(zip(df["region"], df["season"])))
     models = registry.order(list(dict.fromkeys(df["model"])))
-    fig, axes = plt.subplots(3, 4, figsize=(18, 11), constrained_layout=True)
+    rows = -(-len(METRICS) // 4)
+    fig, axes = plt.subplots(rows, 4, figsize=(18, 3.7 * rows), constrained_layout=True)
+    for ax in axes.ravel()[len(METRICS):]:
+        ax.axis("off")
     width = 0.8 / max(len(models), 1)
     reference = io.read_json(reference_path)["scores"] if reference_path else None
     for ax, metric in zip(axes.ravel(), METRICS):
@@ -53,6 +56,8 @@ def metric_bars(summary_path: PathLike, period: str, out: PathLike, reference_pa
                    color=registry.colour(model), label=model)
         if metric in ("spread_skill", "spectral_ratio"):
             ax.axhline(1.0, color="k", lw=0.8, ls="--")
+        if metric.endswith("_bicubic"):
+            ax.axhline(0.0, color="tab:gray", lw=0.8)
         if metric == "r2" and reference:
             ax.axhline(reference["oracle_r2"], color="k", ls=":", lw=1.2, label="twin oracle (whole record)")
             ax.axhline(reference["ceiling_r2"], color=registry.colour("ceiling"), ls=":", lw=1.2,

@@ -10,7 +10,7 @@ import matplotlib.ticker
 import pandas as pd
 
 from diffscale.core import io, registry
-from diffscale.plots.style import PathLike, plt, running_mean, save
+from diffscale.plots.style import PathLike, placeholder, plt, running_mean, save
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +104,36 @@ def training_curves(curves: Mapping[str, PathLike], region: str, season: str, ou
     saved = save(fig, out)
     log.info("training curves of %s -> %s", ", ".join(curves), saved)
     return saved
+
+
+def members_figure(paths: list[PathLike], out: PathLike) -> Path:
+    """Rule plot_members: fair CRPS, issued CRPS and the mean's RMSE against the number of members, on validation days.
+
+    paths: the per region and season tables of :func:`diffscale.method.sampling.members_curve_files`.
+    """
+    tables = {}
+    for path in paths:
+        tables[path] = pd.read_csv(path)
+        missing = {"members", "crps_fair", "crps", "rmse_mean", "region", "season"} - set(tables[path].columns)
+        if missing:
+            raise io.DataValidationError(path, f"columns {sorted(missing)} missing (expected a members curve)")
+    tables = [df for df in tables.values() if len(df)]
+    if not tables:
+        return placeholder(out, "Scores against the number of members", "No validation day to score: split.val_fraction "
+                           "is 0, or every validation day has a test day among its history days.")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for i, df in enumerate(tables):
+        label = f"{df['region'].iloc[0]} {df['season'].iloc[0]} ({df['days'].iloc[0]} days)"
+        colour = f"C{i % 10}"
+        axes[0].plot(df["members"], df["crps_fair"], "o-", color=colour, ms=3, label=f"{label}, fair")
+        axes[0].plot(df["members"], df["crps"], "--", color=colour, lw=1, label=f"{label}, as issued")
+        axes[1].plot(df["members"], df["rmse_mean"], "o-", color=colour, ms=3, label=label)
+    for ax, title in zip(axes, ("CRPS against members", "RMSE of the ensemble mean against members")):
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%d"))
+        ax.set_xlabel("members")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("The method's ensemble on validation days (teacher-forced), log10 space")
+    return save(fig, out)

@@ -24,7 +24,9 @@ PathLike = str | os.PathLike
 
 METRIC_LABELS = {
     "r2": "R2 = 1 - SSE/SST (higher is better)", "r2_pearson": "R2 Pearson (squared correlation)",
-    "rmse": "RMSE (lower is better)", "mae": "MAE (lower is better)", "crps": "CRPS, fair (lower is better)",
+    "rmse": "RMSE (lower is better)", "mae": "MAE (lower is better)", "crps": "CRPS of the ensemble as issued (lower is better)",
+    "crps_fair": "CRPS, fair: any ensemble size (lower is better)", "crpss_bicubic": "CRPS skill vs bicubic (fair; 0 = bicubic)",
+    "rmse_ss_bicubic": "RMSE skill vs bicubic (0 = bicubic)",
     "spread_skill": "spread / skill (1 = calibrated)", "ssim": "SSIM of the ensemble mean",
     "spectral_ratio": "high-frequency power ratio (1 = realistic)", "kge": "KGE (1 = perfect)",
     "nse": "NSE per pixel (1 = perfect)", "coarse_rmse": "RMSE against the coarse input", "ssim_member": "SSIM of a member",
