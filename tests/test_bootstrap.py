@@ -79,7 +79,7 @@ def test_a_constant_difference_comes_back_with_a_zero_width_interval():
     # differs by 0.5 on any resample of the days, though each one's CRPS varies widely with the days.
     truth, error = constant_errors()
     found = period_scores(truth, {"unet": [(truth + error + 0.5)[None]], "diffusion": [(truth + error)[None]]})
-    row = comparison(found, "unet", "crps")
+    row = comparison(found, "unet", "crps_fair")
     assert row["difference"] == pytest.approx(0.5)
     assert row["lo"] == pytest.approx(0.5) and row["hi"] == pytest.approx(0.5)
     assert row["excludes_zero"] and row["better"] == "diffusion"
@@ -96,7 +96,7 @@ def test_pairing_by_seed_index_keeps_a_constant_difference_exact():
     method = [(truth + s * error)[None] for s in scale]
     other = [(truth + s * error + 0.25)[None] for s in scale]
     found = period_scores(truth, {"unet": other, "diffusion": method})
-    row = comparison(found, "unet", "crps")
+    row = comparison(found, "unet", "crps_fair")
     assert (row["lo"], row["difference"], row["hi"]) == pytest.approx((0.25, 0.25, 0.25))
     assert row["seeds"] == 3
     # The seed mean is the mean of the seeds' scores on all days.
@@ -108,14 +108,14 @@ def test_pairing_by_seed_index_keeps_a_constant_difference_exact():
 def test_identical_models_differ_by_nothing_and_noise_is_not_resolved():
     truth, ens = fields(days=20)
     same = period_scores(truth, {"vae": [ens], "diffusion": [ens.copy()]})
-    for score in ("rmse", "crps"):
+    for score in ("rmse", "crps_fair"):
         row = comparison(same, "vae", score)
         assert row["lo"] <= 0 <= row["hi"] and not row["excludes_zero"] and row["better"] == ""
     # Two ensembles drawn alike from the same distribution: the interval straddles 0.
     rng = np.random.default_rng(5)
     alike = truth[None] + 0.15 * rng.normal(size=ens.shape) + 0.05
     found = period_scores(truth, {"vae": [alike], "diffusion": [ens]})
-    row = comparison(found, "vae", "crps")
+    row = comparison(found, "vae", "crps_fair")
     assert row["lo"] < 0 < row["hi"] and not row["excludes_zero"]
 
 
@@ -124,7 +124,7 @@ def test_a_model_better_than_the_method_is_named():
     rng = np.random.default_rng(2)
     sharper = truth[None] + 0.05 * rng.normal(size=ens.shape)
     found = period_scores(truth, {"vae": [sharper], "diffusion": [ens]})
-    for score in ("rmse", "crps"):
+    for score in ("rmse", "crps_fair"):
         row = comparison(found, "vae", score)
         assert row["hi"] < 0 and row["better"] == "vae"
 

@@ -82,7 +82,7 @@ def test_a_model_is_called_better_only_where_the_interval_excludes_zero(snapshot
         assert verdict == (f"{r.better} better" if r.excludes_zero else "not resolved")
     # The noisy bicubic is resolved as worse than the method; the vae, drawn like the method, is not resolved.
     verdicts = compared.set_index(["model", "score"])["better"]
-    assert verdicts[("bicubic", "crps")] == "diffusion" and verdicts[("vae", "crps")] == ""
+    assert verdicts[("bicubic", "crps_fair")] == "diffusion" and verdicts[("vae", "crps_fair")] == ""
     assert "diffusion better" in next(r for r in rows if "| bicubic |" in r)
 
 

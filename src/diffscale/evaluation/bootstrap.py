@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 LEVEL = 0.95
-COMPARED = ("rmse", "crps")
+COMPARED = ("rmse", "crps_fair")  # the fair CRPS: ensembles of any size, deterministic models alike
 COMPARISON_COLUMNS = ["region", "season", "period", "model", "reference", "score", "difference", "lo", "hi",
                       "excludes_zero", "better", "seeds", "days"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffscale.core.metrics import crps_fair, high_frequency_cutoff, power_spectrum, ssim
+from diffscale.core.metrics import crps_points, high_frequency_cutoff, power_spectrum, ssim
 
 # Pooled sums over the valid pixels of each day (truth y and ensemble mean p both finite).
 _POOLED = ("n", "sy", "sp", "syy", "spp", "syp", "sse", "sae")
@@ -56,8 +56,9 @@ class DayScores:
         self.day = {k: v.sum(axis=1) for k, v in pooled.items()}  # name -> (T,)
         # Per-pixel sums for nse (each pixel's own series).
         self.pixel = np.stack([ok, y0, y0**2, err**2], axis=1).astype(np.float64)  # (T, 4, P)
-        c = crps_fair(y, x).reshape(t, -1)
-        self.day["crps_sum"], self.day["crps_n"] = np.nansum(c, axis=1), np.isfinite(c).sum(axis=1)
+        for name, fair in (("crps", False), ("crps_fair", True)):
+            c = crps_points(y, x, fair).reshape(t, -1)
+            self.day[f"{name}_sum"], self.day[f"{name}_n"] = np.nansum(c, axis=1), np.isfinite(c).sum(axis=1)
         okm = (np.isfinite(y) & np.all(np.isfinite(x), axis=0)).reshape(t, -1)
         var = np.var(x, axis=0, ddof=1).reshape(t, -1) if self.members > 1 else np.zeros_like(yf)
         self.day["var_sum"] = np.where(okm, var, 0.0).sum(axis=1)
@@ -105,6 +106,7 @@ class DayScores:
                 "nse": self._nse(w),
                 "kge": kge,
                 "crps": s["crps_sum"] / s["crps_n"],
+                "crps_fair": s["crps_fair_sum"] / s["crps_fair_n"],
                 "spread_skill": spread,
                 "ssim": s["ssim"] / w.sum(axis=1),
                 "spectral_ratio": (s["power_members"] / s["power_truth"] if self.has_high

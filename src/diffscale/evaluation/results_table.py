@@ -32,7 +32,7 @@ from diffscale.core import io, registry
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
 FILES = ("summary.csv", "comparisons.csv")
-WITH_INTERVALS = (("rmse", "RMSE"), ("crps", "CRPS"), ("r2", "R2"))
+WITH_INTERVALS = (("rmse", "RMSE"), ("crps_fair", "CRPS (fair)"), ("r2", "R2"))
 PLAIN = (("spread_skill", "spread/skill"), ("spectral_ratio", "spectral ratio"))
 NO_SNAPSHOT = ("No demo results are recorded yet: `make demo` runs the demo and writes its tables here "
                "(from `docs/results/`).")
