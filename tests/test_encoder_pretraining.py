@@ -111,8 +111,8 @@ def test_pretrain_files_write_the_references_the_probe_and_the_days(tmp_path):
     assert list(curve.columns) == ["step", "loss", "val_loss", "persistence", "climatology"]
     assert curve["persistence"].nunique() == 1 and (curve["persistence"] > 0).all()
     saved = torch.load(tmp_path / "encoder.pt", weights_only=False)
-    assert saved["train_days"][0].startswith("1999") and all(d.startswith("2000") for d in saved["val_days"])
-    assert not set(saved["train_days"]) & set(saved["val_days"])
+    assert saved["days"]["train"][0].startswith("1999") and all(d.startswith("2000") for d in saved["days"]["val"])
+    assert not set(saved["days"]["train"]) & set(saved["days"]["val"])
     probe = pd.read_csv(tmp_path / "encoder_probe.csv")
     assert list(probe["predictors"]) == ["history", "pretrained", "history + pretrained", "random", "history + random"]
     assert probe["val_r2"].notna().all() and (probe["val_days"] > 0).all()

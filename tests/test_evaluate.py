@@ -346,13 +346,14 @@ def test_write_scores_writes_both_files_in_registry_order_and_logs_each_row(scor
     assert (back["rmse_lo"] <= back["rmse"]).all() and (back["rmse"] <= back["rmse_hi"]).all()
     compared = pd.read_csv(tmp_path / "comparisons.csv", keep_default_na=False)
     assert list(zip(compared["period"], compared["model"], compared["score"])) == [
-        ("test", "bicubic", "rmse"), ("test", "bicubic", "crps"), ("beyond", "bicubic", "rmse"), ("beyond", "bicubic", "crps")]
+        ("test", "bicubic", "rmse"), ("test", "bicubic", "crps_fair"), ("beyond", "bicubic", "rmse"),
+        ("beyond", "bicubic", "crps_fair")]
     by_period = back.set_index(["model", "period"])
     for row in compared.itertuples():
         assert row.difference == pytest.approx(by_period.loc[("bicubic", row.period), row.score]
                                                - by_period.loc[("diffusion", row.period), row.score], rel=1e-4)
     # The calibrated ensemble beats interpolation in CRPS by far more than the days' noise.
-    assert compared[compared["score"] == "crps"]["better"].eq("diffusion").all()
+    assert compared[compared["score"] == "crps_fair"]["better"].eq("diffusion").all()
 
 
 def test_skill_scores_compare_each_model_with_the_reference_of_its_own_period(scored, tmp_path):

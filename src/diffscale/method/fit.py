@@ -125,7 +125,9 @@ def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint:
 def pretraining_task(data: SeasonData, months: list[int], cfg: dict) -> NextDayTask:
     """The encoder's pretraining task on the season's days of the coarse record (the last ``val_years`` validate),
     leaving out every window that touches a validation or test day of the fine record."""
-    held_out = data.days["val"].union(data.days["test"])  # the fine record's held-out days, never a target or input
+    none = pd.DatetimeIndex([])
+    # the fine record's held-out days (none for a season without a fine record), never a target or input
+    held_out = data.days.get("val", none).union(data.days.get("test", none))
     train_idx, val_idx = pretraining_days(data.coarse_times, months, cfg["history"], cfg["val_years"], held_out)
     return NextDayTask(data.coarse, train_idx, val_idx, cfg["history"], cfg["patch"], cfg["batch_size"], seed=cfg["seed"])
 
