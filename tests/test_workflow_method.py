@@ -45,7 +45,7 @@ def test_method_rules_write_every_output(tmp_path):
     assert saved["regressor_sha256"] == hashlib.sha256(regressor_file.read_bytes()).hexdigest()
     assert any(k.startswith("regressor.") for k in saved["state"])
     # training logs carry the loss curve; checkpoints are removed once the model is saved
-    log = (res / "logs/train_diffusion/solo_winter_diffusion.log").read_text()
+    log = (res / "logs/train_diffusion/solo_winter_diffusion_s0.log").read_text()
     assert "launching 2 processes" in log and "step 30 loss" in log
     curve = pd.read_csv(res / "models/solo/winter/diffusion.s0_loss.csv")
     assert list(curve.columns) == ["step", "loss", "val_loss"] and len(curve) == 30

@@ -35,7 +35,7 @@ def kill_during(workdir, config, target: str, block: str, timeout: float = 300) 
     days (seconds on this machine; at least ~0.1 s on an idle one), so the kill, within
     ~10 ms, lands mid-block.
     """
-    log = workdir / f"results/logs/sample_beyond/solo_winter_diffusion_{block}.log"
+    log = workdir / f"results/logs/sample_beyond/solo_winter_diffusion_s0_{block}.log"
     proc = subprocess.Popen(snakemake_command(workdir, config, target, *ONE_THREAD), cwd=workdir,
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.monotonic()

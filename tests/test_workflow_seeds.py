@@ -52,16 +52,18 @@ def test_summary_holds_seed_means_with_intervals(two_seeds):
     metrics = two_seeds / "results/metrics"
     summary = pd.read_csv(metrics / "summary.csv").set_index(["model", "period"])
     by_seed = pd.read_csv(metrics / "solo/winter/scores_by_seed.csv")
-    assert by_seed.groupby("model")["seed"].nunique().to_dict() == {"bicubic": 1, "diffusion": 2, "oracle": 1, "unet": 2}
+    assert by_seed.groupby("model")["seed"].nunique().to_dict() == {"bicubic": 1, "ceiling": 1, "diffusion": 2,
+                                                                    "oracle": 1, "unet": 2}
     assert summary["seeds"].to_dict() == {(m, p): (2 if m in ("unet", "diffusion") else 1)
-                                          for m in ("bicubic", "unet", "diffusion", "oracle") for p in ("test", "beyond")}
-    means = by_seed.groupby(["model", "period"])[["rmse", "crps", "r2", "ssim"]].mean()
+                                          for m in ("bicubic", "unet", "diffusion", "ceiling", "oracle")
+                                          for p in ("test", "beyond")}
+    means = by_seed.groupby(["model", "period"])[["rmse", "crps", "crps_fair", "r2", "ssim"]].mean()
     pd.testing.assert_frame_equal(summary.loc[means.index, means.columns], means, rtol=1e-4)
     # Every score has its interval (a percentile interval of a skewed score on 3 days need not hold
     # the estimate; those of RMSE and CRPS, built from per-day means, do).
-    for score in ("r2", "r2_pearson", "rmse", "mae", "nse", "kge", "crps", "ssim", "spectral_ratio"):
+    for score in ("r2", "r2_pearson", "rmse", "mae", "nse", "kge", "crps", "crps_fair", "ssim", "spectral_ratio"):
         assert (summary[f"{score}_lo"] <= summary[f"{score}_hi"]).all(), score
-    for score in ("rmse", "crps"):
+    for score in ("rmse", "crps", "crps_fair"):
         assert (summary[f"{score}_lo"] <= summary[score] + 1e-9).all(), score
         assert (summary[score] <= summary[f"{score}_hi"] + 1e-9).all(), score
 
@@ -71,7 +73,8 @@ def test_comparisons_give_each_model_minus_the_method(two_seeds):
     summary = pd.read_csv(two_seeds / "results/metrics/summary.csv").set_index(["model", "period"])
     compared = pd.read_csv(two_seeds / "results/metrics/comparisons.csv", keep_default_na=False)
     assert set(zip(compared["model"], compared["period"], compared["score"])) == {
-        (m, p, s) for m in ("bicubic", "unet", "oracle") for p in ("test", "beyond") for s in ("rmse", "crps")}
+        (m, p, s) for m in ("bicubic", "unet", "ceiling", "oracle") for p in ("test", "beyond")
+        for s in ("rmse", "crps_fair")}
     assert (compared["reference"] == "diffusion").all()
     for row in compared.itertuples():
         expected = summary.loc[(row.model, row.period), row.score] - summary.loc[("diffusion", row.period), row.score]

@@ -43,6 +43,9 @@ use rule pretrain_encoder as sample with:
 use rule pretrain_encoder as sample_beyond with:
     output: "out/sample_beyond.json"
 
+use rule pretrain_encoder as members_curve with:
+    output: "out/members_curve.json"
+
 rule cpu_step:
     output: "out/cpu_step.json"
     shell: "{{PY}} probe.py {{output}}"
