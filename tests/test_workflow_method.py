@@ -70,9 +70,9 @@ def test_method_rules_write_every_output(tmp_path):
     # The members curve: every ensemble size up to curve_members, on the validation days only.
     curve = pd.read_csv(res / "metrics/members/solo_winter.csv")
     assert list(curve.members) == [1, 2, 3, 4] and list(curve.groups) == [4, 2, 1, 1]
-    first, test = pd.Timestamp(config["data"]["fine_period"][0]), set(pd.to_datetime(days["test"]))
+    first, test_days = pd.Timestamp(config["data"]["fine_period"][0]), set(pd.to_datetime(days["test"]))
     history = [pd.Timedelta(days=k) for k in range(1, METHOD["encoder"]["history"] + 1)]
-    usable = [v for v in pd.to_datetime(days["val"]) if all(v - k >= first and v - k not in test for k in history)]
+    usable = [v for v in pd.to_datetime(days["val"]) if all(v - k >= first and v - k not in test_days for k in history)]
     assert usable and (curve.days == len(usable)).all() and (curve.crps_fair > 0).all()
     assert (curve.crps >= curve.crps_fair - 1e-9).all() and curve.crps.iloc[0] == pytest.approx(curve.crps_fair.iloc[0])
     assert (res / "figures/method/members.png").stat().st_size > 5000
