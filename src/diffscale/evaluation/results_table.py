@@ -108,7 +108,8 @@ def render(snapshot: PathLike, label: str = "docs/results") -> str:
     for key, group in comparisons.groupby(keys, sort=False):
         by_score = group.set_index("score")
         rows.append([*map(str, key), *(_verdict(by_score.loc[s]) if s in by_score.index else "n/a" for s in scores)])
-    lines += _table([*keys, *(f"{s.upper()} minus {reference}" for s in scores)], rows)
+    names = dict(WITH_INTERVALS)
+    lines += _table([*keys, *(f"{names.get(s, s)} minus {reference}" for s in scores)], rows)
     return "\n".join(lines)
 
 
