@@ -1,7 +1,7 @@
 """The repository's profiles route GPU rules on a real Slurm, and multi-GPU
 train_diffusion runs as one task that starts torchrun.
 
-The workflow profile acts by rule name (threads), so this runs a small workflow whose
+The cluster profile acts by rule name (threads), so this runs a small workflow whose
 rules carry the workflow's GPU rule names (plus one CPU rule) and, as the real rules do,
 ask `gpu` in their resources, under the repository's own profiles/default and
 profiles/slurm, on the one-node test cluster. Its train_diffusion takes its GPU count
@@ -124,7 +124,7 @@ def test_profiles_route_gpu_rules_and_one_task_torchrun(slurm_cluster, tmp_path)
         assert rec["Partition"] == "gpu" and seen["SLURM_JOB_PARTITION"] == "gpu", rule
         assert f"--gpus={gpus}" in job.sbatch and rec["TresPerJob"] == f"gres:gpu:{gpus}", rule
         assert seen["SLURM_GPUS_ON_NODE"] == str(gpus), rule
-        assert "--cpus-per-task=8" in job.sbatch, rule  # set-threads of profiles/default
+        assert "--cpus-per-task=8" in job.sbatch, rule  # set-threads of profiles/slurm
     # torchrun in the single task started one worker per GPU, and they talked.
     ddp = json.loads((tmp_path / "out/train_diffusion.json").read_text())
     assert ddp["world_size"] == 2 and ddp["all_reduce_sum"] == 2.0 and len(set(ddp["pids"])) == 2

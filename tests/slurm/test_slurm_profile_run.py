@@ -33,7 +33,7 @@ CONFIG = "tests/slurm/tiny.yaml"
 # oversubscribe this test's two cores (test_slurm_gpu_routing.py checks that they reach
 # sbatch as --cpus-per-task=8). A command-line --set-threads replaces the profile's whole
 # mapping, so every rule the profile sizes is named.
-THREADS = ["--set-threads", "make_synthetic=1", *(f"{rule}=1" for rule in GPU_RULES)]
+THREADS = ["--set-threads", *(f"{rule}=1" for rule in GPU_RULES)]
 
 
 def _tail(text: str, n: int = 60) -> str:
@@ -56,10 +56,15 @@ def test_profiles_ask_gpus_for_the_gpu_rules():
     # command-line --set-resources would silently drop.
     assert "cores" not in default and "default-resources" not in default
     assert "set-resources" not in default
+    # Locally every rule has one thread, so --cores N runs N jobs at once; on the cluster
+    # the GPU rules get CPUs for data loading from the cluster profile.
+    assert "set-threads" not in default
+
 
     slurm = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     assert slurm["executor"] == "slurm"
     assert "slurm_extra" not in str(slurm)
+    assert set(slurm["set-threads"]) == set(GPU_RULES)
     parts = yaml.safe_load((REPO / "profiles/slurm" / slurm["slurm-partition-config"]).read_text())
     gpu_parts = [p for p, lim in parts["partitions"].items() if (lim or {}).get("max_gpu", 0) > 0]
     cpu_parts = [p for p, lim in parts["partitions"].items() if not (lim or {}).get("max_gpu", 0)]
