@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, run_snakemake, tiny_config
-from diffscale.core.config import KEYS_MARKER, ConfigError, load_config, schema_markdown, validate_config
+from diffscale.core.config import (KEYS_MARKER, ConfigError, load_config, schema_markdown, static_fields,
+                                   validate_config)
 
 
 def test_defaults_are_filled_in_and_dates_become_iso_strings():
@@ -109,6 +110,24 @@ def test_the_removed_use_encoder_key_is_named():
     # the model name decides now (diffusion / diffusion_no_transfer)
     with pytest.raises(ConfigError, match=r"config key diffusion.use_encoder: unknown key"):
         validate_config(tiny_config(diffusion={"use_encoder": False}))
+
+
+def test_elevation_is_optional_for_local_files_and_a_bad_path_names_its_key(tmp_path):
+    for name in ("coarse.nc", "fine.nc", "dem.nc"):
+        (tmp_path / name).touch()
+    local = {f: {"path": str(tmp_path / f"{f}.nc"), "variable": "v"} for f in ("coarse", "fine")}
+    cfg = tiny_config()
+    cfg["data"] |= {"source": "local", "local": local}
+    assert static_fields(validate_config(cfg)) == []  # absent: no elevation channel
+    cfg["data"]["local"] = local | {"elevation": {"path": str(tmp_path / "dem.nc"), "variable": "z"}}
+    assert static_fields(validate_config(cfg)) == ["elevation"]
+    assert static_fields(validate_config(tiny_config())) == ["elevation"]  # the twin always has it
+    cfg["data"]["local"]["elevation"]["path"] = str(tmp_path / "dme.nc")
+    with pytest.raises(ConfigError, match=r"config key data.local.elevation.path: no file matches '.*dme.nc'"):
+        validate_config(cfg)
+    cfg["data"]["local"]["elevation"] = {"path": str(tmp_path / "dem.nc")}
+    with pytest.raises(ConfigError, match=r"config key data.local.elevation.variable: required but missing"):
+        validate_config(cfg)
 
 
 def test_config_readme_documents_every_schema_key():

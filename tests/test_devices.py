@@ -83,7 +83,7 @@ def fake_season(h: int = 17, w: int = 21) -> SeasonData:
     days = {"train": fine_times[5:25], "val": fine_times[:0], "test": fine_times[25:28], "core": fine_times,
             "pool": fine_times, "beyond": beyond}
     return SeasonData("x", {}, np.linspace(33, 34, h), np.linspace(64, 65.25, w), fine_times, fine, coarse_times,
-                      rng.uniform(0, 1, (len(coarse_times), h, w)).astype(np.float32), rng.uniform(0, 3000, (h, w)),
+                      rng.uniform(0, 1, (len(coarse_times), h, w)).astype(np.float32), {"elevation": rng.uniform(0, 3000, (h, w))},
                       days, Identity())
 
 

@@ -38,7 +38,7 @@ def walk_season(years: int = 3, seed: int = 0) -> SeasonData:
     empty = pd.DatetimeIndex([])
     return SeasonData(variable="v", attrs={}, lat=np.arange(16.0), lon=np.arange(16.0), fine_times=empty,
                       fine=np.zeros((0, 16, 16), np.float32), coarse_times=times, coarse=fields.astype(np.float32),
-                      elevation=np.zeros((16, 16)), days={}, scaler=Scaler(False, 1e-6, 0.0, 1.0))
+                      static={"elevation": np.zeros((16, 16))}, days={}, scaler=Scaler(False, 1e-6, 0.0, 1.0))
 
 
 def test_input_statistics_come_from_training_days_only():

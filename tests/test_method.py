@@ -102,7 +102,7 @@ def test_history_window_ends_the_day_before():
 
 def test_load_season_reads_the_contract_files(trained):
     data = trained["data"]
-    assert data.fine.shape[1:] == data.coarse.shape[1:] == data.elevation.shape == (17, 21)
+    assert data.fine.shape[1:] == data.coarse.shape[1:] == data.static["elevation"].shape == (17, 21)
     assert data.coarse_times[0] == pd.Timestamp("2000-01-01") and len(data.coarse_times) == 366
     assert data.truth is not None and np.isfinite(data.fine).all()
     # the scaler maps the training days onto [0, 1]

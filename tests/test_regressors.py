@@ -7,7 +7,7 @@ import torch
 
 from diffscale.core import registry
 from diffscale.core.config import baseline_settings
-from diffscale.method.conditioning import RAW_CHANNELS
+from diffscale.method.conditioning import raw_channels
 from diffscale.method.fit import load_encoder, train_model
 from diffscale.method.loop import LoopConfig, train_loop
 from diffscale.method.networks.unet import UNet
@@ -16,6 +16,8 @@ from diffscale.method.residual import ResidualSpec, load_model, model_class
 from diffscale.method.sampling import autoregressive, ensemble_scores, teacher_forced
 from diffscale.method.tasks import masked_mean, residual_loss
 from method_fixtures import BASE, DIFF, ENC, HALO, season_with_encoder
+
+RAW_CHANNELS = raw_channels(("elevation",))  # the default spec's static fields
 
 torch.set_num_threads(1)
 KINDS = registry.of_family("regressor")

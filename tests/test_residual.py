@@ -6,11 +6,13 @@ import torch
 
 from diffscale.core import registry
 from diffscale.core.io import DataValidationError
-from diffscale.method.conditioning import RAW_CHANNELS
+from diffscale.method.conditioning import raw_channels
 from diffscale.method.diffusion import DiffusionDownscaler
 from diffscale.method.fit import load_regressor
 from diffscale.method.networks.encoder import encoder_unet
 from diffscale.method.residual import ResidualModel, ResidualSpec, load_model, model_class
+
+RAW_CHANNELS = raw_channels(("elevation",))  # the default spec's static fields
 
 torch.set_num_threads(1)
 TRAINED = [name for name, entry in registry.MODELS.items() if entry.trained]

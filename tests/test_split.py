@@ -12,7 +12,7 @@ from diffscale.core import io as dio
 from diffscale.core.grids import Box, g5nr_grid
 from diffscale.core.days import DaySplit
 from diffscale.core.transform import Scaler
-from diffscale.data.split import fit_scaler, make_split, write_region
+from diffscale.data.split import fit_scaler, make_split, static_fields, write_region
 
 FINE = ("2001-03-01", "2002-02-28")
 COARSE = ("2000-01-01", "2003-12-31")
@@ -135,8 +135,9 @@ def test_write_region_contract_files(tmp_path):
     fine_period, coarse_period = ("2000-02-01", "2000-02-29"), ("2000-01-01", "2000-04-30")
     out = {k: str(tmp_path / "split" / f"{k}.nc") for k in ("fine", "coarse_on_fine", "elevation", "truth")}
     counts = write_region(box, "DUEXTTAU", sorted(map(str, (tmp_path / "fine").glob("*.nc"))),
-                          sorted(map(str, (tmp_path / "cof").glob("*.nc"))), str(tmp_path / "elev.nc"),
-                          fine_period, coarse_period, out["fine"], out["coarse_on_fine"], out["elevation"], out["truth"])
+                          sorted(map(str, (tmp_path / "cof").glob("*.nc"))), {"elevation": str(tmp_path / "elev.nc")},
+                          fine_period, coarse_period, out["fine"], out["coarse_on_fine"], {"elevation": out["elevation"]},
+                          out["truth"])
     assert counts == {"fine": 29, "coarse_on_fine": 121, "truth": 121 - 29}
     fine = dio.read_field(out["fine"], "DUEXTTAU")
     assert fine.shape == (29, *region.shape) and fine.attrs["units"] == "1"
@@ -150,6 +151,7 @@ def test_write_region_contract_files(tmp_path):
     assert not ((times >= "2000-02-01") & (times <= "2000-02-29")).any() and times.size == 92
     elev = dio.read_field(out["elevation"], "elevation", dims=("lat", "lon"))
     np.testing.assert_allclose(elev.values, np.add.outer(region.lat, region.lon), rtol=1e-6)
+    assert static_fields(out["fine"]) == ("elevation",)  # what the models will condition on
 
 
 def test_truth_where_held_keeps_only_the_days_the_fine_files_hold(tmp_path):
@@ -160,12 +162,15 @@ def test_truth_where_held_keeps_only_the_days_the_fine_files_hold(tmp_path):
     march = dio.open_dataset(tmp_path / "fine/2000-03.nc").isel(time=slice(0, 10)).load()
     dio.write_netcdf(march, tmp_path / "fine/2000-03.nc")
     fine_paths = sorted(map(str, (tmp_path / "fine").glob("*.nc")))
-    args = (box, "DUEXTTAU", fine_paths, sorted(map(str, (tmp_path / "cof").glob("*.nc"))), str(tmp_path / "elev.nc"),
+    args = (box, "DUEXTTAU", fine_paths, sorted(map(str, (tmp_path / "cof").glob("*.nc"))), {},
             ("2000-02-01", "2000-02-29"), ("2000-01-01", "2000-04-30"),
-            *(str(tmp_path / "split" / f"{k}.nc") for k in ("fine", "coarse_on_fine", "elevation", "truth")))
+            *(str(tmp_path / "split" / f"{k}.nc") for k in ("fine", "coarse_on_fine")), {},
+            str(tmp_path / "split" / "truth.nc"))
     with pytest.raises(dio.DataValidationError, match="lacks 82 of the 92 days"):
         write_region(*args)  # the twin's contract: every day outside the fine period
     assert write_region(*args, truth_where_held=True)["truth"] == 10
+    # No static field given: none written, and fine.nc says so.
+    assert static_fields(tmp_path / "split/fine.nc") == () and not (tmp_path / "split/elevation.nc").exists()
     truth = dio.read_field(tmp_path / "split/truth.nc", "DUEXTTAU")
     assert list(pd.DatetimeIndex(truth.time.values)) == list(pd.date_range("2000-03-01", "2000-03-10"))
     np.testing.assert_array_equal(truth.values[:, 0, 0], 1 + np.arange(60, 70))  # day index + 1, no NaN days
@@ -176,9 +181,9 @@ def test_write_region_refuses_a_short_fine_record(tmp_path):
     box, _ = _raw(tmp_path, "2000-01-01", "2000-02-29")
     with pytest.raises(dio.DataValidationError, match=r"fine/2000-01.nc: .* lacks 31 of the 60 days"):
         write_region(box, "DUEXTTAU", sorted(map(str, (tmp_path / "fine").glob("*.nc"))),
-                     sorted(map(str, (tmp_path / "cof").glob("*.nc"))), str(tmp_path / "elev.nc"),
+                     sorted(map(str, (tmp_path / "cof").glob("*.nc"))), {"elevation": str(tmp_path / "elev.nc")},
                      ("2000-02-01", "2000-03-31"), ("2000-01-01", "2000-02-29"),
-                     *(str(tmp_path / f"{k}.nc") for k in ("f", "c", "e")))
+                     str(tmp_path / "f.nc"), str(tmp_path / "c.nc"), {"elevation": str(tmp_path / "e.nc")})
     assert not (tmp_path / "f.nc").exists() and not list(tmp_path.glob(".f.nc*"))  # no half-written file
 
 
@@ -198,6 +203,6 @@ def test_write_region_refuses_nan_in_the_coarse_record(tmp_path):
     dio.write_netcdf(cof, tmp_path / "cof/2000-01.nc")
     with pytest.raises(dio.DataValidationError, match="missing values inside the region on 1 day.*margin_deg"):
         write_region(box, "DUEXTTAU", [str(tmp_path / "fine/2000-01.nc")], [str(tmp_path / "cof/2000-01.nc")],
-                     str(tmp_path / "elev.nc"), ("2000-01-10", "2000-01-20"), ("2000-01-01", "2000-01-31"),
-                     *(str(tmp_path / f"{k}.nc") for k in ("f", "c", "e")))
+                     {"elevation": str(tmp_path / "elev.nc")}, ("2000-01-10", "2000-01-20"), ("2000-01-01", "2000-01-31"),
+                     str(tmp_path / "f.nc"), str(tmp_path / "c.nc"), {"elevation": str(tmp_path / "e.nc")})
     assert not (tmp_path / "c.nc").exists()

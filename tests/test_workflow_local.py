@@ -16,6 +16,7 @@ import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import xarray as xr
 from conftest import run_snakemake, tiny_config
 
@@ -174,3 +175,32 @@ def test_local_files_within_the_fine_period_give_no_beyond_scores(tmp_path):
     log = (work / "results/logs/evaluate/solo/winter.log").read_text()
     assert re.search(r"beyond: 28 day\(s\) reconstructed but unscored \(no fine truth", log)
     assert (work / "results/samples/solo/winter/bicubic/beyond.nc").exists()  # reconstructed all the same
+
+
+@pytest.mark.slow
+def test_local_files_without_elevation_run_to_the_report(tmp_path):
+    """No data.local.elevation: the user's files (written by xarray, own variable names) have no elevation.
+    No elevation file anywhere, models without that channel, and the report and product say so."""
+    twin = tmp_path / "twin"
+    make_twin([Box.from_config(REGION)], 0.5, COARSE, twin)
+    user = tmp_path / "user"
+    user.mkdir()
+    for field, days, name in (("coarse", COARSE, "aod_coarse"), ("fine", FINE, "aod_fine")):
+        record = io.read_record(io.month_files(twin / field, *COARSE), "DUEXTTAU").sel(time=slice(*days))
+        record.rename(name).to_netcdf(user / f"{field}.nc")
+    local = {field: {"path": str(user / f"{field}.nc"), "variable": f"aod_{field}"} for field in ("coarse", "fine")}
+    work = tmp_path / "wf"
+    work.mkdir()
+    run_to_report(work, local_config(local))
+    results = work / "results"
+    assert not list(results.rglob("elevation*"))  # no raw, split or log file of it
+    assert xr.open_dataset(results / "split/solo/fine.nc").attrs["static_fields"] == ""
+    for model in ("diffusion", "transfer_unet"):  # the method and its regression part
+        saved = torch.load(results / f"models/solo/winter/{model}.s0.pt", map_location="cpu", weights_only=False)
+        assert tuple(saved["spec"]["static"]) == ()
+    product = io.open_dataset(results / "downscaled/solo.nc")
+    assert product.attrs["static_fields"] == "" and np.isfinite(product["DUEXTTAU"].values).any()
+    summary = pd.read_csv(results / "metrics/summary.csv")
+    assert set(summary["model"]) == {"bicubic", "diffusion"} and summary["rmse"].notna().all()
+    html = (results / "report.html").read_text()
+    assert "latitude and longitude (scaled to [-1, 1] over the region) only: no elevation was given" in html

@@ -7,7 +7,7 @@ import os
 from diffscale.core import io as dio
 from diffscale.core import registry
 from diffscale.core import resources as jobsize
-from diffscale.core.config import baseline_settings, with_seed
+from diffscale.core.config import baseline_settings, static_fields, with_seed
 from diffscale.core.days import beyond_blocks
 from diffscale.core.grids import region_boxes
 from diffscale.method.aggregates import PERIODS as AGGREGATE_PERIODS
@@ -41,6 +41,8 @@ REGIONS = list(config["regions"])
 SEASONS = list(config["seasons"])
 # in one longitude frame: regions across the antimeridian reach past 180
 BOXES = region_boxes(config["regions"])
+# The static fields the models condition on besides lat/lon: one {name}.nc each, raw and per region.
+STATIC_FIELDS = static_fields(config)
 
 # Trained models, grouped as their training rules take them. The method always (the product needs it), the rest
 # as evaluation.models asks.
@@ -77,6 +79,11 @@ def raw_files(field: str) -> list[str]:
         else DATA["fine_period"]
     )
     return [str(p) for p in dio.month_files(f"{RAW}/{field}", *period)]
+
+
+def static_files() -> list[str]:
+    """The raw file of each static field, in channel order."""
+    return [f"{RAW}/{name}.nc" for name in STATIC_FIELDS]
 
 
 def local_files(field: str) -> list[str]:
@@ -135,7 +142,7 @@ def regrid_outputs(field: str, kind: str) -> list[str]:
 def split_region_outputs() -> dict[str, str]:
     out = {
         name: f"{SPLIT}/{{region}}/{name}.nc"
-        for name in ("fine", "coarse_on_fine", "elevation")
+        for name in ("fine", "coarse_on_fine", *STATIC_FIELDS)
     }
     if SPLIT_TRUTH:
         out["truth"] = f"{SPLIT}/{{region}}/truth.nc"
@@ -351,7 +358,7 @@ def job_runtime(step: str):
 
 def all_targets() -> list[str]:
     each = dict(region=REGIONS, season=SEASONS)
-    targets = raw_files("coarse") + raw_files("fine") + [f"{RAW}/elevation.nc"]
+    targets = raw_files("coarse") + raw_files("fine") + static_files()
     if DATA["source"] == "synthetic":
         targets += [f"{RAW}/twin.json", f"{RESULTS}/figures/twin_overview.png"]
     targets += expand(

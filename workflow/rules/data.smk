@@ -162,19 +162,21 @@ if DATA["source"] == "local":
             variable=DATA["variable"],
             attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
 
-    use rule normalise_local_coarse as normalise_local_elevation with:
-        input:
-            local_files("elevation"),
-        output:
-            f"{RAW}/elevation.nc",
-        log:
-            f"{LOGS}/normalise_local/elevation.log",
-        params:
-            pattern=DATA["local"]["elevation"]["path"],
-            source_variable=DATA["local"]["elevation"]["variable"],
-            boxes=list(BOXES.values()),
-            margin=DATA["margin_deg"],
-            period=None,
-            required=None,
-            variable="elevation",
-            attrs={"long_name": "surface height above sea level", "units": "m"},
+    if "elevation" in STATIC_FIELDS:
+
+        use rule normalise_local_coarse as normalise_local_elevation with:
+            input:
+                local_files("elevation"),
+            output:
+                f"{RAW}/elevation.nc",
+            log:
+                f"{LOGS}/normalise_local/elevation.log",
+            params:
+                pattern=DATA["local"]["elevation"]["path"],
+                source_variable=DATA["local"]["elevation"]["variable"],
+                boxes=list(BOXES.values()),
+                margin=DATA["margin_deg"],
+                period=None,
+                required=None,
+                variable="elevation",
+                attrs={"long_name": "surface height above sea level", "units": "m"},

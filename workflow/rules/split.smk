@@ -1,5 +1,5 @@
 # Stage 3: per region, the contract files every later stage reads (cropped fine record,
-# coarse record on the fine grid, elevation, fine truth beyond the fine period where the
+# coarse record on the fine grid, the static fields (elevation where given), fine truth beyond the fine period where the
 # source has it); per region and season, the day lists and the scaler.
 
 
@@ -7,7 +7,7 @@ rule split_region:
     input:
         fine=raw_files("fine"),
         coarse_on_fine=rules.regrid.output,
-        elevation=f"{RAW}/elevation.nc",
+        static=static_files(),
     output:
         **split_region_outputs(),
     log:
@@ -22,6 +22,7 @@ rule split_region:
     params:
         box=lambda w: BOXES[w.region],
         variable=DATA["variable"],
+        static_fields=STATIC_FIELDS,
         fine_period=DATA["fine_period"],
         coarse_period=DATA["coarse_period"],
         # the user's fine files may cover only part of the beyond days: truth.nc holds those

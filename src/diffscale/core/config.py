@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import glob
+import os
 from pathlib import Path
 from typing import Any
 
@@ -146,9 +148,22 @@ def _check_consistency(config: dict) -> None:
                 raise ConfigError(f"config key seasons.{name}: month {m} is already in season {seen[m]}")
             seen[m] = name
     if data["source"] == "local":
-        missing = [f for f in ("coarse", "fine", "elevation") if f not in data.get("local", {})]
+        missing = [f for f in ("coarse", "fine") if f not in data.get("local", {})]
         if missing:
             raise ConfigError(f"config key data.local.{missing[0]}: required when data.source is local (give path and variable)")
+        for name, field in data["local"].items():
+            if field and not glob.glob(os.path.expanduser(field["path"])):
+                raise ConfigError(f"config key data.local.{name}.path: no file matches {field['path']!r}")
+
+
+def static_fields(config: dict) -> list[str]:
+    """The static fields the models condition on besides latitude and longitude, in channel order.
+
+    The synthetic twin and NASA have elevation; the user's files (data.source local) only where
+    data.local.elevation gives a file.
+    """
+    data = config["data"]
+    return ["elevation"] if data["source"] != "local" or data.get("local", {}).get("elevation") else []
 
 
 def load_config(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:

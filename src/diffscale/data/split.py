@@ -2,7 +2,9 @@
 
 Files (the contract every later stage reads), per region:
 ``fine.nc`` (fine record over data.fine_period), ``coarse_on_fine.nc`` (coarse record on
-the fine grid over data.coarse_period), ``elevation.nc`` and, where fine truth exists
+the fine grid over data.coarse_period), a ``<name>.nc`` per static field the data
+have (``elevation.nc``; none where the user gave no elevation; fine.nc's global attribute
+``static_fields`` names them, :func:`static_fields`) and, where fine truth exists
 outside the fine period, ``truth.nc``; per region and season ``days.json`` and
 ``scaler.json``.
 
@@ -14,7 +16,7 @@ the fine values of training days only.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,17 @@ from diffscale.core.days import DaySplit
 from diffscale.core.grids import Box, Grid, grid_of
 from diffscale.core.transform import Scaler
 
+# fine.nc's global attribute naming the region's static fields, space-separated ("" for none).
+STATIC_ATTR = "static_fields"
+
+
+def static_fields(fine_path: str | os.PathLike) -> tuple[str, ...]:
+    """The static fields a region's split holds (each ``<name>.nc`` beside ``fine_path``), in channel order.
+
+    Split files written before the attribute existed all held elevation.
+    """
+    attrs = _month_header(fine_path, timed=False)[1]
+    return tuple(str(attrs.get(STATIC_ATTR, "elevation")).split())
 
 
 def season_days(start: str, end: str, months: Iterable[int]) -> pd.DatetimeIndex:
@@ -91,13 +104,16 @@ def crop(da: xr.DataArray, grid: Grid, path: str | os.PathLike | None = None) ->
 
 
 def write_region(box: Box, variable: str, fine_paths: Sequence[str], coarse_on_fine_paths: Sequence[str],
-                 elevation_path: str, fine_period: Sequence[str], coarse_period: Sequence[str],
-                 out_fine: str, out_coarse_on_fine: str, out_elevation: str,
+                 static_paths: Mapping[str, str], fine_period: Sequence[str], coarse_period: Sequence[str],
+                 out_fine: str, out_coarse_on_fine: str, out_static: Mapping[str, str],
                  out_truth: str | None = None, truth_where_held: bool = False,
                  metadata: cf.Metadata | None = None) -> dict[str, int]:
     """Write a region's contract files; returns the number of days in each record.
 
-    ``metadata``: the config's CF/ACDD attributes for every file written.
+    ``static_paths``: the raw file of each static field (name -> a (lat, lon) file holding
+    variable ``name``), possibly none; ``out_static``: where each is written, cut to the
+    region. fine.nc records their names (:data:`STATIC_ATTR`), in this order, the models'
+    channel order. ``metadata``: the config's CF/ACDD attributes for every file written.
 
     The region's fine grid is the fine record's centres inside the box (G5NR's for the
     paper), the same cells the regrid stage maps the coarse record onto.
@@ -108,7 +124,8 @@ def write_region(box: Box, variable: str, fine_paths: Sequence[str], coarse_on_f
     than filled with NaN.
     """
     fine_days = dio.days_in(*fine_period)
-    grid = stream_record(fine_paths, variable, box, fine_days, out_fine, metadata)
+    grid = stream_record(fine_paths, variable, box, fine_days, out_fine, metadata,
+                         attrs={STATIC_ATTR: " ".join(static_paths)})
     counts = {"fine": fine_days.size}
 
     coarse_days = dio.days_in(*coarse_period)
@@ -128,10 +145,11 @@ def write_region(box: Box, variable: str, fine_paths: Sequence[str], coarse_on_f
                                       "coarse cells around the region are fetched)")
     counts["coarse_on_fine"] = coarse_days.size
 
-    elevation = crop(dio.read_field(elevation_path, "elevation", dims=("lat", "lon")), grid, elevation_path)
-    dio.write_netcdf(dio.field_dataset(np.asarray(elevation.values, dtype=np.float32), None, grid.lat, grid.lon,
-                                       "elevation", dict(elevation.attrs), _month_header(elevation_path, timed=False)[1]),
-                     out_elevation, metadata=metadata, history="elevation cut to the region (diffscale.data.split)")
+    for name, path in static_paths.items():
+        field = crop(dio.read_field(path, name, dims=("lat", "lon")), grid, path)
+        dio.write_netcdf(dio.field_dataset(np.asarray(field.values, dtype=np.float32), None, grid.lat, grid.lon,
+                                           name, dict(field.attrs), _month_header(path, timed=False)[1]),
+                         out_static[name], metadata=metadata, history=f"{name} cut to the region (diffscale.data.split)")
 
     if out_truth is not None:
         outside = coarse_days[(coarse_days < fine_days[0]) | (coarse_days > fine_days[-1])]
@@ -161,13 +179,14 @@ def _month_header(path: str | os.PathLike, timed: bool = True) -> tuple[pd.Datet
 
 
 def stream_record(paths: Sequence[str | os.PathLike], variable: str, box: Box, days: pd.DatetimeIndex,
-                  out: str | os.PathLike, metadata: cf.Metadata | None = None) -> Grid:
+                  out: str | os.PathLike, metadata: cf.Metadata | None = None, attrs: dict | None = None) -> Grid:
     """Write ``days`` of a monthly record, cropped to the box, into one CF file, a month at a time.
 
     Memory holds one month, not the record (25 years of a paper region are ~6 GB). The
     file grows along an unlimited time dimension under a temporary name and is renamed
     only when every wanted day is in. Chunks are one day's map: training reads a day at
-    a time. Returns the region grid (the centres inside the box).
+    a time. ``attrs``: global attributes added to the source files'. Returns the region
+    grid (the centres inside the box).
     """
     days = pd.DatetimeIndex(days)
     written: list[pd.DatetimeIndex] = []
@@ -187,7 +206,8 @@ def stream_record(paths: Sequence[str | os.PathLike], variable: str, box: Box, d
                 raise dio.DataValidationError(path, f"days overlap an earlier file or go back in time ({times[0].date()})")
             values = np.asarray(month.values, dtype=np.float32)  # (t, ny, nx)
             if not written:
-                ds = dio.field_dataset(values, times, grid.lat, grid.lon, variable, dict(month.attrs), global_attrs)
+                ds = dio.field_dataset(values, times, grid.lat, grid.lon, variable, dict(month.attrs),
+                                       global_attrs | (attrs or {}))
                 dio.write_netcdf(ds, tmp, metadata=metadata, history=f"{variable} cut to lat {box.lat} lon {box.lon}, "
                                  f"{days[0].date()}..{days[-1].date()} (diffscale.data.split)", chunks={"time": 1},
                                  unlimited_dims=("time",))

@@ -9,8 +9,9 @@ Scaler):
   (autoregressive); the denoiser gets the days themselves and the frozen encoder's
   features of them (the encoder, pretrained on coarse fields, passes on the large-scale
   dynamics but not the fine detail of yesterday, which the days themselves carry);
-* static channels: standardised elevation, latitude and longitude scaled to [-1, 1]
-  over the region, and sin/cos of the day of year.
+* static channels: the split's static fields (elevation, where the data have it; see
+  :func:`diffscale.data.split.static_fields`), each standardised over the region,
+  latitude and longitude scaled to [-1, 1] over the region, and sin/cos of the day of year.
 
 The target is a *residual*: fine(t) - coarse(t) for the regressors and the diffusion
 model's ``coarse`` variant, so the large scales the coarse field already resolves are given;
@@ -20,12 +21,13 @@ regression + residual diffusion, :mod:`diffscale.method.diffusion`).
 :func:`history_window` is the one place that picks history days; it takes the days
 strictly before t, so no caller can leak day t.
 
-Shapes: fields (T, H, W) or (H, W); raw condition (RAW_CHANNELS, H, W); history (H_days, H, W).
+Shapes: fields (T, H, W) or (H, W); raw condition (:func:`raw_channels`, H, W); history (H_days, H, W).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -36,8 +38,12 @@ import pandas as pd
 from diffscale.core import io
 from diffscale.core.days import DAY_LISTS, DaySplit
 from diffscale.core.transform import Scaler
+from diffscale.data.split import static_fields
 
-RAW_CHANNELS = 6  # coarse, elevation, lat, lon, sin(doy), cos(doy)
+
+def raw_channels(static: Sequence[str]) -> int:
+    """Channels of the raw condition with the static fields ``static``: coarse, the fields, lat, lon, sin/cos(doy)."""
+    return 1 + len(static) + 4
 
 
 class ScalerLike(Protocol):
@@ -57,7 +63,7 @@ class SeasonData:
     fine: np.ndarray  # (Tf, H, W) float32, scaled
     coarse_times: pd.DatetimeIndex  # the whole coarse period
     coarse: np.ndarray  # (Tc, H, W) float32, scaled
-    elevation: np.ndarray  # (H, W) metres
+    static: dict[str, np.ndarray]  # the split's static fields, name -> (H, W), in channel order (elevation in metres)
     days: dict[str, pd.DatetimeIndex]
     scaler: ScalerLike
     truth_times: pd.DatetimeIndex = field(default_factory=lambda: pd.DatetimeIndex([]))
@@ -95,19 +101,19 @@ def history_window(day: pd.Timestamp, history: int) -> pd.DatetimeIndex:
     return pd.date_range(day - pd.Timedelta(days=history), day - pd.Timedelta(days=1), freq="D")
 
 
-def static_channels(lat: np.ndarray, lon: np.ndarray, elevation: np.ndarray) -> np.ndarray:
-    """(3, H, W): elevation standardised over the region, lat and lon mapped to [-1, 1]."""
+def static_channels(lat: np.ndarray, lon: np.ndarray, static: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(len(static) + 2, H, W): each static field standardised over the region, then lat and lon mapped to [-1, 1]."""
     def unit(v: np.ndarray) -> np.ndarray:
         span = float(v[-1] - v[0]) or 1.0
         return (2 * (v - v[0]) / span - 1).astype(np.float32)
 
-    elev = (elevation - elevation.mean()) / (elevation.std() or 1.0)
+    fields = [((f - f.mean()) / (f.std() or 1.0)).astype(np.float32) for f in static.values()]
     la, lo = np.meshgrid(unit(lat), unit(lon), indexing="ij")
-    return np.stack([elev.astype(np.float32), la, lo])
+    return np.stack([*fields, la, lo])
 
 
 def raw_condition(coarse_t: np.ndarray, static: np.ndarray, day: pd.Timestamp) -> np.ndarray:
-    """(RAW_CHANNELS, H, W): the coarse field of day t, the static channels, the season's phase."""
+    """(:func:`raw_channels`, H, W): the coarse field of day t, the static channels, the season's phase."""
     angle = 2 * np.pi * day.day_of_year / 365.25
     h, w = coarse_t.shape
     phase = [np.full((1, h, w), f(angle), dtype=np.float32) for f in (np.sin, np.cos)]
@@ -120,15 +126,17 @@ def true_history(data: SeasonData, day: pd.Timestamp, history: int) -> np.ndarra
 
 
 def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler: ScalerLike | None = None) -> SeasonData:
-    """Read ``<split_dir>/{fine,coarse_on_fine,elevation[,truth]}.nc`` and ``<split_dir>/<season>/{days,scaler}.json``."""
+    """Read ``<split_dir>/{fine,coarse_on_fine[,truth]}.nc``, a ``<name>.nc`` per static field fine.nc names,
+    and ``<split_dir>/<season>/{days,scaler}.json``."""
     split_dir = Path(split_dir)
     if scaler is None:
         scaler = Scaler.from_json(split_dir / season / "scaler.json")
     day_lists = DaySplit.from_json(split_dir / season / "days.json")
     fine = io.read_field(split_dir / "fine.nc", variable)
     coarse = io.read_field(split_dir / "coarse_on_fine.nc", variable)
-    elevation = io.read_field(split_dir / "elevation.nc", "elevation", dims=("lat", "lon"))
-    for name, da in (("coarse_on_fine.nc", coarse), ("elevation.nc", elevation)):
+    static = {name: io.read_field(split_dir / f"{name}.nc", name, dims=("lat", "lon"))
+              for name in static_fields(split_dir / "fine.nc")}
+    for name, da in (("coarse_on_fine.nc", coarse), *((f"{n}.nc", da) for n, da in static.items())):
         if not (np.allclose(da.lat, fine.lat) and np.allclose(da.lon, fine.lon)):
             raise io.DataValidationError(split_dir / name, "grid differs from fine.nc (expected the region's fine grid)")
     truth_times, truth = pd.DatetimeIndex([]), None
@@ -150,7 +158,7 @@ def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler
         lat=fine.lat.values, lon=fine.lon.values,
         fine_times=pd.DatetimeIndex(fine.time.values), fine=scaled(fine),
         coarse_times=pd.DatetimeIndex(coarse.time.values), coarse=scaled(coarse),
-        elevation=np.asarray(elevation.values, dtype=np.float64),
+        static={name: np.asarray(da.values, dtype=np.float64) for name, da in static.items()},
         days={name: getattr(day_lists, name) for name in DAY_LISTS},
         scaler=scaler, truth_times=truth_times, truth=truth,
     )

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from diffscale.core import registry
-from diffscale.core.config import baseline_settings
+from diffscale.core.config import baseline_settings, static_fields
 from diffscale.core.io import DataValidationError, atomic_path
 from diffscale.core.runlog import log_to
 from diffscale.method.conditioning import SeasonData, load_season
@@ -196,14 +196,14 @@ def _weights_digest(model: torch.nn.Module) -> str:
 
 
 def load_regressor(path: str | os.PathLike, name: str, enc_cfg: dict, cfg: dict, halo: int,
-                   encoder: UNet | None) -> ResidualModel:
+                   encoder: UNet | None, static: tuple[str, ...] = ("elevation",)) -> ResidualModel:
     """The trained regression part of diffusion model ``name`` from ``path``; an error naming the file unless it fits.
 
     It must hold the regressor the registry names for ``name``, built for the same history,
-    patch, halo and encoder, and trained with the weights of ``encoder``
+    patch, halo, static fields and encoder, and trained with the weights of ``encoder``
     (:func:`diffscale.method.diffusion.check_regression_part`).
     """
-    spec = ResidualSpec.from_config(name, enc_cfg, cfg, halo)
+    spec = ResidualSpec.from_config(name, enc_cfg, cfg, halo, static=static)
     regressor = load_model(path)
     try:
         check_regression_part(spec, regressor, encoder)
@@ -230,7 +230,8 @@ def untrained_model(name: str, config: dict, encoder: UNet | None = None, scale:
     section = config["diffusion"]
     if registry.entry(name).family != "diffusion":
         section = baseline_settings(config["baselines"], config["diffusion"])
-    spec = ResidualSpec.from_config(name, config["encoder"], section, config["sampling"]["halo"], scale)
+    spec = ResidualSpec.from_config(name, config["encoder"], section, config["sampling"]["halo"], scale,
+                                    static=tuple(static_fields(config)))
     if encoder is None and spec.uses_encoder:
         encoder = encoder_unet(spec.history, spec.encoder_channels, spec.encoder_attention)
     parts = {"regressor": untrained_model(spec.regressor, config, encoder, scale)} if spec.regressor else {}
@@ -249,7 +250,7 @@ def train_model(data: SeasonData, name: str, encoder: UNet | None, enc_cfg: dict
     required when its spec has one: the target is then fine minus its teacher-forced
     prediction, and it is frozen inside the model.
     """
-    spec = ResidualSpec.from_config(name, enc_cfg, cfg, halo)
+    spec = ResidualSpec.from_config(name, enc_cfg, cfg, halo, static=tuple(data.static))
     check_regression_part(spec, regressor, encoder)
     reference, parts = None, {}
     if regressor is not None:
@@ -285,7 +286,7 @@ def fit_files(name: str, split_dir: str | os.PathLike, season: str, variable: st
     encoder = load_encoder(encoder_path) if encoder_path is not None else None
     regressor = None
     if regressor_path is not None:
-        regressor = load_regressor(regressor_path, name, enc_cfg, cfg, halo, encoder)
+        regressor = load_regressor(regressor_path, name, enc_cfg, cfg, halo, encoder, tuple(data.static))
     model, result = train_model(data, name, encoder, enc_cfg, cfg, halo, checkpoint, device_name=device_name,
                                 regressor=regressor)
     if int(os.environ.get("RANK", 0)) == 0:

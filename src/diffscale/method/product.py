@@ -12,7 +12,8 @@
   of the conditions it was trained on, so the product says "no data" instead.
 
 A ``source`` flag per day (CF flag_values / flag_meanings) says which of the three a
-day is. Provenance (config, model checkpoints, sampler) goes into global attributes.
+day is. Provenance (config, model checkpoints, sampler, the static fields the models were
+trained on) goes into global attributes.
 Torch-free: rule assemble runs in the data environment.
 """
 
@@ -27,6 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from diffscale.core import cf, io
+from diffscale.data.split import static_fields
 
 log = logging.getLogger("diffscale.method.product")
 
@@ -110,6 +112,8 @@ def assemble_files(fine_path: str | os.PathLike, beyond_paths: list[str | os.Pat
     provenance = {"source": "diffscale: frozen transfer encoder + conditional diffusion (Xiang et al. 2025)",
                   "region": region,
                   "model_checkpoints": json.dumps(dict(zip(names, map(str, model_paths)))),
+                  # what the models were trained on (sampling refuses any other set)
+                  "static_fields": " ".join(static_fields(fine_path)),
                   "sampler": json.dumps({k: sampling[k] for k in SAMPLER_KEYS}),
                   "config": json.dumps(config, default=str)}
     ds = assemble(fine_path, dict(zip(names, beyond_paths)), seasons, variable, tuple(coarse_period), members_saved,

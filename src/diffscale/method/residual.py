@@ -38,7 +38,7 @@ from torch import nn
 
 from diffscale.core import registry
 from diffscale.core.io import atomic_path
-from diffscale.method.conditioning import RAW_CHANNELS
+from diffscale.method.conditioning import raw_channels
 from diffscale.method.networks.encoder import TransferEncoder, encoder_unet
 from diffscale.method.networks.unet import UNet
 from diffscale.method.tiling import Tiling
@@ -65,12 +65,17 @@ class ResidualSpec:
     # A diffusion model's regression part (registry name) whose prediction its residual is
     # taken from; None: the residual from the coarse field.
     regressor: str | None = None
+    # The static fields of the raw condition, in channel order (the split's); model files
+    # written before they were recorded were all trained with elevation.
+    static: tuple[str, ...] = ("elevation",)
 
     @classmethod
-    def from_config(cls, name: str, enc: dict, cfg: dict, halo: int, scale: float = 1.0) -> ResidualSpec:
+    def from_config(cls, name: str, enc: dict, cfg: dict, halo: int, scale: float = 1.0,
+                    static: tuple[str, ...] = ("elevation",)) -> ResidualSpec:
         """The spec of model ``name`` from the config's ``encoder`` section and its own (diffusion or resolved baselines).
 
         A diffusion section without ``residual`` takes the schema's default, ``regression``.
+        static: the static fields it conditions on (:func:`diffscale.data.split.static_fields`).
         """
         entry = registry.entry(name)
         regressor = registry.regression(name, cfg.get("residual", "regression")) if entry.family == "diffusion" else None
@@ -78,7 +83,7 @@ class ResidualSpec:
                    encoder_channels=tuple(enc["channels"]), encoder_attention=enc["attention"],
                    channels=tuple(cfg["channels"]), blocks=cfg["blocks"], attention=cfg["attention"],
                    uses_encoder=entry.uses_encoder, scale=scale,
-                   latent_channels=cfg.get("latent_channels", 4), regressor=regressor)
+                   latent_channels=cfg.get("latent_channels", 4), regressor=regressor, static=tuple(static))
 
     @classmethod
     def from_dict(cls, saved: dict) -> ResidualSpec:
@@ -91,6 +96,7 @@ class ResidualModel(nn.Module):
 
     deterministic = False  # True: one member whatever ``members`` asks
     keeps_days = True  # the condition holds the history days themselves, not only the encoder's features of them
+    path: str | None = None  # the file it was loaded from (load_model), for errors that name it
 
     def __init__(self, spec: ResidualSpec, encoder: UNet | None = None):
         super().__init__()
@@ -106,7 +112,7 @@ class ResidualModel(nn.Module):
     def cond_channels(self) -> int:
         """C of :meth:`condition`."""
         days = self.spec.history if self.encoder is None or self.keeps_days else 0
-        return RAW_CHANNELS + days + (self.encoder.feature_channels if self.encoder is not None else 0)
+        return raw_channels(self.spec.static) + days + (self.encoder.feature_channels if self.encoder is not None else 0)
 
     @property
     def factor(self) -> int:
@@ -227,4 +233,5 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> R
     state = torch.load(path, map_location="cpu", weights_only=False)
     model = model_class(state["model"]).build(ResidualSpec.from_dict(state["spec"]), state, path)
     model.load_state_dict(state["state"])
+    model.path = str(path)
     return model.to(device).eval()

@@ -71,10 +71,20 @@ def _predict(model: ResidualModel, data: SeasonData, static: np.ndarray, day: pd
     return out.numpy()  # (M, H, W)
 
 
+def static_condition(model: ResidualModel, data: SeasonData) -> np.ndarray:
+    """The season's static channels for ``model``; refused, naming the model file, unless it was trained on the same fields."""
+    if tuple(data.static) != model.spec.static:
+        raise io.DataValidationError(
+            model.path, f"the model was trained with the static fields {list(model.spec.static) or 'none'} "
+                        f"(besides lat/lon), the split files hold {list(data.static) or 'none'}: retrain it on these "
+                        "files or give the same static fields")
+    return cm.static_channels(data.lat, data.lon, data.static)
+
+
 def teacher_forced(model: ResidualModel, data: SeasonData, days: Iterable[pd.Timestamp], members: int, sampler: str,
                    steps: int, seed: int = 0, tile: int | None = None, stride: int | None = None) -> np.ndarray:
     """(M, T, H, W) scaled samples of ``days``, history = true fine days before each day."""
-    static = cm.static_channels(data.lat, data.lon, data.elevation)
+    static = static_condition(model, data)
     start_guess = mean_residual(data)
     out = []
     for day in tqdm(list(days), desc="teacher-forced", file=TqdmToLog(), mininterval=10, ascii=True):
@@ -148,7 +158,7 @@ def continue_chain(model: ResidualModel, data: SeasonData, days: Iterable[pd.Tim
     ``state.known``; every other run starts afresh ``spinup`` days before its first day.
     """
     days = pd.DatetimeIndex(sorted(days))
-    static = cm.static_channels(data.lat, data.lon, data.elevation)
+    static = static_condition(model, data)
     k = model.spec.history
     start_guess = mean_residual(data)
     out: dict[pd.Timestamp, np.ndarray] = {}

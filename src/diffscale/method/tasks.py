@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from diffscale.method import conditioning as cond_mod
-from diffscale.method.conditioning import RAW_CHANNELS, SeasonData
+from diffscale.method.conditioning import SeasonData
 from diffscale.method.loop import validation_loss
 from diffscale.method.residual import ResidualSpec
 from diffscale.method.tiling import Tiling
@@ -71,7 +71,7 @@ class CropTask:
         self.reference = reference
         h, w = data.shape
         self.tiling = Tiling(h, w, spec.patch, spec.halo)
-        self.static = cond_mod.static_channels(data.lat, data.lon, data.elevation)
+        self.static = cond_mod.static_channels(data.lat, data.lon, data.static)
         # The days the crops are drawn from, kept with the saved model (its training-day contract).
         self.days = {"train": cond_mod.training_days(data, "train", spec.history),
                      "val": cond_mod.training_days(data, "val", spec.history)}
@@ -93,8 +93,8 @@ class CropTask:
             targets.append((data.fine_on(day) - base)[None])
         h, w = data.shape
         if not raws:
-            return (torch.empty(0, RAW_CHANNELS, h, w), torch.empty(0, self.history, h, w), torch.empty(0, 1, h, w),
-                    torch.empty(0, 1, h, w))
+            return (torch.empty(0, cond_mod.raw_channels(data.static), h, w), torch.empty(0, self.history, h, w),
+                    torch.empty(0, 1, h, w), torch.empty(0, 1, h, w))
         pad = self.tiling.pad
         raw = pad(torch.from_numpy(np.stack(raws)))
         hist = pad(torch.from_numpy(np.stack(hists)))
