@@ -200,20 +200,25 @@ def select_days(da: xr.DataArray, period: tuple[str, str], required: tuple[str, 
     return da.sel(time=steps.in_period(*period, step).intersection(have))
 
 
+def _times(path: Path, variable: str) -> pd.Index:
+    """A file's decoded time coordinate of ``variable``, read without its data."""
+    try:
+        with xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)) as ds:
+            if variable not in ds.data_vars:
+                raise io.DataValidationError(path, f"variable '{variable}' not found")
+            time, _, _ = _axes(ds[variable], path, True)
+            return ds.indexes[time]
+    except io.DataValidationError:
+        raise
+    except Exception as exc:
+        raise io.DataValidationError(path, f"cannot be read as netCDF ({type(exc).__name__}: {exc})") from None
+
+
 def covered_days(pattern: str, variable: str, step: str = "day") -> pd.DatetimeIndex:
     """Real steps (days, months or years, at their start) the user's files hold, from their time coordinates only (cheap)."""
     days = []
     for path in expand(pattern):
-        try:
-            with xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)) as ds:
-                if variable not in ds.data_vars:
-                    raise io.DataValidationError(path, f"variable '{variable}' not found")
-                time, _, _ = _axes(ds[variable], path, True)
-                times = ds.indexes[time]
-        except io.DataValidationError:
-            raise
-        except Exception as exc:
-            raise io.DataValidationError(path, f"cannot be read as netCDF ({type(exc).__name__}: {exc})") from None
+        times = _times(path, variable)
         if step != "day":
             days.append(pd.DatetimeIndex(sorted({pd.Timestamp(y, m if step == "month" else 1, 1)
                                                  for y, m, _ in day_labels(times)})))
@@ -226,16 +231,7 @@ def covered_days(pattern: str, variable: str, step: str = "day") -> pd.DatetimeI
 def files_step(pattern: str, variable: str) -> tuple[Path, str] | None:
     """The first of the user's files with two times or more and its step (time coordinates only); None if none has."""
     for path in expand(pattern):
-        try:
-            with xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)) as ds:
-                if variable not in ds.data_vars:
-                    raise io.DataValidationError(path, f"variable '{variable}' not found")
-                time, _, _ = _axes(ds[variable], path, True)
-                times = ds.indexes[time]
-        except io.DataValidationError:
-            raise
-        except Exception as exc:
-            raise io.DataValidationError(path, f"cannot be read as netCDF ({type(exc).__name__}: {exc})") from None
+        times = _times(path, variable)
         step = file_step(times, path)
         if step is not None:
             return path, step
