@@ -1,6 +1,7 @@
 """CF-style netCDF files: the one on-disk format every stage reads and writes.
 
-A *record* is a daily field ``(time, lat, lon)`` split into one file per month,
+A *record* is a field ``(time, lat, lon)`` at one regular step (daily, monthly or annual:
+:mod:`diffscale.core.steps`) split into one file per month that holds a step,
 ``<dir>/<YYYY>-<MM>.nc``; elevation is a single ``(lat, lon)`` file. Every file is
 written under a temporary name and renamed only once complete, so a killed job
 never leaves a file that looks finished.
