@@ -47,7 +47,7 @@ def test_blocks_are_calendar_years_or_windows_of_days():
         pd.date_range("2000-02-20", "2000-02-29"))
     with pytest.raises(ValueError, match="no block"):
         block_days(days, "2000-02-21", ("2000-01-01", "2000-02-29"), 10)
-    with pytest.raises(ValueError, match="number of days"):
+    with pytest.raises(ValueError, match="number of steps"):
         beyond_blocks(COARSE, MONTHS, 0)
 
 

@@ -62,9 +62,9 @@ def write_user_file(path: Path, start: str, ndays: int, *, variable="aod", calen
     return path
 
 
-def normalise_coarse(pattern, tmp_path, period=("2001-01-30", "2001-02-02"), variable="aod"):
+def normalise_coarse(pattern, tmp_path, period=("2001-01-30", "2001-02-02"), variable="aod", **how):
     outs = [tmp_path / "raw" / "coarse" / f"2001-0{m}.nc" for m in (1, 2)]
-    return local.normalise(str(pattern), variable, [REGION], 1.0, outs, "DUEXTTAU", ATTRS, period), outs
+    return local.normalise(str(pattern), variable, [REGION], 1.0, outs, "DUEXTTAU", ATTRS, period, **how), outs
 
 
 def check_written(outs, margin=1.0):
@@ -83,12 +83,13 @@ def check_written(outs, margin=1.0):
     {"lat_descending": True},
     {"lon_360": True, "lon": np.arange(-10.0, 80.0, 1.0)},  # crosses 0 deg: wrapped and reordered
     {"time_name": "t", "lat_name": "y_lat", "lon_name": "x_lon", "variable": "Dust_Optical_Depth"},
-    {"step_hours": 6},  # sub-daily: daily means (the field is constant within a day)
+    {"step_hours": 6},  # sub-daily, asked to be averaged: daily means (the field is constant within a day)
 ])
 def test_any_grid_order_names_and_steps_are_normalised(tmp_path, layout):
     variable = layout.get("variable", "aod")  # y_lat/x_lon say nothing: the CF units identify the axes
     write_user_file(tmp_path / "user.nc", "2001-01-25", 12, **layout)
-    written, outs = normalise_coarse(tmp_path / "user.nc", tmp_path, variable=variable)
+    how = {"subdaily": "mean"} if layout.get("step_hours", 24) < 24 else {}
+    written, outs = normalise_coarse(tmp_path / "user.nc", tmp_path, variable=variable, **how)
     assert written == outs
     ds = check_written(outs)
     assert ds.DUEXTTAU.attrs["units"] == "1"
@@ -151,15 +152,23 @@ def test_360_day_calendar_is_spread_over_the_real_year(tmp_path):
     assert np.all(np.diff(series) >= -1e-9)
 
 
-def test_monthly_steps_are_refused(tmp_path):
+def test_sub_daily_steps_are_averaged_only_when_asked(tmp_path):
+    write_user_file(tmp_path / "hourly.nc", "2001-01-25", 12, step_hours=3)
+    assert_fails_cleanly(tmp_path, tmp_path / "hourly.nc",
+                         r"hourly\.nc: time step is 3 hours \(sub-daily\); set data\.local\.subdaily: mean")
+    _, outs = normalise_coarse(tmp_path / "hourly.nc", tmp_path, subdaily="mean")
+    check_written(outs)
+
+
+def test_monthly_steps_are_refused_for_a_daily_record(tmp_path):
     write_user_file(tmp_path / "monthly.nc", "2001-01-01", 360, step_hours=24 * 30)
-    with pytest.raises(io.DataValidationError, match=r"monthly\.nc: time step is 30 days; the workflow needs daily"):
-        normalise_coarse(tmp_path / "monthly.nc", tmp_path)
+    assert_fails_cleanly(tmp_path, tmp_path / "monthly.nc", r"monthly\.nc: time step is a month but data\.step is 'day': "
+                                                            "set data.step: month")
 
 
-def assert_fails_cleanly(tmp_path, pattern, match, variable="aod", period=("2001-01-30", "2001-02-02")):
+def assert_fails_cleanly(tmp_path, pattern, match, variable="aod", period=("2001-01-30", "2001-02-02"), **how):
     with pytest.raises(io.DataValidationError, match=match):
-        normalise_coarse(pattern, tmp_path, period, variable)
+        normalise_coarse(pattern, tmp_path, period, variable, **how)
     left = [p for p in (tmp_path / "raw").rglob("*") if p.is_file()] if (tmp_path / "raw").exists() else []
     assert left == []
 

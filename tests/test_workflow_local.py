@@ -1,7 +1,8 @@
 """The whole workflow on the user's own files (data.source: local), through the report.
 
 The user's files are a real twin run rewritten the way other tools write them: own
-variable names, latitude descending, longitude 0..360, 3-hourly fine steps, several
+variable names, latitude descending, longitude 0..360, 3-hourly fine steps (averaged to
+daily means, as the config asks), several
 files by glob and an elevation file. Where the fine files reach past data.fine_period,
 those days are the beyond truth: scored, never trained on.
 """
@@ -89,7 +90,8 @@ def user_files(root: Path, fine_days: tuple[str, str]) -> tuple[Path, dict]:
 
 def local_config(local: dict) -> dict:
     config = tiny_config(evaluation={"models": ["bicubic", "diffusion"], "variogram_pairs": 2000})
-    config["data"] = config["data"] | {"source": "local", "local": local, "coarse_period": list(COARSE),
+    # the fine files are 3-hourly: their daily means are asked for
+    config["data"] = config["data"] | {"source": "local", "local": local | {"subdaily": "mean"}, "coarse_period": list(COARSE),
                                        "fine_period": list(FINE)}
     config["regions"] = {"solo": REGION}
     return config

@@ -6,11 +6,12 @@ import os
 
 from diffscale.core import io as dio
 from diffscale.core import registry
+from diffscale.core import steps as timesteps
 from diffscale.core import resources as jobsize
 from diffscale.core.config import baseline_settings, static_fields, with_seed
 from diffscale.core.days import beyond_blocks
 from diffscale.core.grids import region_boxes
-from diffscale.method.aggregates import PERIODS as AGGREGATE_PERIODS
+from diffscale.method.aggregates import periods_for
 
 RESULTS = config["results_dir"]
 RAW = config["data"]["raw_dir"]
@@ -39,6 +40,10 @@ DATA = config["data"]
 EVAL = config["evaluation"]
 REGIONS = list(config["regions"])
 SEASONS = list(config["seasons"])
+STEP = DATA["step"]  # the records' time step: day, month or year
+# the aggregates a record of this step has (no monthly means of annual data), and the one in the figure
+AGGREGATE_PERIODS = periods_for(STEP)
+AGGREGATE_FIGURE = AGGREGATE_PERIODS[0]
 # in one longitude frame: regions across the antimeridian reach past 180
 BOXES = region_boxes(config["regions"])
 # The static fields the models condition on besides lat/lon: one {name}.nc each, raw and per region.
@@ -66,7 +71,8 @@ wildcard_constraints:
 
 
 def raw_files(field: str) -> list[str]:
-    """Monthly files of the coarse or fine record, over the period the source provides.
+    """Monthly files of the coarse or fine record, over the period the source provides
+    (the months that hold a step: January only for annual data).
 
     The synthetic twin writes fine truth over the whole coarse period (the 'beyond'
     truth); later stages cut the fine record to data.fine_period themselves.
@@ -78,7 +84,10 @@ def raw_files(field: str) -> list[str]:
         if field == "coarse" or DATA["source"] == "synthetic"
         else DATA["fine_period"]
     )
-    return [str(p) for p in dio.month_files(f"{RAW}/{field}", *period)]
+    return [
+        str(dio.month_file(f"{RAW}/{field}", y, m))
+        for y, m in timesteps.months_holding(*period, STEP)
+    ]
 
 
 def static_files() -> list[str]:
@@ -101,7 +110,7 @@ def local_fine_files() -> list[str]:
 
     f = DATA["local"]["fine"]
     months = fine_months(
-        f["path"], f["variable"], DATA["coarse_period"], DATA["fine_period"]
+        f["path"], f["variable"], DATA["coarse_period"], DATA["fine_period"], STEP
     )
     return [str(dio.month_file(f"{RAW}/fine", y, m)) for y, m in months]
 
@@ -114,7 +123,11 @@ def local_truth() -> bool:
     return (
         len(
             truth_days(
-                f["path"], f["variable"], DATA["coarse_period"], DATA["fine_period"]
+                f["path"],
+                f["variable"],
+                DATA["coarse_period"],
+                DATA["fine_period"],
+                STEP,
             )
         )
         > 0
@@ -247,7 +260,9 @@ def product_output():
 # The blocks of each season's beyond run (sampling.block), in order; computed once, since the
 # input functions of every block job ask for them (800 jobs in config/paper.yaml).
 SEASON_BLOCKS = {
-    season: beyond_blocks(DATA["coarse_period"], months, config["sampling"]["block"])
+    season: beyond_blocks(
+        DATA["coarse_period"], months, config["sampling"]["block"], STEP
+    )
     for season, months in config["seasons"].items()
 }
 
@@ -394,7 +409,9 @@ def all_targets() -> list[str]:
         region=REGIONS,
         period=AGGREGATE_PERIODS,
     )
-    targets += expand(f"{PRODUCT_FIGURES}/{{region}}_monthly.png", region=REGIONS)
+    targets += expand(
+        f"{PRODUCT_FIGURES}/{{region}}_{AGGREGATE_FIGURE}.png", region=REGIONS
+    )
     targets += [
         f"{METRICS}/samplers.csv",
         f"{METRICS}/summary.csv",

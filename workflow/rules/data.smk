@@ -135,12 +135,15 @@ if DATA["source"] == "local":
         params:
             pattern=DATA["local"]["coarse"]["path"],
             source_variable=DATA["local"]["coarse"]["variable"],
+            partner=(DATA["local"]["fine"]["path"], DATA["local"]["fine"]["variable"]),
             boxes=list(BOXES.values()),
             margin=DATA["margin_deg"],
             period=DATA["coarse_period"],
             required=DATA["coarse_period"],
             variable=DATA["variable"],
             attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
+            step=DATA["step"],
+            subdaily=DATA["local"]["subdaily"],
         script:
             "../scripts/normalise_local.py"
 
@@ -154,6 +157,10 @@ if DATA["source"] == "local":
         params:
             pattern=DATA["local"]["fine"]["path"],
             source_variable=DATA["local"]["fine"]["variable"],
+            partner=(
+                DATA["local"]["coarse"]["path"],
+                DATA["local"]["coarse"]["variable"],
+            ),
             boxes=list(BOXES.values()),
             margin=DATA["margin_deg"],
             # fine truth beyond fine_period is kept (scored, never trained on)
@@ -161,6 +168,8 @@ if DATA["source"] == "local":
             required=DATA["fine_period"],
             variable=DATA["variable"],
             attrs={"long_name": DATA["long_name"], "units": DATA["units"]},
+            step=DATA["step"],
+            subdaily=DATA["local"]["subdaily"],
 
     if "elevation" in STATIC_FIELDS:
 

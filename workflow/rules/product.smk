@@ -26,13 +26,13 @@ rule aggregate:
 
 rule plot_aggregate:
     input:
-        f"{RESULTS}/downscaled/{{region}}.monthly.nc",
+        f"{RESULTS}/downscaled/{{region}}.{AGGREGATE_FIGURE}.nc",
     output:
         report(
-            f"{PRODUCT_FIGURES}/{{region}}_monthly.png",
+            f"{PRODUCT_FIGURES}/{{region}}_{AGGREGATE_FIGURE}.png",
             caption="../report/aggregate.rst",
             category="5. Product",
-            labels={"region": "{region}", "figure": "monthly aggregates"},
+            labels={"region": "{region}", "figure": f"{AGGREGATE_FIGURE} aggregates"},
         ),
     log:
         f"{LOGS}/plot_aggregate/{{region}}.log",

@@ -58,5 +58,6 @@ rule split:
         log10=config["transform"]["log10"],
         floor=config["transform"]["floor"],
         variable=DATA["variable"],
+        step=DATA["step"],
     script:
         "../scripts/split.py"

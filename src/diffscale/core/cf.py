@@ -6,9 +6,10 @@ bounds, coordinate attributes, ``cell_methods``, ``coverage_content_type`` and t
 attributes (the config's ``metadata`` section, history, creation date, software version
 and commit, geospatial and time coverage) are set there and nowhere else.
 
-Every record of the workflow is daily means, stamped 00:00 of their day: the start of the
-interval. Every reader matches days by that stamp, so it stays; ``time_bnds`` [day,
-day + 1) and ``cell_methods: "time: mean"`` say what the stamp stands for (CF 7.1, 7.3).
+Every record of the workflow is means over its step (``data.step``: a day, a month or a
+year), stamped 00:00 at the step's start. Every reader matches steps by that stamp, so it
+stays; ``time_bnds`` [start, next start) and ``cell_methods: "time: mean"`` say what the
+stamp stands for (CF 7.1, 7.3).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from diffscale.core import steps
 from diffscale.core.grids import centres_to_bounds
 
 CONVENTIONS = "CF-1.8, ACDD-1.3"
@@ -46,7 +48,6 @@ COORDINATE_ATTRS = {
 # standard name, not its variable name, so `realization` goes there (CF/CMIP), with units.
 MEMBER_ATTRS = {"standard_name": "realization", "units": "1", "long_name": "ensemble member"}
 BOUNDS_DIM = "bnds"
-DAY = np.timedelta64(1, "D")
 ROOT = Path(__file__).resolve().parents[3]  # the checkout, when the library runs from one
 
 
@@ -56,6 +57,7 @@ class Metadata:
 
     attrs: Mapping[str, str] = field(default_factory=dict)
     variables: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    step: str = "day"  # the records' time step, which their time bounds span
 
     @classmethod
     def from_config(cls, config: Mapping) -> Metadata:
@@ -74,7 +76,7 @@ class Metadata:
         variables = {"elevation": dict(ELEVATION_ATTRS)}
         if "variable" in data:
             variables[data["variable"]] = variable
-        return cls(attrs, variables)
+        return cls(attrs, variables, data.get("step", "day"))
 
 
 def finalize(ds: xr.Dataset, metadata: Metadata | None = None, history: str | None = None) -> xr.Dataset:
@@ -85,7 +87,7 @@ def finalize(ds: xr.Dataset, metadata: Metadata | None = None, history: str | No
     Idempotent: a dataset read back from a finalized file finalizes to the same metadata.
     """
     metadata = metadata or Metadata()
-    ds = add_bounds(ds.copy())
+    ds = add_bounds(ds.copy(), metadata.step)
     for name in ds.variables:
         ds[name].attrs = dict(ds[name].attrs)  # never write into the caller's attribute dicts
     _coordinate_attrs(ds)
@@ -106,8 +108,8 @@ def bounds_variables(ds: xr.Dataset) -> set[str]:
     return {str(v.attrs["bounds"]) for v in ds.variables.values() if "bounds" in v.attrs} & set(map(str, ds.variables))
 
 
-def add_bounds(ds: xr.Dataset) -> xr.Dataset:
-    """``lat_bnds``/``lon_bnds`` halfway between centres, ``time_bnds`` [day, day + 1).
+def add_bounds(ds: xr.Dataset, step: str = "day") -> xr.Dataset:
+    """``lat_bnds``/``lon_bnds`` halfway between centres, ``time_bnds`` one ``step`` from each time.
 
     A ``time_bnds`` the dataset brings is kept where each row starts at its time (periods
     longer than a day: the product's aggregates); any other is replaced.
@@ -126,7 +128,7 @@ def add_bounds(ds: xr.Dataset) -> xr.Dataset:
     if "time" in ds.coords and ds["time"].dims == ("time",):
         start = ds["time"].values.astype("datetime64[ns]")
         kept = own is not None and own.shape == (len(start), 2) and bool(np.all(own[:, 0] == start))
-        ds["time_bnds"] = (("time", BOUNDS_DIM), own if kept else np.stack([start, start + DAY], axis=1))
+        ds["time_bnds"] = (("time", BOUNDS_DIM), own if kept else steps.bounds(start, step))
         ds["time"].attrs = dict(ds["time"].attrs) | {"bounds": "time_bnds"}
     return ds
 

@@ -147,6 +147,13 @@ def _check_consistency(config: dict) -> None:
             if m in seen:
                 raise ConfigError(f"config key seasons.{name}: month {m} is already in season {seen[m]}")
             seen[m] = name
+    if data["step"] != "day" and data["source"] != "local":
+        raise ConfigError(f"config key data.step: {data['step']!r} needs data.source local (the {data['source']} "
+                          "source is daily)")
+    seasons = config["seasons"]
+    if data["step"] == "year" and (list(seasons) != ["ALL"] or sorted(seasons["ALL"]) != list(range(1, 13))):
+        raise ConfigError(f"config key seasons: with data.step year the only valid season is ALL: "
+                          f"[1, 2, ..., 12] (a year has no seasons), got {seasons}")
     if data["source"] == "local":
         missing = [f for f in ("coarse", "fine") if f not in data.get("local", {})]
         if missing:

@@ -1,6 +1,7 @@
 """CF-style netCDF files: the one on-disk format every stage reads and writes.
 
-A *record* is a daily field ``(time, lat, lon)`` split into one file per month,
+A *record* is a field ``(time, lat, lon)`` at one regular step (daily, monthly or annual:
+:mod:`diffscale.core.steps`) split into one file per month that holds a step,
 ``<dir>/<YYYY>-<MM>.nc``; elevation is a single ``(lat, lon)`` file. Every file is
 written under a temporary name and renamed only once complete, so a killed job
 never leaves a file that looks finished.
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from diffscale.core import cf
+from diffscale.core import cf, steps
 from diffscale.core.chunks import chunk_sizes
 
 
@@ -136,9 +137,10 @@ def write_product(ds: xr.Dataset, path: str | os.PathLike, format: str = "netcdf
     return path
 
 
-def append_days(path: str | os.PathLike, variable: str, times: pd.DatetimeIndex, values: np.ndarray) -> None:
-    """Append days to a file :func:`write_netcdf` made with an unlimited time dimension,
-    with their time bounds, and move its time coverage on."""
+def append_days(path: str | os.PathLike, variable: str, times: pd.DatetimeIndex, values: np.ndarray,
+                step: str = "day") -> None:
+    """Append steps to a file :func:`write_netcdf` made with an unlimited time dimension,
+    with their time bounds (one ``step`` each), and move its time coverage on."""
     import netCDF4
 
     times = pd.DatetimeIndex(times)
@@ -146,7 +148,7 @@ def append_days(path: str | os.PathLike, variable: str, times: pd.DatetimeIndex,
         n, t = nc.dimensions["time"].size, nc.variables["time"]
         t[n:n + times.size] = netCDF4.date2num(times.to_pydatetime(), t.units, t.calendar)
         if "time_bnds" in nc.variables:
-            edges = [netCDF4.date2num((times + k * pd.Timedelta(days=1)).to_pydatetime(), t.units, t.calendar)
+            edges = [netCDF4.date2num(pd.DatetimeIndex(steps.shift(times, k, step)).to_pydatetime(), t.units, t.calendar)
                      for k in (0, 1)]
             nc.variables["time_bnds"][n:n + times.size] = np.stack(edges, axis=1)
         nc.variables[variable][n:n + times.size] = values

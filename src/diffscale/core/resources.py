@@ -29,8 +29,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import pandas as pd
-
+from diffscale.core import steps as timesteps
 from diffscale.core.grids import Box, g5nr_grid
 
 MB = 2**20
@@ -145,8 +144,10 @@ class Sizes:
     def __init__(self, config: Mapping) -> None:
         self.config = config
         data = config["data"]
-        self.coarse_days = _days(data["coarse_period"])
-        self.fine_days = _days(data["fine_period"])
+        self.step = data.get("step", "day")
+        # "days" are the records' steps (months or years for such data)
+        self.coarse_days = _days(data["coarse_period"], self.step)
+        self.fine_days = _days(data["fine_period"], self.step)
         self._boxes = {name: Box.from_config(b) for name, b in config["regions"].items()}
 
     def pixels(self, region: str) -> int:
@@ -172,9 +173,9 @@ class Sizes:
         return self.config["sampling"]["members_saved"] * self.record_mb(region) * self.season_fraction(season)
 
     def block_days(self, season: str) -> float:
-        """Days of one beyond block (sampling.block: 'year' or a number of days) in the season."""
+        """Steps of one beyond block (sampling.block: 'year' or a number of steps) in the season."""
         block = self.config["sampling"]["block"]
-        span = 365.25 if block == "year" else float(block)
+        span = {"day": 365.25, "month": 12.0, "year": 1.0}[self.step] if block == "year" else float(block)
         return min(self.coarse_days, span) * self.season_fraction(season)
 
     def denoiser_mpix(self, region: str, days: float, members: int, steps: int) -> float:
@@ -235,5 +236,5 @@ class Sizes:
         raise KeyError(f"no size estimate for rule {rule!r}; known: {sorted(FOOTPRINTS)}")
 
 
-def _days(period: Sequence[str]) -> int:
-    return len(pd.date_range(period[0], period[1], freq="D"))
+def _days(period: Sequence[str], step: str = "day") -> int:
+    return len(timesteps.in_period(period[0], period[1], step))

@@ -8,7 +8,10 @@ have (``elevation.nc``; none where the user gave no elevation; fine.nc's global 
 outside the fine period, ``truth.nc``; per region and season ``days.json`` and
 ``scaler.json``.
 
-No leakage: a training target's history window (the ``history`` days before it) never
+Every list and record holds steps of ``data.step`` (days, months or years); the
+``history`` before a step counts steps, ``buffer_days`` stays days.
+
+No leakage: a training target's history window (the ``history`` steps before it) never
 holds a test day, test days are never training or validation days, and the scaler sees
 the fine values of training days only.
 """
@@ -23,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from diffscale.core import cf
+from diffscale.core import cf, steps
 from diffscale.core import io as dio
 from diffscale.core.days import DaySplit
 from diffscale.core.grids import Box, Grid, grid_of
@@ -42,31 +45,34 @@ def static_fields(fine_path: str | os.PathLike) -> tuple[str, ...]:
     return tuple(str(attrs.get(STATIC_ATTR, "elevation")).split())
 
 
-def season_days(start: str, end: str, months: Iterable[int]) -> pd.DatetimeIndex:
-    days = dio.days_in(start, end)
+def season_days(start: str, end: str, months: Iterable[int], step: str = "day") -> pd.DatetimeIndex:
+    days = steps.in_period(start, end, step)
     return days[days.month.isin(list(months))]
 
 
 def make_split(months: Sequence[int], fine_period: Sequence[str], coarse_period: Sequence[str],
                buffer_days: int, test_fraction: float, val_fraction: float, seed: int,
-               history: int) -> DaySplit:
-    """Seeded day lists of one season.
+               history: int, step: str = "day") -> DaySplit:
+    """Seeded day lists of one season, of steps of ``step``.
 
-    core: the season's days inside the fine period; pool: core plus the ``buffer_days``
-    before each core day (inside the fine period); test: ``round(test_fraction * |core|)``
+    core: the season's steps inside the fine period; pool: core plus the steps that lie
+    within ``buffer_days`` days before a core step (inside the fine period); test: ``round(test_fraction * |core|)``
     core days (at least one); val: ``round(val_fraction * |core|)`` of the remaining core
     days; train: pool without test and val days and without any day whose ``history``
-    previous days hold a test day; beyond: the season's days of the coarse period
+    previous steps hold a test day; beyond: the season's steps of the coarse period
     outside the fine period.
     """
     f0, f1 = pd.Timestamp(fine_period[0]), pd.Timestamp(fine_period[1])
-    core = season_days(fine_period[0], fine_period[1], months)
+    core = season_days(fine_period[0], fine_period[1], months, step)
     if core.size < 2:
         raise ValueError(f"season with months {list(months)} has {core.size} day(s) inside data.fine_period "
                          f"{list(fine_period)}: need at least 2 (one test day and one other)")
-    offsets = pd.to_timedelta(np.arange(buffer_days + 1), unit="D")
-    pool = pd.DatetimeIndex(np.unique((core.values[:, None] - offsets.values[None, :]).ravel()))
-    pool = pool[(pool >= f0) & (pool <= f1)]
+    if step == "day":
+        offsets = pd.to_timedelta(np.arange(buffer_days + 1), unit="D")
+        pool = pd.DatetimeIndex(np.unique((core.values[:, None] - offsets.values[None, :]).ravel()))
+        pool = pool[(pool >= f0) & (pool <= f1)]
+    else:
+        pool = steps.within_days(core, steps.in_period(f0, f1, step), buffer_days)
 
     rng = np.random.default_rng(seed)
     n_test = max(1, int(round(test_fraction * core.size)))
@@ -78,15 +84,15 @@ def make_split(months: Sequence[int], fine_period: Sequence[str], coarse_period:
     rest = core.difference(test)
     val = pd.DatetimeIndex(np.sort(rng.choice(rest.values, n_val, replace=False))) if n_val else core[:0]
 
-    # Days whose history window [d - history, d - 1] holds a test day: d in test + 1..history.
-    lags = pd.to_timedelta(np.arange(1, history + 1), unit="D")
-    tainted = pd.DatetimeIndex(np.unique((test.values[:, None] + lags.values[None, :]).ravel()))
+    # Steps whose history window [d - history, d - 1] holds a test step: d in test + 1..history steps.
+    tainted = pd.DatetimeIndex(np.unique(np.concatenate(
+        [pd.DatetimeIndex(steps.shift(test, k, step)).values for k in range(1, history + 1)] or [test.values[:0]])))
     train = pool.difference(test).difference(val).difference(tainted)
     if train.size == 0:
         raise ValueError(f"no training day left for months {list(months)}: every pool day is a test or validation "
                          f"day or has a test day in its {history}-day history")
 
-    everything = season_days(coarse_period[0], coarse_period[1], months)
+    everything = season_days(coarse_period[0], coarse_period[1], months, step)
     beyond = everything[(everything < f0) | (everything > f1)]
     return DaySplit(core, pool, train, val, test, beyond)
 
@@ -113,7 +119,8 @@ def write_region(box: Box, variable: str, fine_paths: Sequence[str], coarse_on_f
     ``static_paths``: the raw file of each static field (name -> a (lat, lon) file holding
     variable ``name``), possibly none; ``out_static``: where each is written, cut to the
     region. fine.nc records their names (:data:`STATIC_ATTR`), in this order, the models'
-    channel order. ``metadata``: the config's CF/ACDD attributes for every file written.
+    channel order. ``metadata``: the config's CF/ACDD attributes for every file written,
+    and the records' step.
 
     The region's fine grid is the fine record's centres inside the box (G5NR's for the
     paper), the same cells the regrid stage maps the coarse record onto.
@@ -123,12 +130,13 @@ def write_region(box: Box, variable: str, fine_paths: Sequence[str], coarse_on_f
     holds those days only, so days without truth are left out of beyond scoring rather
     than filled with NaN.
     """
-    fine_days = dio.days_in(*fine_period)
+    step = (metadata or cf.Metadata()).step
+    fine_days = steps.in_period(*fine_period, step)
     grid = stream_record(fine_paths, variable, box, fine_days, out_fine, metadata,
                          attrs={STATIC_ATTR: " ".join(static_paths)})
     counts = {"fine": fine_days.size}
 
-    coarse_days = dio.days_in(*coarse_period)
+    coarse_days = steps.in_period(*coarse_period, step)
     coarse_grid = stream_record(coarse_on_fine_paths, variable, box, coarse_days, out_coarse_on_fine, metadata)
     if coarse_grid.shape != grid.shape or not np.allclose(coarse_grid.lat, grid.lat, atol=1e-6):
         Path(out_coarse_on_fine).unlink()
@@ -212,7 +220,7 @@ def stream_record(paths: Sequence[str | os.PathLike], variable: str, box: Box, d
                                  f"{days[0].date()}..{days[-1].date()} (diffscale.data.split)", chunks={"time": 1},
                                  unlimited_dims=("time",))
             else:
-                dio.append_days(tmp, variable, times, values)
+                dio.append_days(tmp, variable, times, values, (metadata or cf.Metadata()).step)
             written.append(times)
         have = written[0].append(written[1:]) if written else days[:0]
         lacking = days.difference(have)
@@ -237,9 +245,9 @@ def fit_scaler(fine_path: str | os.PathLike, variable: str, train: pd.DatetimeIn
 def split_season(fine_path: str | os.PathLike, variable: str, months: Sequence[int], fine_period: Sequence[str],
                  coarse_period: Sequence[str], buffer_days: int, test_fraction: float, val_fraction: float, seed: int,
                  history: int, log10: bool, floor: float, days_path: str | os.PathLike,
-                 scaler_path: str | os.PathLike) -> tuple[DaySplit, Scaler]:
+                 scaler_path: str | os.PathLike, step: str = "day") -> tuple[DaySplit, Scaler]:
     """Write one region and season's ``days.json`` and ``scaler.json`` (fitted on its training days)."""
-    days = make_split(months, fine_period, coarse_period, buffer_days, test_fraction, val_fraction, seed, history)
+    days = make_split(months, fine_period, coarse_period, buffer_days, test_fraction, val_fraction, seed, history, step)
     scaler = fit_scaler(fine_path, variable, days.train, log10, floor)
     days.to_json(days_path)
     scaler.to_json(scaler_path)

@@ -22,6 +22,8 @@ import pandas as pd
 from scipy.optimize import curve_fit
 from statsmodels.tsa.stattools import acf, levinson_durbin
 
+from diffscale.core import steps
+
 EARTH_RADIUS_KM = 6371.0088
 
 
@@ -88,16 +90,16 @@ def fit_spherical(distance: np.ndarray, gamma: np.ndarray, pairs: np.ndarray | N
     return {"nugget": float(nugget), "psill": float(psill), "sill": float(nugget + psill), "range_km": float(rng_km)}
 
 
-def daily_series(values: np.ndarray, times: pd.DatetimeIndex) -> pd.Series:
-    """Values per day on the full calendar from the first to the last day, NaN where absent."""
+def daily_series(values: np.ndarray, times: pd.DatetimeIndex, step: str = "day") -> pd.Series:
+    """Values per step (day, month or year) on the full calendar from the first to the last, NaN where absent."""
     times = pd.DatetimeIndex(times).normalize()
     s = pd.Series(np.asarray(values, dtype=np.float64), index=times)
-    return s.reindex(pd.date_range(times.min(), times.max(), freq="D"))
+    return s.reindex(steps.in_period(times.min(), times.max(), step))
 
 
-def area_mean_series(fields: np.ndarray, times: pd.DatetimeIndex) -> pd.Series:
-    """Area mean of (T, Y, X) fields per day, on the full calendar (gaps = NaN)."""
-    return daily_series(np.nanmean(np.asarray(fields, dtype=np.float64), axis=(1, 2)), times)
+def area_mean_series(fields: np.ndarray, times: pd.DatetimeIndex, step: str = "day") -> pd.Series:
+    """Area mean of (T, Y, X) fields per step, on the full calendar (gaps = NaN)."""
+    return daily_series(np.nanmean(np.asarray(fields, dtype=np.float64), axis=(1, 2)), times, step)
 
 
 def acf_pacf(series: pd.Series, nlags: int = 30, min_pairs: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -131,8 +133,9 @@ def acf_pacf(series: pd.Series, nlags: int = 30, min_pairs: int = 10) -> tuple[n
     return rho, pacf
 
 
-def lag_curves(fields: np.ndarray, times: pd.DatetimeIndex, lags: range = range(1, 11)) -> dict[str, np.ndarray]:
-    """RMSE and R2 (1 - SSE/SST) of the field on day t - lag as a guess of day t.
+def lag_curves(fields: np.ndarray, times: pd.DatetimeIndex, lags: range = range(1, 11),
+               step: str = "day") -> dict[str, np.ndarray]:
+    """RMSE and R2 (1 - SSE/SST) of the field on step t - lag as a guess of step t (lags in steps).
 
     Only pairs of days both present are used, so the seasons' gaps never pair unrelated days.
     Returns {"lag", "rmse", "r2", "pairs"}.
@@ -141,7 +144,7 @@ def lag_curves(fields: np.ndarray, times: pd.DatetimeIndex, lags: range = range(
     index = {d: i for i, d in enumerate(pd.DatetimeIndex(times).normalize())}
     out = {"lag": np.array(list(lags)), "rmse": [], "r2": [], "pairs": []}
     for lag in lags:
-        pairs = [(index[d], index[d - pd.Timedelta(days=lag)]) for d in index if d - pd.Timedelta(days=lag) in index]
+        pairs = [(index[d], index[steps.shift(d, -lag, step)]) for d in index if steps.shift(d, -lag, step) in index]
         if not pairs:
             out["rmse"].append(np.nan); out["r2"].append(np.nan); out["pairs"].append(0)  # noqa: E702
             continue

@@ -17,6 +17,7 @@ bootstrap intervals and ``comparisons.csv`` each model's paired difference from 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ import pandas as pd
 import xarray as xr
 
 from diffscale.core import io, registry
+from diffscale.core import steps as timesteps
 from diffscale.core.days import DaySplit
 from diffscale.core.grids import grid_of
 from diffscale.core.metrics import (METRIC_COLUMNS, CoarseAverager, coarse_cell_px, coarse_consistency,
@@ -119,6 +121,11 @@ class _Scoring:
         return cls(fine_grid.lat, fine_grid.lon, coarse, CoarseAverager(fine_grid, grid_of(coarse)),
                    coarse_cell_px(grid_of(coarse), fine_grid), log10, floor, fine_period, SETTINGS | (settings or {}))
 
+    @functools.cached_property
+    def step(self) -> str:
+        """The records' time step, told from the regular coarse record: lags count steps."""
+        return timesteps.classify(pd.DatetimeIndex(self.coarse.time.values))[0] or "day"
+
     @property
     def lags(self) -> range:
         return range(1, self.settings["persistence_lags"] + 1)
@@ -147,8 +154,8 @@ class _Scoring:
 
     def memory(self, fields: np.ndarray, times: pd.DatetimeIndex) -> tuple[dict, dict]:
         """ACF/PACF of the area-mean series and the persistence curves (JSON-ready)."""
-        acf, pacf = dg.acf_pacf(dg.area_mean_series(fields, times), self.settings["acf_lags"])
-        curves = dg.lag_curves(fields, times, self.lags)
+        acf, pacf = dg.acf_pacf(dg.area_mean_series(fields, times, self.step), self.settings["acf_lags"])
+        curves = dg.lag_curves(fields, times, self.lags, self.step)
         return {"acf": _floats(acf), "pacf": _floats(pacf)}, {"rmse": _floats(curves["rmse"]), "r2": _floats(curves["r2"])}
 
 

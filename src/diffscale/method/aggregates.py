@@ -17,6 +17,10 @@ period's first day, ``time_bnds`` the period):
   mean ``{var}_days_above_mean``. CF has no standard name for such counts of most
   variables, so they carry none (the ACDD check's one finding on these files);
 * ``days_with_data`` (time): how many days of the period the product has values for.
+
+For a monthly record (``data.step: month``) "days" are its steps: the monthly aggregate
+is the record itself, the annual one the mean of its months and the count of months above
+a threshold. An annual record has the annual aggregate only (its members, unchanged).
   Months of no configured season have none (their aggregates are missing), and an annual
   aggregate of a record with seasons covers only their days: the count says so.
 
@@ -42,6 +46,11 @@ log = logging.getLogger("diffscale.method.aggregates")
 
 PERIODS = ("monthly", "annual")
 QUANTILES = (0.05, 0.5, 0.95)
+
+
+def periods_for(step: str) -> tuple[str, ...]:
+    """The aggregates a record of ``step`` has: both, but no monthly means of annual steps."""
+    return PERIODS[1:] if step == "year" else PERIODS
 
 
 def _period_starts(times: pd.DatetimeIndex, period: str) -> pd.DatetimeIndex:

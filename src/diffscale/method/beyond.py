@@ -68,7 +68,7 @@ def sample_block_files(split_dir: str | os.PathLike, season: str, variable: str,
     previous: what the block before wrote; None for the first block. Returns the state after the block.
     """
     data = load_season(split_dir, season, variable)
-    days = block_days(data.days["beyond"], block, coarse_period, sampling["block"])
+    days = block_days(data.days["beyond"], block, coarse_period, sampling["block"], data.step)
     state = read_state(previous)[0] if previous is not None else ChainState()
     model, dev = sampling_model(model_path, device_name)
     members = 1 if model.deterministic else sampling["beyond_members"]

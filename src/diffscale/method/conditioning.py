@@ -26,6 +26,7 @@ Shapes: fields (T, H, W) or (H, W); raw condition (:func:`raw_channels`, H, W); 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from diffscale.core import io
+from diffscale.core import io, steps
 from diffscale.core.days import DAY_LISTS, DaySplit
 from diffscale.core.transform import Scaler
 from diffscale.data.split import static_fields
@@ -73,6 +74,11 @@ class SeasonData:
     def shape(self) -> tuple[int, int]:
         return self.fine.shape[-2], self.fine.shape[-1]
 
+    @functools.cached_property
+    def step(self) -> str:
+        """The records' time step (day, month or year), told from the regular coarse record."""
+        return steps.classify(self.coarse_times)[0] or "day"
+
     def coarse_on(self, day: pd.Timestamp) -> np.ndarray:
         i = self.coarse_times.get_indexer([day])[0]
         if i < 0:
@@ -96,9 +102,9 @@ class SeasonData:
         return None if i < 0 else self.truth[i]
 
 
-def history_window(day: pd.Timestamp, history: int) -> pd.DatetimeIndex:
-    """The ``history`` days strictly before ``day``, oldest first."""
-    return pd.date_range(day - pd.Timedelta(days=history), day - pd.Timedelta(days=1), freq="D")
+def history_window(day: pd.Timestamp, history: int, step: str = "day") -> pd.DatetimeIndex:
+    """The ``history`` steps strictly before ``day``, oldest first."""
+    return steps.window(day, history, step)
 
 
 def static_channels(lat: np.ndarray, lon: np.ndarray, static: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -122,7 +128,7 @@ def raw_condition(coarse_t: np.ndarray, static: np.ndarray, day: pd.Timestamp) -
 
 def true_history(data: SeasonData, day: pd.Timestamp, history: int) -> np.ndarray:
     """(history, H, W) true fine days before ``day``; KeyError when the fine record does not cover them."""
-    return np.stack([data.fine_on(d) for d in history_window(day, history)])
+    return np.stack([data.fine_on(d) for d in history_window(day, history, data.step)])
 
 
 def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler: ScalerLike | None = None) -> SeasonData:
@@ -169,5 +175,5 @@ def training_days(data: SeasonData, subset: str, history: int) -> pd.DatetimeInd
     and holds no test day (fitting or validating on them would feed test truth into the model)."""
     days, test = data.days[subset], set(data.days["test"])
     ok = [d for d in days if data.has_fine(d)
-          and all(data.has_fine(h) and h not in test for h in history_window(d, history))]
+          and all(data.has_fine(h) and h not in test for h in history_window(d, history, data.step))]
     return pd.DatetimeIndex(ok)

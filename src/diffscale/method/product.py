@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from diffscale.core import cf, io
+from diffscale.core import cf, io, steps
 from diffscale.data.split import static_fields
 
 log = logging.getLogger("diffscale.method.product")
@@ -36,9 +36,11 @@ SOURCE_FLAGS = {"no_model": 0, "fine_record": 1, "diffusion_ensemble": 2}
 
 
 def assemble(fine_path: str | os.PathLike, beyond_paths: dict[str, str | os.PathLike], seasons: dict[str, list[int]],
-             variable: str, coarse_period: tuple[str, str], members_saved: int, provenance: dict) -> xr.Dataset:
-    """Build the product dataset (see module doc) from the split's fine.nc and each season's beyond.nc."""
-    days = io.days_in(*coarse_period)
+             variable: str, coarse_period: tuple[str, str], members_saved: int, provenance: dict,
+             step: str = "day") -> xr.Dataset:
+    """Build the product dataset (see module doc) from the split's fine.nc and each season's beyond.nc;
+    one value per ``step`` (the records' step) of the coarse period."""
+    days = steps.in_period(*coarse_period, step)
     fine = io.read_field(fine_path, variable)
     lat, lon = fine.lat.values, fine.lon.values
     shape = (len(days), len(lat), len(lon))
@@ -117,7 +119,7 @@ def assemble_files(fine_path: str | os.PathLike, beyond_paths: list[str | os.Pat
                   "sampler": json.dumps({k: sampling[k] for k in SAMPLER_KEYS}),
                   "config": json.dumps(config, default=str)}
     ds = assemble(fine_path, dict(zip(names, beyond_paths)), seasons, variable, tuple(coarse_period), members_saved,
-                  provenance)
+                  provenance, (metadata or cf.Metadata()).step)
     io.write_product(ds, output, format, metadata=metadata)
     log.info("wrote %s: %d days, source counts %s", output, ds.sizes["time"],
              {int(k): int((ds.source.values == k).sum()) for k in SOURCE_FLAGS.values()})

@@ -5,8 +5,9 @@
   day in the record's first H days) are filled as the autoregressive run's start (below).
 * Autoregressive (beyond days): the history is the member's *own* earlier predictions,
   so each member is one self-consistent trajectory and the ensemble spread carries the
-  accumulated uncertainty. The season's beyond days fall into runs of consecutive days;
-  each run starts ``spinup`` days before its first day. History days that lie
+  accumulated uncertainty. The season's beyond days fall into runs of consecutive steps
+  (days, months or years: ``data.step``); each run starts at the first step within
+  ``spinup`` days before its first step. History days that lie
   in the fine record are the truth (so the run right after the fine record goes
   forward from its end); days before the run's start that are not in the fine record
   are initialised as the coarse-on-fine field of that day plus the season's mean
@@ -47,6 +48,7 @@ import xarray as xr
 from tqdm import tqdm
 
 from diffscale.core import cf, io, metrics
+from diffscale.core import steps as timesteps  # `steps` is the solver's step count here
 from diffscale.core.samples import member_dataset
 from diffscale.core.transform import to_metric_space
 from diffscale.method import conditioning as cm
@@ -89,19 +91,15 @@ def teacher_forced(model: ResidualModel, data: SeasonData, days: Iterable[pd.Tim
     out = []
     for day in tqdm(list(days), desc="teacher-forced", file=TqdmToLog(), mininterval=10, ascii=True):
         history = np.stack([data.fine_on(d) if data.has_fine(d) else _start_guess(data, d, start_guess)
-                            for d in cm.history_window(day, model.spec.history)])[None]
+                            for d in cm.history_window(day, model.spec.history, data.step)])[None]
         out.append(_predict(model, data, static, day, history, members, sampler, steps, seed, tile, stride))
     h, w = data.shape
     return np.stack(out, axis=1) if out else np.empty((members, 0, h, w), np.float32)
 
 
-def runs(days: pd.DatetimeIndex) -> list[pd.DatetimeIndex]:
-    """Split sorted days into runs of consecutive days."""
-    if len(days) == 0:
-        return []
-    days = pd.DatetimeIndex(sorted(days))
-    breaks = np.flatnonzero(np.diff(days.values).astype("timedelta64[D]").astype(int) != 1) + 1
-    return [pd.DatetimeIndex(b) for b in np.split(days, breaks)]
+def runs(days: pd.DatetimeIndex, step: str = "day") -> list[pd.DatetimeIndex]:
+    """Split sorted days into runs of consecutive steps."""
+    return timesteps.runs(days, step)
 
 
 def _start_guess(data: SeasonData, day: pd.Timestamp, residual: np.ndarray) -> np.ndarray:
@@ -132,7 +130,7 @@ def _history(data: SeasonData, day: pd.Timestamp, k: int, known: dict[pd.Timesta
     """(M, k, H, W): the run's own predictions, else the fine record, else the start guess."""
     h, w = data.shape
     frames = []
-    for d in cm.history_window(day, k):
+    for d in cm.history_window(day, k, data.step):
         if d in known:
             frames.append(known[d])
         elif data.has_fine(d):
@@ -163,19 +161,20 @@ def continue_chain(model: ResidualModel, data: SeasonData, days: Iterable[pd.Tim
     start_guess = mean_residual(data)
     out: dict[pd.Timestamp, np.ndarray] = {}
     bar = tqdm(total=len(days), desc="autoregressive", file=TqdmToLog(), mininterval=10, ascii=True)
-    for run in runs(days):
-        if state.last_day is not None and run[0] - state.last_day == pd.Timedelta(days=1):
+    step = data.step
+    for run in runs(days, step):
+        if state.last_day is not None and timesteps.shift(state.last_day, 1, step) == run[0]:
             known, start = dict(state.known), run[0]
         else:
             known, start = {}, max(run[0] - pd.Timedelta(days=spinup), data.coarse_times[0])
-        for day in pd.date_range(start, run[-1], freq="D"):
+        for day in timesteps.in_period(start, run[-1], step):
             if data.has_fine(day):
                 continue  # spin-up inside the fine record: the truth is the history
             history = _history(data, day, k, known, members, start_guess)
             pred = _predict(model, data, static, day, history, members, sampler, steps, seed, tile, stride)
             known[day] = pred
             # Only the last `history` days are ever read again.
-            known.pop(day - pd.Timedelta(days=k), None)
+            known.pop(timesteps.shift(day, -k, step), None)
             if day >= run[0]:
                 out[day] = pred
                 bar.update(1)

@@ -1,4 +1,4 @@
-"""Time axes of the user's files: model calendars, steps, and one value per real day.
+"""Time axes of the user's files: model calendars, steps, and one value per real step.
 
 Calendars: the date labels are kept (1 March stays 1 March). Days a model calendar
 lacks (29 February in noleap/365_day) are filled by linear interpolation in time
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from diffscale.core import io
+from diffscale.core import io, steps
 
 REAL_CALENDARS = ("standard", "gregorian", "proleptic_gregorian")
 
@@ -59,40 +59,85 @@ def calendar_of(times: pd.Index) -> str:
     return times.calendar if isinstance(times, xr.CFTimeIndex) else "standard"
 
 
-def check_steps(times: pd.Index, path: str | Path) -> None:
-    """Strictly increasing, and daily or finer."""
+def _seconds(times: pd.Index) -> np.ndarray:
+    if isinstance(times, xr.CFTimeIndex):
+        return np.array([(t - times[0]).total_seconds() for t in times])
+    return (pd.DatetimeIndex(times) - times[0]).total_seconds().values
+
+
+# Median spacings (days) of each step, model calendars included (360_day months and years).
+SPACINGS = {"day": (1.0 - 1e-6, 1.5), "month": (27.5, 31.5), "year": (359.5, 366.5)}
+
+
+def file_step(times: pd.Index, path: str | Path) -> str | None:
+    """The step of a file's time axis: ``subdaily``, ``day``, ``month``, ``year``; None for one time.
+
+    Strictly increasing times are required. The step is told from the median spacing
+    (so a model calendar's 30-day months or 365-day years count as months and years);
+    a spacing that is none of them is refused, naming the dates where it breaks.
+    """
     if times.size < 2:
-        return
-    seconds = np.array([(t - times[0]).total_seconds() for t in times]) if isinstance(times, xr.CFTimeIndex) \
-        else (pd.DatetimeIndex(times) - times[0]).total_seconds().values
-    steps = np.diff(seconds)
-    if np.any(steps <= 0):
-        raise io.DataValidationError(path, "time is not strictly increasing (overlapping or unsorted files?)")
-    median_days = float(np.median(steps)) / 86400.0
-    if median_days > 1.0 + 1e-6:
-        raise io.DataValidationError(path, f"time step is {median_days:.3g} days; the workflow needs daily (or finer) data, "
-                                           "because interpolating coarser steps to days would invent the day-to-day "
-                                           "variability the model learns")
+        return None  # one time alone says nothing (a file per month): data.step says
+    gaps = np.diff(_seconds(times)) / 86400.0
+    if np.any(gaps <= 0):
+        bad = [str(times[i + 1]) for i in np.flatnonzero(gaps <= 0)[:5]]
+        raise io.DataValidationError(path, f"time is not strictly increasing at {', '.join(bad)} (overlapping or unsorted files?)")
+    median = float(np.median(gaps))
+    if median < 1.0 - 1e-6:
+        return "subdaily"
+    for step, (lo, hi) in SPACINGS.items():
+        if lo <= median <= hi:
+            return step
+    odd = [str(times[i + 1]) for i in np.flatnonzero(np.abs(gaps - median) > 0.5)[:5]] or [str(times[1])]
+    raise io.DataValidationError(path, f"time step of {median:.3g} days is not a day, a month or a year "
+                                       f"(irregular steps, first at {', '.join(odd)}); the workflow needs one regular step")
 
 
 def day_labels(times: pd.Index) -> list[tuple[int, int, int]]:
     return [(t.year, t.month, t.day) for t in times]
 
 
-def to_real_days(da: xr.DataArray, path: str | Path) -> xr.DataArray:
-    """Any CF calendar, daily or finer steps -> one value per real day at midnight.
+def to_steps(da: xr.DataArray, path: str | Path, step: str = "day", subdaily: str = "refuse") -> xr.DataArray:
+    """Any CF calendar -> one value per real step, stamped 00:00 at the step's start.
 
-    Sub-daily steps are averaged within each (model) day. Days the model calendar
-    lacks are not filled here: see :func:`fill_calendar_gaps`.
+    Daily data: one value per real day (days the model calendar lacks are not filled
+    here: see :func:`fill_calendar_gaps`). Sub-daily steps are averaged within each
+    (model) day only when ``subdaily`` is ``mean`` (config ``data.local.subdaily``).
+    Monthly or annual data: each stamp goes to the start of its month or year (a
+    mid-month stamp is the month's mean), and every month or year between the file's
+    first and last must be there exactly once.
     """
     times = da.indexes["time"]
-    check_steps(times, path)
+    found = file_step(times, path) or step
+    if found == "subdaily":
+        hours = float(np.median(np.diff(_seconds(times)))) / 3600.0
+        if step != "day" or subdaily != "mean":
+            hint = ("set data.local.subdaily: mean to average them to daily means" if step == "day"
+                    else f"sub-daily data can only be averaged to days, and data.step is {step!r}")
+            raise io.DataValidationError(path, f"time step is {hours:.3g} hours (sub-daily); {hint}")
+        found = "day"
+    if found != step:
+        raise io.DataValidationError(path, f"time step is a {found} but data.step is {step!r}: set data.step: {found} "
+                                           "(coarse and fine files must share it)")
     labels = day_labels(times)
-    key = xr.DataArray([f"{y:04d}-{m:02d}-{d:02d}" for y, m, d in labels], dims="time", name="day")
-    da = da.groupby(key).mean("time").rename(day="time")
-    real = real_dates([tuple(map(int, v.split("-"))) for v in da.time.values], calendar_of(times))
-    keep = ~pd.isna(real)
-    return da.isel(time=np.flatnonzero(keep)).assign_coords(time=real[keep])
+    if step == "day":
+        key = xr.DataArray([f"{y:04d}-{m:02d}-{d:02d}" for y, m, d in labels], dims="time", name="day")
+        da = da.groupby(key).mean("time").rename(day="time")
+        real = real_dates([tuple(map(int, v.split("-"))) for v in da.time.values], calendar_of(times))
+        keep = ~pd.isna(real)
+        return da.isel(time=np.flatnonzero(keep)).assign_coords(time=real[keep])
+    # a month or a year is one stamp whatever the calendar: its start in the real calendar
+    starts = pd.DatetimeIndex([pd.Timestamp(y, m if step == "month" else 1, 1) for y, m, _ in labels])
+    repeated = starts[starts.duplicated()]
+    if len(repeated):
+        raise io.DataValidationError(path, f"irregular {step}ly steps: more than one time in the {step} of "
+                                           f"{steps.describe(repeated.unique())}")
+    expected = steps.in_period(starts[0], starts[-1], step)
+    missing = expected.difference(starts)
+    if len(missing):
+        raise io.DataValidationError(path, f"irregular {step}ly steps: no time in the {step} of "
+                                           f"{steps.describe(missing)}")
+    return da.assign_coords(time=starts)
 
 
 def calendar_gaps(calendar: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:

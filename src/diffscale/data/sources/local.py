@@ -2,10 +2,12 @@
 
 Accepted: any variable name; any rectilinear lat/lon grid (1-D coordinates found by
 name or CF attributes), latitude ascending or descending, longitude 0..360 or
--180..180; any CF calendar; daily or sub-daily steps (sub-daily steps are averaged to
-daily means, as for the NASA source). Written: the variable renamed to
+-180..180; any CF calendar; one regular step, the config's ``data.step``: daily, monthly
+or annual (a month or a year stamped anywhere inside it, e.g. mid-month, is stamped at its
+start); sub-daily steps averaged to daily means when ``data.local.subdaily`` is ``mean``.
+Written: the variable renamed to
 ``data.variable``, lat/lon ascending (longitudes continuous over the regions: in -180..180,
-or past 180 for regions across the antimeridian), one time stamp per day at midnight,
+or past 180 for regions across the antimeridian), one time stamp per step at 00:00 of its start,
 cropped to the union of the region boxes plus the margin (cells whose extent touches
 that box), over the configured period.
 
@@ -14,9 +16,11 @@ model calendar lacks are interpolated, a 360_day year is spread over the real ye
 Real gaps in the files (a day missing whatever the calendar) are not filled: they are
 reported when they fall in a period the workflow needs.
 
-Refused, with an error that names the file: steps coarser than a day (interpolating
-monthly means to days would invent the day-to-day variability the model learns),
-curvilinear grids, non-monotonic coordinates, extra dimensions longer than one.
+Refused, with an error that names the file: a step other than ``data.step`` (monthly
+means are never interpolated to days: that would invent the day-to-day variability the
+model learns), sub-daily steps unless asked for, irregular steps (a month missing or
+repeated in a monthly file: the dates are named), curvilinear grids, non-monotonic
+coordinates, extra dimensions longer than one.
 
 Nothing is written until every file is read and the whole record is validated, so a
 failure leaves no output behind.
@@ -24,6 +28,7 @@ failure leaves no output behind.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import logging
 import os
@@ -34,9 +39,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from diffscale.core import cf, io
+from diffscale.core import cf, io, steps
 from diffscale.data.sources.calendars import (calendar_gaps, calendar_of, day_labels, fill_calendar_gaps, real_dates,
-                                              to_real_days)
+                                              file_step, to_steps)
 from diffscale.core.grids import Box, centres_to_bounds
 
 log = logging.getLogger("diffscale.local")
@@ -132,8 +137,13 @@ def crop(da: xr.DataArray, box: Box, margin: float, path: str | Path) -> xr.Data
     return da.isel(lat=np.flatnonzero(ys), lon=np.flatnonzero(xs))
 
 
-def read_local(pattern: str, variable: str, box: Box, margin: float = 0.0, with_time: bool = True) -> xr.DataArray:
-    """Read, validate and normalise the user's field; (time, lat, lon) or (lat, lon)."""
+def read_local(pattern: str, variable: str, box: Box, margin: float = 0.0, with_time: bool = True,
+               step: str = "day", subdaily: str = "refuse") -> xr.DataArray:
+    """Read, validate and normalise the user's field; (time, lat, lon) or (lat, lon).
+
+    ``step``: the record's step (``data.step``); ``subdaily``: ``mean`` averages sub-daily
+    steps to daily means, ``refuse`` refuses them (``data.local.subdaily``).
+    """
     parts, calendars = [], []
     for path in expand(pattern):
         try:
@@ -159,7 +169,7 @@ def read_local(pattern: str, variable: str, box: Box, margin: float = 0.0, with_
                 raise io.DataValidationError(path, f"data cannot be read ({type(exc).__name__}: {exc}); is the file truncated?") from None
         if with_time:
             calendars.append((path, calendar_of(da.indexes["time"])))
-            da = to_real_days(da, path)
+            da = to_steps(da, path, step, subdaily)
         parts.append((path, da))
     first_path, first = parts[0]
     for path, da in parts[1:]:
@@ -170,54 +180,92 @@ def read_local(pattern: str, variable: str, box: Box, margin: float = 0.0, with_
     da = xr.concat([d.assign_coords(lat=first.lat, lon=first.lon) for _, d in parts], dim="time").sortby("time")
     dup = pd.DatetimeIndex(da.time.values).duplicated()
     if dup.any():
-        raise io.DataValidationError(pattern, f"day {pd.Timestamp(da.time.values[dup][0]).date()} appears in more than one file")
+        raise io.DataValidationError(pattern, f"{step} {pd.Timestamp(da.time.values[dup][0]).date()} appears in more than one file")
     for path, calendar in calendars[1:]:
         if calendar != calendars[0][1]:
             raise io.DataValidationError(path, f"calendar '{calendar}' differs from '{calendars[0][1]}' of {calendars[0][0]}")
-    return fill_calendar_gaps(da, calendars[0][1])
+    # a model calendar's missing days exist only between days
+    return fill_calendar_gaps(da, calendars[0][1]) if step == "day" else da
 
 
-def select_days(da: xr.DataArray, period: tuple[str, str], required: tuple[str, str], pattern: str) -> xr.DataArray:
-    """The days of ``period`` the files have; every day of ``required`` must be there."""
+def select_days(da: xr.DataArray, period: tuple[str, str], required: tuple[str, str], pattern: str,
+                step: str = "day") -> xr.DataArray:
+    """The steps of ``period`` the files have; every step of ``required`` must be there."""
     have = pd.DatetimeIndex(da.time.values)
-    missing = io.days_in(*required).difference(have)
+    missing = steps.in_period(*required, step).difference(have)
     if len(missing):
-        raise io.DataValidationError(pattern, f"the files cover {len(have)} days of {have[0].date()}..{have[-1].date()}; "
-                                              f"{len(missing)} day(s) of {required[0]}..{required[1]} are missing, first "
+        raise io.DataValidationError(pattern, f"the files cover {len(have)} {step}s of {have[0].date()}..{have[-1].date()}; "
+                                              f"{len(missing)} {step}(s) of {required[0]}..{required[1]} are missing, first "
                                               f"{missing[0].date()}")
-    return da.sel(time=io.days_in(*period).intersection(have))
+    return da.sel(time=steps.in_period(*period, step).intersection(have))
 
 
-def covered_days(pattern: str, variable: str) -> pd.DatetimeIndex:
-    """Real days the user's files hold, from their time coordinates only (cheap)."""
+def _times(path: Path, variable: str) -> pd.Index:
+    """A file's decoded time coordinate of ``variable``, read without its data."""
+    try:
+        with xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)) as ds:
+            if variable not in ds.data_vars:
+                raise io.DataValidationError(path, f"variable '{variable}' not found")
+            time, _, _ = _axes(ds[variable], path, True)
+            return ds.indexes[time]
+    except io.DataValidationError:
+        raise
+    except Exception as exc:
+        raise io.DataValidationError(path, f"cannot be read as netCDF ({type(exc).__name__}: {exc})") from None
+
+
+def covered_days(pattern: str, variable: str, step: str = "day") -> pd.DatetimeIndex:
+    """Real steps (days, months or years, at their start) the user's files hold, from their time coordinates only (cheap)."""
     days = []
     for path in expand(pattern):
-        try:
-            with xr.open_dataset(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)) as ds:
-                if variable not in ds.data_vars:
-                    raise io.DataValidationError(path, f"variable '{variable}' not found")
-                time, _, _ = _axes(ds[variable], path, True)
-                times = ds.indexes[time]
-        except io.DataValidationError:
-            raise
-        except Exception as exc:
-            raise io.DataValidationError(path, f"cannot be read as netCDF ({type(exc).__name__}: {exc})") from None
+        times = _times(path, variable)
+        if step != "day":
+            days.append(pd.DatetimeIndex(sorted({pd.Timestamp(y, m if step == "month" else 1, 1)
+                                                 for y, m, _ in day_labels(times)})))
+            continue
         real = real_dates(sorted(set(day_labels(times))), calendar_of(times)).dropna()
         days.append(real.union(calendar_gaps(calendar_of(times), real[0], real[-1])) if len(real) else real)
     return pd.DatetimeIndex(sorted(set().union(*days)))
 
 
+def files_step(pattern: str, variable: str) -> tuple[Path, str] | None:
+    """The first of the user's files with two times or more and its step (time coordinates only); None if none has."""
+    for path in expand(pattern):
+        times = _times(path, variable)
+        step = file_step(times, path)
+        if step is not None:
+            return path, step
+    return None
+
+
+def check_shared_step(field: tuple[str, str], partner: tuple[str, str], subdaily: str = "refuse") -> None:
+    """Coarse and fine files must share a step: an error naming both files and their steps when they differ.
+
+    ``field`` and ``partner``: (path or glob, variable). Sub-daily files count as daily
+    when ``subdaily`` is ``mean``.
+    """
+    found = [files_step(*field), files_step(*partner)]
+    if None in found:
+        return  # a record of one time per file: each file is checked against data.step alone
+    (path, step), (other_path, other) = found
+    as_day = {"subdaily": "day"} if subdaily == "mean" else {}
+    if as_day.get(step, step) != as_day.get(other, other):
+        raise io.DataValidationError(path, f"time step is {'sub-daily' if step == 'subdaily' else 'a ' + step}, but "
+                                           f"{other_path} has {'sub-daily' if other == 'subdaily' else 'a ' + other} "
+                                           "step: coarse and fine data must share one step (data.step)")
+
+
 def fine_months(pattern: str, variable: str, coarse_period: tuple[str, str],
-                fine_period: tuple[str, str]) -> list[tuple[int, int]]:
+                fine_period: tuple[str, str], step: str = "day") -> list[tuple[int, int]]:
     """Months of the fine raw record: fine_period's, plus those of coarse_period the files reach.
 
     Fine truth outside fine_period is never trained on; later stages score the
     reconstruction against it. Unreadable files give fine_period's months only (the
     job then fails with the reason).
     """
-    months = set(io.months_in(*fine_period))
+    months = set(steps.months_holding(*fine_period, step))
     try:
-        days = covered_days(pattern, variable)
+        days = covered_days(pattern, variable, step)
     except io.DataValidationError:
         return sorted(months)
     inside = days[(days >= pd.Timestamp(coarse_period[0])) & (days <= pd.Timestamp(coarse_period[1]))]
@@ -225,14 +273,14 @@ def fine_months(pattern: str, variable: str, coarse_period: tuple[str, str],
 
 
 def truth_days(pattern: str, variable: str, coarse_period: tuple[str, str],
-               fine_period: tuple[str, str]) -> pd.DatetimeIndex:
+               fine_period: tuple[str, str], step: str = "day") -> pd.DatetimeIndex:
     """Days of coarse_period outside fine_period that the user's fine files hold.
 
     These are the 'beyond' days with fine truth: scored, never trained on. Unreadable
     files give none (the normalise job then fails with the reason).
     """
     try:
-        days = covered_days(pattern, variable)
+        days = covered_days(pattern, variable, step)
     except io.DataValidationError:
         return pd.DatetimeIndex([])
     inside_coarse = (days >= pd.Timestamp(coarse_period[0])) & (days <= pd.Timestamp(coarse_period[1]))
@@ -243,22 +291,27 @@ def truth_days(pattern: str, variable: str, coarse_period: tuple[str, str],
 def normalise(pattern: str, source_variable: str, boxes: Sequence[Box], margin: float,
               out_paths: Sequence[str | os.PathLike], variable: str, attrs: dict,
               period: tuple[str, str] | None, required: tuple[str, str] | None = None,
-              metadata: cf.Metadata | None = None) -> list[Path]:
+              metadata: cf.Metadata | None = None, step: str = "day", subdaily: str = "refuse",
+              partner: tuple[str, str] | None = None) -> list[Path]:
     """One field of data.local -> the raw files ``out_paths`` (monthly files, or elevation.nc).
 
     Writes the days of ``period`` the files hold; every day of ``required`` (default:
     ``period``) must be there. ``period`` None means a time-invariant field (elevation).
-    ``metadata``: the config's CF/ACDD attributes.
+    ``metadata``: the config's CF/ACDD attributes; ``step`` and ``subdaily``: as for :func:`read_local`;
+    ``partner``: the other record's (path, variable), which must have the same step.
     """
     with_time = period is not None
-    da = read_local(pattern, source_variable, Box.union(list(boxes)), margin, with_time)
+    if with_time and partner is not None:
+        check_shared_step((pattern, source_variable), partner, subdaily)
+    metadata = dataclasses.replace(metadata or cf.Metadata(), step=step)  # the time bounds span the step
+    da = read_local(pattern, source_variable, Box.union(list(boxes)), margin, with_time, step, subdaily)
     global_attrs = {"source": f"user files {pattern} (variable {source_variable})"}
     history = "normalised by diffscale.data.sources.local"
     if not with_time:
         ds = io.field_dataset(da.values.astype(np.float32), None, da.lat.values, da.lon.values, variable, attrs, global_attrs)
         io.validate_field(ds, variable, pattern, ("lat", "lon"))
         return [io.write_netcdf(ds, out_paths[0], metadata=metadata, history=history)]
-    da = select_days(da, period, required or period, pattern)
+    da = select_days(da, period, required or period, pattern, step)
     times = pd.DatetimeIndex(da.time.values)
     ds = io.field_dataset(da.values.astype(np.float32), times, da.lat.values, da.lon.values, variable, attrs, global_attrs)
     io.validate_field(ds, variable, pattern)
@@ -268,6 +321,6 @@ def normalise(pattern: str, source_variable: str, boxes: Sequence[Box], margin: 
         raise io.DataValidationError(pattern, f"the files hold the months {months}, the workflow expected {expected} "
                                               "(did the files change since the run started?)")
     written = io.write_monthly(ds, Path(out_paths[0]).parent, metadata, history)
-    log.info("%s: %d days on %d x %d cells -> %d monthly files", pattern, ds.sizes["time"], ds.sizes["lat"],
+    log.info("%s: %d steps on %d x %d cells -> %d monthly files", pattern, ds.sizes["time"], ds.sizes["lat"],
              ds.sizes["lon"], len(written))
     return written
