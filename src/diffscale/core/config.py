@@ -149,6 +149,31 @@ def _check_consistency(config: dict) -> None:
         missing = [f for f in ("coarse", "fine", "elevation") if f not in data.get("local", {})]
         if missing:
             raise ConfigError(f"config key data.local.{missing[0]}: required when data.source is local (give path and variable)")
+    _check_apply(config.get("apply", {}), data["source"])
+
+
+# Product names the apply entries would overwrite (the aggregates, results/downscaled/{region}.{period}.nc).
+RESERVED_APPLY_NAMES = ("monthly", "annual")
+
+
+def _check_apply(apply: dict, source: str) -> None:
+    """Each apply entry: a free name, and the input its data.source reads (coarse files, or a NASA period)."""
+    wanted = "period" if source == "nasa" else "coarse"
+    for name, entry in apply.items():
+        if name in RESERVED_APPLY_NAMES:
+            raise ConfigError(f"config key apply.{name}: the name is taken by the product's aggregates "
+                              f"({', '.join(RESERVED_APPLY_NAMES)}); choose another")
+        if set(entry) != {wanted}:
+            raise ConfigError(f"config key apply.{name}: give exactly '{wanted}' with data.source {source} "
+                              f"(got {sorted(entry) or 'nothing'})")
+        if wanted == "period":
+            start, end = entry["period"]
+            try:
+                bad = pd.Timestamp(start) > pd.Timestamp(end)
+            except ValueError as exc:
+                raise ConfigError(f"config key apply.{name}.period: {start!r}..{end!r} is not a valid date range ({exc})") from None
+            if bad:
+                raise ConfigError(f"config key apply.{name}.period: start {start} is after end {end}")
 
 
 def load_config(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:
