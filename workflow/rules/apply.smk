@@ -55,7 +55,7 @@ rule apply_coarse:
 
 use rule regrid as apply_regrid with:
     input:
-        source=f"{APPLY_DIR}/{{name}}/coarse.nc",
+        source=[f"{APPLY_DIR}/{{name}}/coarse.nc"],
         target_grid=raw_files("fine")[0],
     output:
         f"{APPLY_DIR}/{{name}}/{{region}}/coarse_on_fine.nc",
