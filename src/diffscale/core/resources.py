@@ -196,13 +196,14 @@ class Sizes:
         pretrain_encoder, samples seen (steps x batch_size) for training, and megapixel
         denoiser evaluations (:meth:`denoiser_mpix`) for sampling.
         ``train``: the training settings (steps, batch_size) of train_baseline; train_diffusion
-        takes the diffusion section's. ``days``: the days of an apply entry's new coarse data.
+        takes the diffusion section's. ``days``: the days of an apply entry's new coarse data
+        (default: as many as data.coarse_period).
         """
         s = self.config["sampling"]
         if rule in ("make_synthetic", "sample_references"):
             return self.raw_mb(), self.raw_mb()
         if rule.startswith("apply_"):
-            return self._apply_estimate(rule, region, season, days or 0)
+            return self._apply_estimate(rule, region, season, self.coarse_days if days is None else days)
         if region is None:
             raise ValueError(f"rule {rule!r} is sized per region: give region")
         record = self.record_mb(region)
