@@ -106,3 +106,39 @@ def test_bad_apply_entries_are_refused_naming_the_key(apply, source, message):
     config["data"]["source"] = source
     with pytest.raises(ConfigError, match=message):
         validate_config(config)
+
+
+def test_the_product_of_new_data_holds_its_days_only_and_copies_no_fine_record(tmp_path):
+    """Seasons winter (with new days) and summer (none): winter days sampled, the rest missing, the fine record unused."""
+    from diffscale.core.samples import member_dataset
+    from diffscale.method.product import SOURCE_FLAGS, assemble_new_files
+
+    lat, lon = np.array([33.0, 33.5]), np.array([64.0, 64.5, 65.0])
+    fine_days = pd.date_range("2001-02-15", "2001-02-25")  # overlaps the new days: must not be copied
+    fine = tmp_path / "fine.nc"
+    io.write_netcdf(io.field_dataset(np.full((len(fine_days), 2, 3), 9.0, np.float32), fine_days, lat, lon, "X",
+                                     {"units": "1"}), fine)
+    new_days = pd.date_range("2001-02-20", "2001-03-05")
+    coarse = tmp_path / "coarse_on_fine.nc"
+    io.write_netcdf(io.field_dataset(np.ones((len(new_days), 2, 3), np.float32), new_days, lat, lon, "X", {"units": "1"}),
+                    coarse)
+    winter_days = new_days[new_days.month == 2]
+    rng = np.random.default_rng(0)
+    members = rng.random((3, len(winter_days), 2, 3)).astype(np.float32)
+    winter, summer = tmp_path / "winter.nc", tmp_path / "summer.nc"
+    io.write_netcdf(member_dataset(members, winter_days, lat, lon, "X", {"units": "1"}, {}), winter)
+    io.write_netcdf(member_dataset(np.zeros((3, 0, 2, 3), np.float32), pd.DatetimeIndex([]), lat, lon, "X",
+                                   {"units": "1"}, {}), summer)
+    sampling = {k: 1 for k in ("sampler", "steps", "beyond_members", "halo", "tile", "overlap", "spinup_days", "seed")}
+    out = tmp_path / "solo.future.nc"
+    assemble_new_files(fine, [winter, summer], ["w.pt", "s.pt"], coarse, "future.nc (variable dust)", "solo", "future",
+                       {"winter": [12, 1, 2], "summer": [6, 7, 8]}, "X", 2, sampling, {}, out)
+    ds = io.open_product(out)
+    assert pd.DatetimeIndex(ds.time.values).equals(new_days)
+    sampled = np.isin(new_days, winter_days)
+    assert (ds.source.values[sampled] == SOURCE_FLAGS["diffusion_ensemble"]).all()
+    assert (ds.source.values[~sampled] == SOURCE_FLAGS["no_model"]).all()
+    np.testing.assert_allclose(ds["X"].values[sampled], members.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(ds["X_members"].values[:, sampled], members[:2], rtol=1e-6)
+    assert np.isnan(ds["X"].values[~sampled]).all() and not (ds["X"].values == 9.0).any()
+    assert ds.attrs["apply"] == "future" and ds.attrs["coarse_input"] == "future.nc (variable dust)"

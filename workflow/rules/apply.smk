@@ -10,6 +10,10 @@ wildcard_constraints:
 
 if DATA["source"] == "nasa":
 
+    # where Snakemake runs, as the other downloads (data.smk)
+    localrules:
+        download_apply,
+
     use rule download_merra2 as download_apply with:
         output:
             f"{APPLY_DIR}/{{name}}/raw/{{year}}-{{month}}.nc",

@@ -60,6 +60,8 @@ def assemble(fine_path: str | os.PathLike, beyond_paths: dict[str, str | os.Path
 
     for season, path in beyond_paths.items():
         ds = io.open_dataset(path)
+        if ds.sizes.get("time", 0) == 0:
+            continue  # new coarse data without a day of this season
         da = io.validate_field(ds, variable, path, dims=("member", "time", "lat", "lon"))
         if not (np.allclose(da.lat, lat) and np.allclose(da.lon, lon)):
             raise io.DataValidationError(path, "grid differs from the region's fine.nc")
