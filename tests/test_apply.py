@@ -85,6 +85,13 @@ def test_a_grid_with_other_cell_centres_is_refused(twin, tmp_path):
         read_new_coarse(training, "DUEXTTAU", BOXES, MARGIN, pattern=str(path), source_variable="dust")
 
 
+def test_a_record_with_missing_days_is_refused_naming_the_first(twin, tmp_path):
+    training, coarse = twin
+    path = user_file(tmp_path / "future.nc", coarse.drop_sel(time=coarse.time.values[[5, 6]]))
+    with pytest.raises(io.DataValidationError, match=r"future\.nc.*2001-01-01\.\.2001-01-20 lack 2 day\(s\), first 2001-01-06"):
+        read_new_coarse(training, "DUEXTTAU", BOXES, MARGIN, pattern=str(path), source_variable="dust")
+
+
 def test_data_that_do_not_reach_the_regions_are_refused(twin, tmp_path):
     training, coarse = twin
     path = user_file(tmp_path / "future.nc", coarse.sel(lat=slice(None, 33.2)))

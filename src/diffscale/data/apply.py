@@ -106,6 +106,13 @@ def read_new_coarse(training_path: str | os.PathLike, variable: str, boxes: Sequ
     da = match_grid(da, training, where if pattern is None else expand(pattern)[0], training_path)
     if da.sizes["time"] == 0:
         raise io.DataValidationError(where, "holds no day")
+    # The autoregressive runs need every day between the first and the last (each day's history).
+    times = pd.DatetimeIndex(da.time.values)
+    missing = io.days_in(str(times[0].date()), str(times[-1].date())).difference(times)
+    if len(missing):
+        raise io.DataValidationError(where, f"the days {times[0].date()}..{times[-1].date()} lack {len(missing)} day(s), "
+                                            f"first {missing[0].date()}: give one continuous record per apply entry "
+                                            "(separate entries for separate periods)")
     return da, source
 
 
