@@ -23,8 +23,6 @@ from diffscale.data.sources.synthetic import make_twin
 from diffscale.method.product import SOURCE_FLAGS
 
 NEW_DAYS = ("2000-12-20", "2001-01-10")  # after coarse_period (2000-01-01..2000-02-29), in the winter season
-TRAINING_RULES = ("make_synthetic", "regrid ", "split_region", "split ", "pretrain_encoder", "train_diffusion",
-                  "train_baseline")
 
 
 def new_coarse_file(root: Path, days: tuple[str, str], name: str) -> Path:
@@ -83,7 +81,7 @@ def test_a_new_entry_samples_its_days_and_trains_nothing(applied):
     models = sorted((work / "results/models").rglob("*.pt"))
     mtimes = {p: p.stat().st_mtime_ns for p in models}
     plan = run_snakemake(work, config, "-n", "results/downscaled/solo.later.nc").stdout
-    jobs = set(re.findall(r"^rule (\w+):", plan, flags=re.M))
+    jobs = set(re.findall(r"^rule (\w+):", plan, flags=re.MULTILINE))
     assert jobs == {"apply_coarse", "apply_regrid", "apply_sample", "apply_assemble"}, plan[-3000:]
     run_snakemake(work, config, "results/downscaled/solo.later.nc")
     assert {p: p.stat().st_mtime_ns for p in models} == mtimes

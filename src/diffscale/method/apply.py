@@ -24,8 +24,17 @@ import pandas as pd
 from diffscale.core import cf, io
 from diffscale.method.conditioning import SeasonData, load_season
 from diffscale.method.devices import precision
-from diffscale.method.sampling import (AUTOREGRESSIVE, ChainState, continue_chain, mean_residual, sample_attrs,
-                                       samples_dataset, sampling_model, sampling_options, timed)
+from diffscale.method.sampling import (
+    AUTOREGRESSIVE,
+    ChainState,
+    continue_chain,
+    mean_residual,
+    sample_attrs,
+    samples_dataset,
+    sampling_model,
+    sampling_options,
+    timed,
+)
 
 log = logging.getLogger("diffscale.method.apply")
 
