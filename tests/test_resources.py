@@ -149,3 +149,14 @@ def test_unknown_rules_and_missing_wildcards_are_named():
         rs.mem_mb("no_such_rule", 1.0)
     with pytest.raises(ValueError, match="evaluate.*season"):
         rs.Sizes(DEMO).estimate("evaluate", "west")
+
+
+def test_the_apply_rules_follow_the_days_of_the_new_data():
+    """Eighty years of new coarse data ask more than one: memory and work grow with the days."""
+    sizes = rs.Sizes(PAPER)
+    for rule in ("apply_coarse", "apply_regrid", "apply_sample", "apply_assemble"):
+        short = sizes.estimate(rule, "area1", "DJF", days=365)
+        long = sizes.estimate(rule, "area1", "DJF", days=80 * 365)
+        assert long[0] == pytest.approx(80 * short[0]) and long[1] == pytest.approx(80 * short[1]), rule
+    assert rs.mem_mb("apply_sample", sizes.estimate("apply_sample", "area1", "DJF", days=80 * 365)[0]) > \
+        rs.mem_mb("apply_sample", sizes.estimate("apply_sample", "area1", "DJF", days=365)[0])

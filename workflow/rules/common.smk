@@ -341,6 +341,63 @@ def evaluation_figure(kind: str, title: str):
     )
 
 
+# ---- new coarse data for the trained models (config apply; rules/apply.smk)
+
+APPLY = config["apply"]
+APPLY_DIR = f"{RESULTS}/apply"
+# results/downscaled/{region}.{name}.nc beside the product and its aggregates
+APPLY_PRODUCT = (
+    f"{RESULTS}/downscaled/{{region}}.{{name}}{dio.PRODUCT_FORMATS[PRODUCT_FORMAT]}"
+)
+
+
+def apply_output():
+    """The apply_assemble rule's output: a zarr store is a directory."""
+    return directory(APPLY_PRODUCT) if PRODUCT_FORMAT == "zarr" else APPLY_PRODUCT
+
+
+def apply_days(name: str) -> int:
+    """The days of an apply entry (for job sizes): its period, or what its files hold (0 when unreadable)."""
+    entry = APPLY[name]
+    if "period" in entry:
+        return len(dio.days_in(*entry["period"]))
+    from diffscale.data.sources.local import covered_days
+
+    try:
+        return len(covered_days(entry["coarse"]["path"], entry["coarse"]["variable"]))
+    except dio.DataValidationError:
+        return 0  # the job fails with the reason
+
+
+APPLY_DAYS = {name: apply_days(name) for name in APPLY}
+
+
+def apply_raw_files(name: str) -> list[str]:
+    """An apply entry's coarse input: the user's files, or the MERRA-2 months of its period (source nasa)."""
+    entry = APPLY[name]
+    if "period" in entry:
+        return [
+            str(p) for p in dio.month_files(f"{APPLY_DIR}/{name}/raw", *entry["period"])
+        ]
+    return sorted(glob.glob(os.path.expanduser(entry["coarse"]["path"])))
+
+
+def apply_description(name: str) -> str:
+    """What an apply entry downscales, for the product's attributes."""
+    entry = APPLY[name]
+    if "period" in entry:
+        return f"MERRA-2 {entry['period'][0]}..{entry['period'][1]}"
+    return f"{entry['coarse']['path']} (variable {entry['coarse']['variable']})"
+
+
+def apply_sample_inputs(w) -> dict[str, str]:
+    """A season's split files, its seed-0 method model and the new record on the region's fine grid."""
+    return split_inputs(w) | {
+        "model": model_file(".pt", w.region, w.season, registry.METHOD, 0),
+        "coarse": f"{APPLY_DIR}/{w.name}/{w.region}/coarse_on_fine.nc",
+    }
+
+
 # ---- memory and run time of the jobs (diffscale.core.resources; README, "Resources")
 
 SIZES = jobsize.Sizes(config)
@@ -351,6 +408,8 @@ def job_estimate(step: str, w) -> tuple[float, float]:
     extra = {}
     if step == "train_baseline":
         extra["train"] = baseline_settings(config["baselines"], config["diffusion"])
+    if step.startswith("apply_"):
+        extra["days"] = APPLY_DAYS[w.name]
     return SIZES.estimate(step, region=w.get("region"), season=w.get("season"), **extra)
 
 
@@ -418,6 +477,7 @@ def all_targets() -> list[str]:
         f"{METRICS}/comparisons.csv",
     ]
     targets += [f"{METHOD_FIGURES}/members.png"]
+    targets += expand(APPLY_PRODUCT, region=REGIONS, name=list(APPLY))
     targets += [
         f"{EVAL_FIGURES}/metrics_test.png",
         f"{EVAL_FIGURES}/metrics_beyond.png",

@@ -161,6 +161,31 @@ def _check_consistency(config: dict) -> None:
         for name, field in data["local"].items():
             if field and not glob.glob(os.path.expanduser(field["path"])):
                 raise ConfigError(f"config key data.local.{name}.path: no file matches {field['path']!r}")
+    _check_apply(config.get("apply", {}), data["source"])
+
+
+# Product names the apply entries would overwrite (the aggregates, results/downscaled/{region}.{period}.nc).
+RESERVED_APPLY_NAMES = ("monthly", "annual")
+
+
+def _check_apply(apply: dict, source: str) -> None:
+    """Each apply entry: a free name, and the input its data.source reads (coarse files, or a NASA period)."""
+    wanted = "period" if source == "nasa" else "coarse"
+    for name, entry in apply.items():
+        if name in RESERVED_APPLY_NAMES:
+            raise ConfigError(f"config key apply.{name}: the name is taken by the product's aggregates "
+                              f"({', '.join(RESERVED_APPLY_NAMES)}); choose another")
+        if set(entry) != {wanted}:
+            raise ConfigError(f"config key apply.{name}: give exactly '{wanted}' with data.source {source} "
+                              f"(got {sorted(entry) or 'nothing'})")
+        if wanted == "period":
+            start, end = entry["period"]
+            try:
+                bad = pd.Timestamp(start) > pd.Timestamp(end)
+            except ValueError as exc:
+                raise ConfigError(f"config key apply.{name}.period: {start!r}..{end!r} is not a valid date range ({exc})") from None
+            if bad:
+                raise ConfigError(f"config key apply.{name}.period: start {start} is after end {end}")
 
 
 def static_fields(config: dict) -> list[str]:

@@ -88,6 +88,11 @@ FOOTPRINTS: dict[str, Footprint] = {
     # regenerates the twin like make_synthetic, plus the ceiling's fitting year: its
     # footprint, with twice the time (an assumption until its benchmark file is fitted)
     "sample_references": Footprint(base_mb=150, mb_per_mb=0.55, base_s=20, s_per_unit=3.2),
+    # New coarse data (config apply): the footprints of the steps they repeat (assumptions, not fitted)
+    "apply_coarse": Footprint(base_mb=150, mb_per_mb=2.0, base_s=10, s_per_unit=1.6),
+    "apply_regrid": Footprint(base_mb=145, mb_per_mb=0.1, base_s=10, s_per_unit=1.05),
+    "apply_sample": Footprint(base_mb=415, mb_per_mb=2.0, base_s=10, s_per_unit=24.0),
+    "apply_assemble": Footprint(base_mb=240, mb_per_mb=2.0, base_s=5, s_per_unit=0.1),
 }
 
 def mem_mb(rule: str, held_mb: float, attempt: int = 1) -> int:
@@ -185,18 +190,21 @@ class Sizes:
         return self.pixels(region) * days * members * steps * coverage / 1e6
 
     def estimate(self, rule: str, region: str | None = None, season: str | None = None,
-                 train: Mapping | None = None) -> tuple[float, float]:
+                 train: Mapping | None = None, days: int | None = None) -> tuple[float, float]:
         """(held MB, work units) of one job of ``rule`` from the config alone.
 
         Work is MB held for the data and evaluation rules, epochs x MB of record for
         pretrain_encoder, samples seen (steps x batch_size) for training, and megapixel
         denoiser evaluations (:meth:`denoiser_mpix`) for sampling.
         ``train``: the training settings (steps, batch_size) of train_baseline; train_diffusion
-        takes the diffusion section's.
+        takes the diffusion section's. ``days``: the days of an apply entry's new coarse data
+        (default: as many as data.coarse_period).
         """
         s = self.config["sampling"]
         if rule in ("make_synthetic", "sample_references"):
             return self.raw_mb(), self.raw_mb()
+        if rule.startswith("apply_"):
+            return self._apply_estimate(rule, region, season, self.coarse_days if days is None else days)
         if region is None:
             raise ValueError(f"rule {rule!r} is sized per region: give region")
         record = self.record_mb(region)
@@ -234,6 +242,27 @@ class Sizes:
             mb = self.samples_mb(region, season)
             return record + mb, record + mb
         raise KeyError(f"no size estimate for rule {rule!r}; known: {sorted(FOOTPRINTS)}")
+
+    def _apply_estimate(self, rule: str, region: str | None, season: str | None, days: int) -> tuple[float, float]:
+        """(held MB, work) of the apply rules: the new days' record instead of the coarse period's."""
+        raw = self.raw_mb() * days / self.coarse_days  # an upper bound: the twin's fine grid, not the coarse one
+        if rule == "apply_coarse":
+            return raw, raw
+        if region is None:
+            raise ValueError(f"rule {rule!r} is sized per region: give region")
+        record = self.pixels(region) * days * FLOAT32 / MB
+        if rule == "apply_regrid":
+            return record, record
+        members = self.config["sampling"]["beyond_members"]
+        if rule == "apply_assemble":
+            mb = record + self.config["sampling"]["members_saved"] * record
+            return mb, mb
+        if season is None:
+            raise ValueError(f"rule {rule!r} is sized per region and season: give season")
+        season_days = days * self.season_fraction(season)
+        s = self.config["sampling"]
+        return (record + record * members * self.season_fraction(season),
+                self.denoiser_mpix(region, season_days, members, s["steps"]))
 
 
 def _days(period: Sequence[str], step: str = "day") -> int:

@@ -37,9 +37,13 @@ SOURCE_FLAGS = {"no_model": 0, "fine_record": 1, "diffusion_ensemble": 2}
 
 def assemble(fine_path: str | os.PathLike, beyond_paths: dict[str, str | os.PathLike], seasons: dict[str, list[int]],
              variable: str, coarse_period: tuple[str, str], members_saved: int, provenance: dict,
-             step: str = "day") -> xr.Dataset:
+             step: str = "day", with_fine: bool = True) -> xr.Dataset:
     """Build the product dataset (see module doc) from the split's fine.nc and each season's beyond.nc;
-    one value per ``step`` (the records' step) of the coarse period."""
+    one value per ``step`` (the records' step) of the coarse period.
+
+    with_fine: False for new coarse data (config ``apply``): fine.nc gives the grid and
+    attributes only, and every step of ``coarse_period`` comes from the ensembles.
+    """
     days = steps.in_period(*coarse_period, step)
     fine = io.read_field(fine_path, variable)
     lat, lon = fine.lat.values, fine.lon.values
@@ -51,7 +55,7 @@ def assemble(fine_path: str | os.PathLike, beyond_paths: dict[str, str | os.Path
     ensemble = members_saved  # members behind the mean and spread (the beyond files')
 
     where = days.get_indexer(pd.DatetimeIndex(fine.time.values))
-    ok = where >= 0
+    ok = (where >= 0) & with_fine
     mean[where[ok]] = fine.values[ok]
     spread[where[ok]] = 0.0
     members[:, where[ok]] = fine.values[ok][None]
@@ -59,6 +63,8 @@ def assemble(fine_path: str | os.PathLike, beyond_paths: dict[str, str | os.Path
 
     for season, path in beyond_paths.items():
         ds = io.open_dataset(path)
+        if ds.sizes.get("time", 0) == 0:
+            continue  # new coarse data without a day of this season
         da = io.validate_field(ds, variable, path, dims=("member", "time", "lat", "lon"))
         if not (np.allclose(da.lat, lat) and np.allclose(da.lon, lon)):
             raise io.DataValidationError(path, "grid differs from the region's fine.nc")
@@ -105,10 +111,13 @@ SAMPLER_KEYS = ("sampler", "steps", "beyond_members", "halo", "tile", "overlap",
 def assemble_files(fine_path: str | os.PathLike, beyond_paths: list[str | os.PathLike], model_paths: list[str | os.PathLike],
                    region: str, seasons: dict[str, list[int]], variable: str, coarse_period: tuple[str, str],
                    members_saved: int, sampling: dict, config: dict, output: str | os.PathLike,
-                   format: str = "netcdf", metadata: cf.Metadata | None = None) -> xr.Dataset:
+                   format: str = "netcdf", metadata: cf.Metadata | None = None, with_fine: bool = True,
+                   inputs: dict | None = None) -> xr.Dataset:
     """Rule assemble: the product of one region from each season's beyond.nc (in the order of ``seasons``).
 
     format: ``netcdf`` (a file) or ``zarr`` (a directory), :func:`diffscale.core.io.write_product`.
+    with_fine, inputs: rule apply_assemble's product of new coarse data (:func:`assemble`),
+    and global attributes naming its inputs.
     """
     names = list(seasons)
     provenance = {"source": "diffscale: frozen transfer encoder + conditional diffusion (Xiang et al. 2025)",
@@ -117,10 +126,28 @@ def assemble_files(fine_path: str | os.PathLike, beyond_paths: list[str | os.Pat
                   # what the models were trained on (sampling refuses any other set)
                   "static_fields": " ".join(static_fields(fine_path)),
                   "sampler": json.dumps({k: sampling[k] for k in SAMPLER_KEYS}),
-                  "config": json.dumps(config, default=str)}
+                  "config": json.dumps(config, default=str)} | (inputs or {})
     ds = assemble(fine_path, dict(zip(names, beyond_paths)), seasons, variable, tuple(coarse_period), members_saved,
-                  provenance, (metadata or cf.Metadata()).step)
+                  provenance, (metadata or cf.Metadata()).step, with_fine)
     io.write_product(ds, output, format, metadata=metadata)
     log.info("wrote %s: %d days, source counts %s", output, ds.sizes["time"],
              {int(k): int((ds.source.values == k).sum()) for k in SOURCE_FLAGS.values()})
     return ds
+
+
+def assemble_new_files(fine_path: str | os.PathLike, sample_paths: list[str | os.PathLike],
+                       model_paths: list[str | os.PathLike], coarse_path: str | os.PathLike, coarse_input: str,
+                       region: str, name: str, seasons: dict[str, list[int]], variable: str, members_saved: int,
+                       sampling: dict, config: dict, output: str | os.PathLike, format: str = "netcdf",
+                       metadata: cf.Metadata | None = None) -> xr.Dataset:
+    """Rule apply_assemble: the product of new coarse data (config ``apply``) over the days of its record.
+
+    sample_paths: each season's samples of the new days; coarse_path: the new record on the
+    region's fine grid (its days are the product's); coarse_input: the data the entry names.
+    """
+    with xr.open_dataset(coarse_path, engine="netcdf4") as ds:
+        days = pd.DatetimeIndex(ds["time"].values)
+    period = (days[0].strftime("%Y-%m-%d"), days[-1].strftime("%Y-%m-%d"))
+    inputs = {"apply": name, "coarse_input": coarse_input}
+    return assemble_files(fine_path, sample_paths, model_paths, region, seasons, variable, period, members_saved,
+                          sampling, config, output, format, metadata, with_fine=False, inputs=inputs)

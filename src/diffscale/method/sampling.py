@@ -149,16 +149,18 @@ def autoregressive(model: ResidualModel, data: SeasonData, days: Iterable[pd.Tim
 
 def continue_chain(model: ResidualModel, data: SeasonData, days: Iterable[pd.Timestamp], members: int, sampler: str,
                    steps: int, spinup: int, state: ChainState, seed: int = 0, tile: int | None = None,
-                   stride: int | None = None) -> tuple[np.ndarray, ChainState]:
+                   stride: int | None = None, start_guess: np.ndarray | None = None) -> tuple[np.ndarray, ChainState]:
     """:func:`autoregressive` from ``state``: (M, T, H, W) scaled samples of ``days`` and the state after them.
 
     A run of ``days`` that starts the day after ``state.last_day`` goes on from
     ``state.known``; every other run starts afresh ``spinup`` days before its first day.
+    start_guess: the mean residual of the start (default :func:`mean_residual` of ``data``;
+    new coarse data without a fine record give the training data's).
     """
     days = pd.DatetimeIndex(sorted(days))
     static = static_condition(model, data)
     k = model.spec.history
-    start_guess = mean_residual(data)
+    start_guess = mean_residual(data) if start_guess is None else start_guess
     out: dict[pd.Timestamp, np.ndarray] = {}
     bar = tqdm(total=len(days), desc="autoregressive", file=TqdmToLog(), mininterval=10, ascii=True)
     step = data.step
