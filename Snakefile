@@ -38,6 +38,7 @@ include: "workflow/rules/domain.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/product.smk"
+include: "workflow/rules/tune.smk"
 
 
 rule all:
