@@ -88,26 +88,25 @@ def test_selection_files_write_a_config_overlay_and_refuse_a_foreign_table(tmp_p
         select(pd.DataFrame(columns=TUNING_COLUMNS), 0.01)
 
 
-def with_noise(split, out, test_days):
-    """A copy of ``split`` whose test days in fine.nc and every day of truth.nc hold noise."""
-    shutil.copytree(split, out)
+def add_noise(split, test_days) -> None:
+    """Replace the fine values of ``test_days`` in ``split``/fine.nc and every day of truth.nc with noise, in place."""
     rng = np.random.default_rng(1)
     for name, days in (("fine.nc", test_days), ("truth.nc", None)):
-        da = io.read_field(split / name, "DUEXTTAU")
+        da = io.read_field(split / name, "DUEXTTAU").load()
         values = da.values.copy()
         hit = np.ones(len(da.time), bool) if days is None else pd.DatetimeIndex(da.time.values).isin(days)
         values[hit] = 10 ** rng.uniform(-3, 0, size=values[hit].shape)
-        (out / name).unlink()
         io.write_netcdf(io.field_dataset(values, pd.DatetimeIndex(da.time.values), da.lat, da.lon, "DUEXTTAU",
-                                         dict(da.attrs)), out / name)
-    return out
+                                         dict(da.attrs)), split / name)
 
 
 @pytest.mark.slow
 def test_tuning_never_reads_test_or_beyond_truth(tmp_path, monkeypatch):
     split, data, encoder_path = season_with_encoder(tmp_path)
     regressor_path = train_regressor(data, "transfer_unet", encoder_path, tmp_path)
-    noisy_split = with_noise(split, tmp_path / "noisy", data.days["test"])
+    noisy_split = tmp_path / "noisy"
+    shutil.copytree(split, noisy_split)
+    add_noise(noisy_split, data.days["test"])
     noisy = load_season(noisy_split, "S", "DUEXTTAU")
     assert not np.allclose(noisy.fine_on(data.days["test"][0]), data.fine_on(data.days["test"][0]))
     assert not np.allclose(noisy.truth, data.truth)
