@@ -153,7 +153,7 @@ def tuning_figure(path: PathLike, out: PathLike) -> Path:
     for i, ((batch, lr), g) in enumerate(training.groupby(["batch_size", "lr"])):
         g = g.sort_values("steps")
         for ax, score in zip(axes[:2], ("crps_fair", "rmse")):
-            ax.plot(g["steps"], g[score], "o-", color=f"C{i % 10}", ms=4, label=f"batch {batch}, lr {lr:g}")
+            ax.plot(g["steps"], g[score], "o-", color=f"C{i % 10}", ms=4, label=f"batch {int(batch)}, lr {lr:g}")
     if len(sampler):
         s = sampler.sort_values("nfe")
         axes[2].plot(s["nfe"], s["crps_fair"], "o-", color="C0", ms=4, label=f"{s['sampler'].iloc[0]}, fair CRPS")
