@@ -20,7 +20,7 @@ from diffscale.core.config import load_schema
 from diffscale.evaluation import tuning
 from diffscale.evaluation.selection import TUNING_COLUMNS, overlay, select, selection_files
 from diffscale.method.conditioning import load_season
-from diffscale.method.fit import load_encoder
+from diffscale.method.fit import load_encoder, train_model
 from diffscale.method.residual import load_model
 from method_fixtures import DIFF, ENC, HALO, season_with_encoder, train_regressor
 
@@ -123,6 +123,18 @@ def test_tuning_never_reads_test_or_beyond_truth(tmp_path, monkeypatch):
         work.mkdir(exist_ok=True)
         return tuning.tune_season(season, encoder, regressor, ENC, diffusion, HALO, sampling, transform, grid, work,
                                   "cpu")[SCORES]
+
+    # Along one run, the weights after s steps are those rule train_diffusion saves after s steps.
+    cfg = DIFF | {"steps": 8}
+    along = {s: m for s, m, _ in tuning.along_one_run(data, "diffusion", load_encoder(encoder_path), ENC, cfg, HALO,
+                                                       [4, 8], tmp_path / "along.ckpt", "cpu",
+                                                       load_model(regressor_path))}
+    for s in (4, 8):
+        direct, _ = train_model(data, "diffusion", load_encoder(encoder_path), ENC, cfg | {"steps": s}, HALO,
+                                tmp_path / f"direct{s}.ckpt", device_name="cpu", regressor=load_model(regressor_path))
+        for key, value in direct.state_dict().items():
+            torch.testing.assert_close(along[s].state_dict()[key], value, rtol=0, atol=0, msg=key)
+    assert not (tmp_path / "along.ckpt").exists()
 
     clean = tune(data)
     assert len(clean) == 4 and set(clean.kind) == {"training", "sampler"}

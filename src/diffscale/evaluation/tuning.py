@@ -128,17 +128,17 @@ def tune_season(data: SeasonData, encoder: torch.nn.Module | None, regressor: Re
         own = batch_size == diffusion["batch_size"] and lr == diffusion["lr"]
         for s, model, seconds in along_one_run(data, name, encoder, enc_cfg, cfg, halo, steps, checkpoint,
                                                device_name, regressor):
-            counts = sampler_candidates(tuning, sampling) if own and s == diffusion["steps"] else [sampling["steps"]]
-            for k in counts:
+            trained = own and s == diffusion["steps"]  # the model rule train_diffusion trains
+            for k in sampler_candidates(tuning, sampling) if trained else [sampling["steps"]]:
                 scores = score_days(model, data, days, truth, tuning["members"], sampling, k, convert, dev)
-                kinds = (["training"] if k == sampling["steps"] else []) + (["sampler"] if len(counts) > 1 else [])
+                kinds = (["training"] if k == sampling["steps"] else []) + (["sampler"] if trained else [])
                 for kind in kinds:
                     rows.append({"kind": kind, "batch_size": batch_size, "lr": lr, "steps": s,
                                  "sampler": sampling["sampler"], "sampler_steps": k, **scores,
                                  "train_seconds": seconds, "days": len(days), "members": tuning["members"]})
                 log.info("batch %d, lr %g, %d steps, %s %d steps: validation fair CRPS %.5f, RMSE %.5f",
                          batch_size, lr, s, sampling["sampler"], k, scores["crps_fair"], scores["rmse"])
-    return pd.DataFrame(rows)[TUNING_COLUMNS[:-2]]
+    return pd.DataFrame(rows)[[c for c in TUNING_COLUMNS if c not in ("region", "season")]]
 
 
 def tune_files(split_dir: str | os.PathLike, region: str, season: str, variable: str,
