@@ -39,6 +39,7 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/product.smk"
 include: "workflow/rules/apply.smk"
+include: "workflow/rules/tune.smk"
 
 
 rule all:

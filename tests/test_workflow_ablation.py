@@ -67,7 +67,10 @@ def test_the_ablation_is_trained_sampled_and_scored_beside_the_method(ablation_d
 def test_the_method_category_of_the_report(ablation_dir):
     res = ablation_dir / "results"
     assert (res / "figures/method/solo/winter/training.png").stat().st_size > 20_000
-    assert pd.read_csv(res / "metrics/samplers.csv")["sampler"].tolist() == ["ddpm", "dpmpp"]
+    # The samplers are compared on validation days only, and this run's split leaves none with a test-free
+    # history: the table is empty (test_workflow_method checks a filled one).
+    samplers = pd.read_csv(res / "metrics/samplers.csv")
+    assert samplers.empty and list(samplers.columns) == ["sampler", "steps", "nfe", "crps", "rmse", "seconds"]
     run_snakemake(ablation_dir, full_run_config(), "--report", "results/report.html")
     html = (res / "report.html").read_text()
     for text in ("3. Method", "Training curves", "Samplers", "training.png", "samplers.csv", "4. Evaluation",

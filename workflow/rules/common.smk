@@ -3,6 +3,7 @@
 # the workflow without it (the model names come from the torch-free registry).
 import glob
 import os
+from types import SimpleNamespace
 
 from diffscale.core import io as dio
 from diffscale.core import registry
@@ -396,6 +397,19 @@ def apply_sample_inputs(w) -> dict[str, str]:
         "model": model_file(".pt", w.region, w.season, registry.METHOD, 0),
         "coarse": f"{APPLY_DIR}/{w.name}/{w.region}/coarse_on_fine.nc",
     }
+
+
+# ---- make tune (workflow/rules/tune.smk)
+
+TUNING = f"{RESULTS}/tuning"
+
+
+def tune_inputs(w) -> dict[str, str]:
+    """The split, and the method's encoder and regression part of seed 0 (as train_diffusion reads them)."""
+    method = SimpleNamespace(
+        region=w.region, season=w.season, model=registry.METHOD, seed=0
+    )
+    return split_inputs(w) | encoder_input(method) | regressor_input(method)
 
 
 # ---- memory and run time of the jobs (diffscale.core.resources; README, "Resources")

@@ -1,4 +1,4 @@
-"""Rule sampler_benchmark: the paper's DDPM against the fast sampler on a few test days (quality vs cost)."""
+"""Rule sampler_benchmark: the paper's DDPM against the fast sampler on a few validation days (quality vs cost)."""
 
 from pathlib import Path
 

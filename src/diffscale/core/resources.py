@@ -79,6 +79,9 @@ FOOTPRINTS: dict[str, Footprint] = {
     # curve_members members on the validation days: sample's footprint (an assumption: not fitted yet)
     "members_curve": Footprint(base_mb=625, mb_per_mb=2.0, base_s=5, s_per_unit=19.0),
     "sampler_benchmark": Footprint(base_mb=415, mb_per_mb=2.0, base_s=10, s_per_unit=9.0),
+    # every training run of the tuning grid: train_diffusion's rate per sample seen, plus the
+    # validation ensembles (an assumption until its benchmark file is fitted)
+    "tune": Footprint(base_mb=475, mb_per_mb=2.0, base_s=30, s_per_unit=0.02),
     "gather_beyond": Footprint(base_mb=420, mb_per_mb=2.0, base_s=5, s_per_unit=0.6),
     "sample_bicubic": Footprint(base_mb=150, mb_per_mb=1.0, base_s=3, s_per_unit=0.1),
     "evaluate": Footprint(base_mb=355, mb_per_mb=2.0, base_s=20, s_per_unit=0.1),
@@ -212,6 +215,11 @@ class Sizes:
             return record, record
         if rule == "pretrain_encoder":
             return record, self.config["encoder"]["epochs"] * record
+        if rule == "tune":  # one run of max(steps) per (batch_size, lr); the config's values are candidates too
+            t, d = self.config["tuning"], self.config["diffusion"]
+            batches = set(t["batch_size"]) | {d["batch_size"]}
+            rates = set(t["lr"]) | {d["lr"]}
+            return record, float(max(set(t["steps"]) | {d["steps"]}) * sum(batches) * len(rates))
         if rule in ("train_diffusion", "train_baseline"):
             settings = train if train is not None else self.config["diffusion"]
             return record, float(settings["steps"] * settings["batch_size"])

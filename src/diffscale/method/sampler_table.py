@@ -25,7 +25,9 @@ def pool_sampler_tables(parts: pd.DataFrame) -> pd.DataFrame:
     Scores are means over pixels and days, so the day-weighted mean of CRPS and of the
     squared RMSE is the pooled value.
     """
-    parts = parts.assign(w=parts["days"])
+    parts = parts[parts["days"] > 0].assign(w=parts["days"])
+    if parts.empty:  # no region and season had a validation day to compare on
+        return pd.DataFrame(columns=COLUMNS)
     pooled = parts.groupby(["sampler", "steps", "nfe"], sort=False).apply(
         lambda g: pd.Series({"crps": (g.crps * g.w).sum() / g.w.sum(), "rmse": ((g.rmse**2 * g.w).sum() / g.w.sum()) ** 0.5,
                              "seconds": g.seconds.sum()}), include_groups=False).reset_index()

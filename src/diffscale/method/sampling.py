@@ -26,7 +26,7 @@ models and the trained baselines (deterministic ones return one member whatever
 Samples are returned scaled (member, time, H, W); :func:`samples_dataset` writes them in
 physical units through the Scaler's inverse, as the sample-file contract
 (:mod:`diffscale.core.samples`) says. :func:`sample_test_files` and :func:`benchmark_files`
-are the rules ``sample`` (the test days) and ``sampler_benchmark``; models sample on the
+are the rules ``sample`` (the test days) and ``sampler_benchmark`` (validation days); models sample on the
 config's ``device``, in bf16 autocast on a GPU when ``sampling.autocast`` is set
 (:mod:`diffscale.method.devices`). :func:`self_check` scores use the evaluation's metrics
 (:mod:`diffscale.core.metrics`) in its metric space.
@@ -315,17 +315,27 @@ def sample_test_files(split_dir: str | os.PathLike, season: str, variable: str, 
 def benchmark_files(split_dir: str | os.PathLike, region: str, season: str, variable: str, model_path: str | os.PathLike,
                     sampling: dict, transform: dict, output: str | os.PathLike,
                     device_name: str = "auto") -> pd.DataFrame:
-    """Rule sampler_benchmark: the paper's DDPM against the fast sampler on a few test days (quality vs cost)."""
+    """Rule sampler_benchmark: the paper's DDPM against the fast sampler on a few validation days (quality vs cost).
+
+    Validation days only (those the models validate on, :func:`diffscale.method.conditioning.training_days`),
+    so the sampler and its steps are chosen without test or beyond truth.
+    """
     data = load_season(split_dir, season, variable)
     model, dev = sampling_model(model_path, device_name)
-    days = data.days["test"][: sampling["benchmark_days"]]
-    runs = [("ddpm", sampling["ddpm_steps"]), ("dpmpp", sampling["steps"])]
-    opts = sampling_options(model, sampling)
-    with precision(dev, sampling["autocast"]):
-        rows = compare_samplers(model, data, days, sampling["benchmark_members"], runs,
-                                model_space(data, transform["log10"], transform["floor"]),
-                                seed=opts["seed"], tile=opts["tile"], stride=opts["stride"])
-    table = pd.DataFrame(rows).assign(region=region, season=season)
+    days = cm.training_days(data, "val", model.spec.history)[: sampling["benchmark_days"]]
+    if not len(days):
+        log.warning("region %s, season %s has no validation day to compare the samplers on (split.val_fraction 0, "
+                    "or every validation day has a test day in its history): the comparison is empty", region, season)
+        rows = []
+    else:
+        runs = [("ddpm", sampling["ddpm_steps"]), ("dpmpp", sampling["steps"])]
+        opts = sampling_options(model, sampling)
+        with precision(dev, sampling["autocast"]):
+            rows = compare_samplers(model, data, days, sampling["benchmark_members"], runs,
+                                    model_space(data, transform["log10"], transform["floor"]),
+                                    seed=opts["seed"], tile=opts["tile"], stride=opts["stride"])
+    columns = ["sampler", "steps", "nfe", "crps", "rmse", "seconds", "days", "members"]
+    table = pd.DataFrame(rows, columns=columns).assign(region=region, season=season)
     with io.atomic_path(output) as tmp:
         table.to_csv(tmp, index=False)
     log.info("\n%s", table.to_string(index=False))

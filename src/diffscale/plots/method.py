@@ -137,3 +137,39 @@ def members_figure(paths: list[PathLike], out: PathLike) -> Path:
         ax.legend(fontsize=7)
     fig.suptitle("The method's ensemble on validation days (teacher-forced), log10 space")
     return save(fig, out)
+
+
+def tuning_figure(path: PathLike, out: PathLike) -> Path:
+    """Rule plot_tuning: validation fair CRPS of every candidate of ``make tune``, the selected ones ringed.
+
+    path: the pooled table of :func:`diffscale.evaluation.selection.selection_files`.
+    """
+    df = pd.read_csv(path)
+    missing = {"kind", "batch_size", "lr", "steps", "nfe", "crps_fair", "rmse", "days", "selected"} - set(df.columns)
+    if missing:
+        raise io.DataValidationError(path, f"columns {sorted(missing)} missing (expected the tuning selection table)")
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
+    training, sampler = df[df["kind"] == "training"], df[df["kind"] == "sampler"]
+    for i, ((batch, lr), g) in enumerate(training.groupby(["batch_size", "lr"])):
+        g = g.sort_values("steps")
+        for ax, score in zip(axes[:2], ("crps_fair", "rmse")):
+            ax.plot(g["steps"], g[score], "o-", color=f"C{i % 10}", ms=4, label=f"batch {int(batch)}, lr {lr:g}")
+    if len(sampler):
+        s = sampler.sort_values("nfe")
+        axes[2].plot(s["nfe"], s["crps_fair"], "o-", color="C0", ms=4, label=f"{s['sampler'].iloc[0]}, fair CRPS")
+    for ax, part, x, score in ((axes[0], training, "steps", "crps_fair"), (axes[1], training, "steps", "rmse"),
+                               (axes[2], sampler, "nfe", "crps_fair")):
+        chosen = part[part["selected"].astype(bool)]
+        if len(chosen):
+            ax.plot(chosen[x], chosen[score], "o", ms=12, mfc="none", mec="k", mew=1.5, label="selected")
+    days = int(df["days"].max()) if len(df) else 0
+    titles = ("fair CRPS against training steps", "RMSE of the ensemble mean against training steps",
+              "fair CRPS against sampler NFE")
+    for ax, title, xlabel in zip(axes, titles, ("optimiser steps", "optimiser steps", "denoiser evaluations per sample")):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Tuned choices of the method on validation days only ({days} days pooled over regions and seasons), "
+                 "log10 space")
+    return save(fig, out)
