@@ -159,7 +159,7 @@ def _check_consistency(config: dict) -> None:
         if missing:
             raise ConfigError(f"config key data.local.{missing[0]}: required when data.source is local (give path and variable)")
         for name, field in data["local"].items():
-            if field and not glob.glob(os.path.expanduser(field["path"])):
+            if isinstance(field, dict) and not glob.glob(os.path.expanduser(field["path"])):
                 raise ConfigError(f"config key data.local.{name}.path: no file matches {field['path']!r}")
     _check_apply(config.get("apply", {}), data["source"])
 
