@@ -92,7 +92,8 @@ def test_blocks_of_n_steps():
 # ---------------------------------------------------------------- the config
 
 def base_config(**data):
-    files = {f: {"path": f"{f}.nc", "variable": "v"} for f in ("coarse", "fine", "elevation")}
+    # Paths that exist: the config check refuses a data.local path that matches no file.
+    files = {f: {"path": __file__, "variable": "v"} for f in ("coarse", "fine", "elevation")}
     return {"data": {"source": "local", "local": files} | data, "regions": {"r": {"lat": [30, 32], "lon": [60, 62]}},
             "seasons": {"ALL": list(range(1, 13))}}
 

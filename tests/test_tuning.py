@@ -17,8 +17,9 @@ import yaml
 
 from diffscale.core import io
 from diffscale.core.config import load_schema
-from diffscale.evaluation import tuning
-from diffscale.evaluation.selection import TUNING_COLUMNS, overlay, select, selection_files
+from diffscale.method import tuning
+from diffscale.core.tuning_table import TUNING_COLUMNS
+from diffscale.evaluation.selection import overlay, select, selection_files
 from diffscale.method.conditioning import load_season
 from diffscale.method.fit import load_encoder, train_model
 from diffscale.method.residual import load_model

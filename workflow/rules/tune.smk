@@ -1,5 +1,5 @@
 # `make tune`: the method's tuned choices selected on validation days only (config section
-# tuning; diffscale.evaluation.tuning and .selection). Not part of rule all: run the target
+# tuning; diffscale.method.tuning and .selection). Not part of rule all: run the target
 # rule tuning. The runs use the encoder and regression part of seed 0, which the workflow
 # trains anyway; test and beyond truth are never read.
 rule tune:

@@ -6,7 +6,7 @@ from _helpers import log_to
 
 import torch
 
-from diffscale.evaluation.tuning import tune_files
+from diffscale.method.tuning import tune_files
 
 log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

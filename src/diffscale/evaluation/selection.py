@@ -1,6 +1,6 @@
 """The documented selection rule of ``make tune`` (rule tuning_selection), on validation scores only.
 
-Input: the per region/season tables of rule tune (:mod:`diffscale.evaluation.tuning`),
+Input: the per region/season tables of rule tune (:mod:`diffscale.method.tuning`),
 whose scores are on validation days. For each kind of choice:
 
 * ``training``: (diffusion.batch_size, lr, steps); cost = steps x batch_size (samples seen);
@@ -26,11 +26,10 @@ import pandas as pd
 import yaml
 
 from diffscale.core import io
+from diffscale.core.tuning_table import TUNING_COLUMNS
 
 log = logging.getLogger("diffscale.evaluation.selection")
 
-TUNING_COLUMNS = ["kind", "batch_size", "lr", "steps", "sampler", "sampler_steps", "nfe", "crps_fair", "rmse",
-                  "sample_seconds", "train_seconds", "days", "members", "region", "season"]
 # The keys a choice of each kind is made of, and what it costs.
 CHOICES = {"training": ["batch_size", "lr", "steps"], "sampler": ["sampler", "sampler_steps", "nfe"]}
 SELECTION_COLUMNS = ["kind", "batch_size", "lr", "steps", "sampler", "sampler_steps", "nfe", "cost", "crps_fair",

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from diffscale.core import io, registry
-from diffscale.evaluation.selection import TUNING_COLUMNS
+from diffscale.core.tuning_table import TUNING_COLUMNS
 from diffscale.method import conditioning as cm
 from diffscale.method.conditioning import SeasonData, load_season
 from diffscale.method.devices import device, precision
@@ -39,7 +39,7 @@ from diffscale.method.fit import load_encoder, load_regressor, train_model
 from diffscale.method.residual import ResidualModel
 from diffscale.method.sampling import ensemble_scores, model_space, sampling_options, teacher_forced, timed
 
-log = logging.getLogger("diffscale.evaluation.tuning")
+log = logging.getLogger("diffscale.method.tuning")
 
 
 def step_candidates(tuning: dict, diffusion: dict) -> list[int]:
