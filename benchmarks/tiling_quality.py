@@ -13,8 +13,9 @@ the same boundaries beside it), the tile pixels computed per region pixel and so
 step, and the seconds it took. A tile at least as large as the region is one pass: no
 interior boundary, no seam to measure.
 
-Validation days by default (``--days val``): a sampling choice made from these numbers is
-not tuned on the test days. Prints figures; asserts nothing.
+Validation days by default (``--days val``), those the models validate on (no test day in
+their history, :func:`diffscale.method.conditioning.training_days`): a sampling choice made
+from these numbers reads no test truth. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 from diffscale.core import metrics
 from diffscale.core.config import load_config
 from diffscale.core.transform import to_metric_space
-from diffscale.method.conditioning import load_season
+from diffscale.method.conditioning import load_season, training_days
 from diffscale.method.residual import load_model
 from diffscale.method.sampling import teacher_forced
 from diffscale.method.tiling import Tiling, seam_ratio
@@ -61,7 +62,7 @@ def main() -> None:
     split = Path(a.results) / "split" / region
     data = load_season(split, season, cfg["data"]["variable"])
     model = load_model(Path(a.results) / "models" / region / season / "diffusion.s0.pt")
-    days = data.days[a.days]
+    days = training_days(data, "val", model.spec.history) if a.days == "val" else data.days["test"]
     members = a.members or s["members"]
     patch, halo = model.spec.patch, s["halo"]
     tilings = [tuple(x.split(":")) for x in a.tiling] or [(patch, 0.75), (patch, 0.5), (patch, 0.0), (2 * patch, 0.0),
