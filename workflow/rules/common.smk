@@ -358,14 +358,16 @@ def apply_output():
 
 
 def apply_days(name: str) -> int:
-    """The days of an apply entry (for job sizes): its period, or what its files hold (0 when unreadable)."""
+    """The steps of an apply entry (for job sizes): its period, or what its files hold (0 when unreadable)."""
     entry = APPLY[name]
     if "period" in entry:
-        return len(dio.days_in(*entry["period"]))
+        return len(timesteps.in_period(*entry["period"], STEP))
     from diffscale.data.sources.local import covered_days
 
     try:
-        return len(covered_days(entry["coarse"]["path"], entry["coarse"]["variable"]))
+        return len(
+            covered_days(entry["coarse"]["path"], entry["coarse"]["variable"], STEP)
+        )
     except dio.DataValidationError:
         return 0  # the job fails with the reason
 

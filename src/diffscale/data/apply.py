@@ -3,7 +3,7 @@
 An ``apply`` entry's coarse data (the user's files, or MERRA-2 months fetched for a
 period) become one file ``apply/{name}/coarse.nc`` laid out like a raw coarse month of
 the training record: the variable named ``data.variable``, lat/lon ascending, cut to the
-regions plus ``data.margin_deg``, one step a day. The models learned the training coarse
+regions plus ``data.margin_deg``, at the records' step (``data.step``). The models learned the training coarse
 record's variable on its grid, so the new data must be that variable, in the same units,
 on the same grid: anything else is refused with an error that names the file and what
 differs (variable, units, grid spacing or extent). The regrid stage then maps the file
