@@ -84,7 +84,8 @@ def test_the_ablation_overlay_adds_only_the_ablation_model():
         update_config(merged, overlay)  # what Snakemake does with several --configfile files
         cfg = validate_config(merged)
         plain = validate_config(base)
-        assert cfg["evaluation"]["models"] == [*plain["evaluation"]["models"], "diffusion_no_transfer"]
+        assert cfg["evaluation"]["models"] == [*plain["evaluation"]["models"], "diffusion_no_transfer",
+                                                "diffusion_from_coarse"]
         assert cfg["diffusion"] == plain["diffusion"] and cfg["regions"] == plain["regions"]
 
 

@@ -30,7 +30,7 @@ def build(name: str, residual: str = "regression") -> ResidualModel:
 
 
 def test_every_trained_model_has_a_class():
-    assert set(TRAINED) == {"unet", "vae", "transfer_unet", "diffusion_no_transfer", "diffusion"}
+    assert set(TRAINED) == {"unet", "vae", "transfer_unet", "diffusion_no_transfer", "diffusion", "diffusion_from_coarse"}
     for name in TRAINED:
         assert issubclass(model_class(name), ResidualModel)
     with pytest.raises(ValueError, match="not trained"):
@@ -70,7 +70,12 @@ def test_the_registry_pairs_each_diffusion_model_with_a_regressor_of_the_same_en
     assert registry.regression("diffusion", "regression") == "transfer_unet"
     assert registry.regression("diffusion_no_transfer", "regression") == "unet"
     assert registry.regression("diffusion", "coarse") is None
+    # the split's ablation has no regression part whatever diffusion.residual says
+    assert registry.regression("diffusion_from_coarse", "regression") is None
+    assert registry.entry("diffusion_from_coarse").uses_encoder
     for name in registry.of_family("diffusion"):
+        if name == "diffusion_from_coarse":
+            continue
         part = registry.entry(registry.entry(name).regression)
         assert part.family == "regressor" and not part.ensemble
         assert part.uses_encoder == registry.entry(name).uses_encoder
@@ -78,7 +83,7 @@ def test_the_registry_pairs_each_diffusion_model_with_a_regressor_of_the_same_en
         registry.regression("diffusion", "mean")
 
 
-@pytest.mark.parametrize("name", registry.of_family("diffusion"))
+@pytest.mark.parametrize("name", [n for n in registry.of_family("diffusion") if registry.entry(n).regression])
 def test_the_split_model_holds_its_regressor_and_adds_its_prediction(name, tmp_path):
     """Saved and loaded with its regressor; a member is the regressor's prediction from that member's own history
     plus the sampled residual: the coarse variant with the same denoiser draws the same residual onto the coarse field."""

@@ -33,6 +33,12 @@ def test_the_ablation_does_not_wait_for_the_encoder(tmp_path):
     # ... while the method does
     planned = job_stats(run_snakemake(tmp_path, config, "-n", "results/models/solo/winter/diffusion.s0.pt").stdout)
     assert planned.get("train_diffusion") == 1 and planned.get("pretrain_encoder") == 1, planned
+    # the split's ablation: the transfer encoder, but no regression part to wait for
+    proc = run_snakemake(tmp_path, tiny_config(evaluation={"models": ["diffusion_from_coarse"]}), "-n",
+                         "results/models/solo/winter/diffusion_from_coarse.s0.pt")
+    planned = job_stats(proc.stdout)
+    assert planned.get("train_diffusion") == 1 and planned.get("pretrain_encoder") == 1, planned
+    assert "train_baseline" not in planned, planned
 
 
 @pytest.mark.slow
@@ -85,11 +91,12 @@ def test_the_ablation_overlay_plans_the_ablation_on_the_demo(tmp_path):
     planned = job_stats(proc.stdout)
     demo = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     splits = [(r, s) for r in demo["regions"] for s in demo["seasons"]]
-    # the method and its ablation each trained and sampled in every region and season of the demo
-    assert planned["train_diffusion"] == 2 * len(splits) and planned["pretrain_encoder"] == len(splits)
+    # the method and its two ablations each trained and sampled in every region and season of the demo
+    assert planned["train_diffusion"] == 3 * len(splits) and planned["pretrain_encoder"] == len(splits)
     assert planned["train_baseline"] == 3 * len(splits)  # the demo's baselines are kept by the overlay
     for region, season in splits:
-        assert f"results/samples/{region}/{season}/diffusion_no_transfer/s0/test.nc" in proc.stdout
+        for model in ("diffusion_no_transfer", "diffusion_from_coarse"):
+            assert f"results/samples/{region}/{season}/{model}/s0/test.nc" in proc.stdout
     # without the overlay there is no ablation
     plain = run_snakemake(tmp_path, None, "-n", "--configfile", str(ROOT / "config/config.yaml"))
     assert job_stats(plain.stdout)["train_diffusion"] == len(splits) and "diffusion_no_transfer" not in plain.stdout

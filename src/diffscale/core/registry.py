@@ -12,7 +12,9 @@ Families:
   trained by rule ``train_diffusion``; an ensemble. Its ``regression`` is the regressor
   whose prediction it takes its residual from (config ``diffusion.residual: regression``,
   the CorrDiff split): the method's is ``transfer_unet``, the ablation's ``unet``, so the
-  ablation drops the transfer encoder from both parts;
+  ablation drops the transfer encoder from both parts. ``diffusion_from_coarse`` has none:
+  the method with its residual taken from the coarse field, whatever ``diffusion.residual``
+  says, so that the split is measured against the variant it replaced in the same run;
 * ``regressor``: a trained baseline (:mod:`diffscale.method.regressors`), rule
   ``train_baseline``; ``ensemble`` says whether it draws members (the vae) or predicts
   one field;
@@ -65,6 +67,9 @@ MODELS: dict[str, ModelEntry] = {m.name: m for m in (
                "the frozen transfer encoder's features decoded by a U-Net, MSE", "MSE"),
     ModelEntry("diffusion_no_transfer", "diffusion", False, True, "tab:orange", "diffscale.method.diffusion:DiffusionDownscaler",
                "the ablation: the method without the transfer encoder's features", "EDM loss", regression="unet"),
+    ModelEntry("diffusion_from_coarse", "diffusion", True, True, "tab:pink", "diffscale.method.diffusion:DiffusionDownscaler",
+               "the split's ablation: the method with its residual from the coarse field, no regression part",
+               "EDM loss"),
     ModelEntry("diffusion", "diffusion", True, True, "tab:red", "diffscale.method.diffusion:DiffusionDownscaler",
                "the method: frozen transfer encoder + conditional EDM diffusion", "EDM loss",
                regression="transfer_unet"),
@@ -86,7 +91,7 @@ def regression(name: str, residual: str) -> str | None:
     """The regressor whose prediction model ``name``'s residual is taken from; None: from coarse-on-fine.
 
     residual: the config's ``diffusion.residual`` (``regression`` or ``coarse``); only
-    diffusion models have a regression part.
+    diffusion models have a regression part, and ``diffusion_from_coarse`` never has one.
     """
     if residual not in ("regression", "coarse"):
         raise ValueError(f"diffusion.residual '{residual}' is not one of regression, coarse")
