@@ -131,3 +131,26 @@ def test_a_mismatched_regressor_is_named(tmp_path):
         load_model(tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="pass the trained regressor"):
         DiffusionDownscaler(model.spec)
+
+
+def test_bottleneck_features_are_the_encoders_middle_alone(tmp_path):
+    """encoder.features: bottleneck hands the models the middle's output only; the file records the choice and a
+    regression part with the other choice is refused."""
+    enc = ENC | {"features": "bottleneck"}
+    spec = ResidualSpec.from_config("transfer_unet", enc, NET, halo=1, scale=0.3)
+    model = model_class("transfer_unet")(spec)
+    assert spec.encoder_features == "bottleneck" and model.encoder.feature_channels == ENC["channels"][-1]
+    hist = torch.randn(2, ENC["history"], 8, 8)
+    feats = model.features(hist)
+    assert feats.shape == (2, ENC["channels"][-1], 8, 8)
+    # the levels' features end with the same middle output
+    levels = model_class("transfer_unet")(ResidualSpec.from_config("transfer_unet", ENC, NET, halo=1, scale=0.3),
+                                          model.encoder.unet)
+    torch.testing.assert_close(levels.features(hist)[:, -ENC["channels"][-1]:], feats)
+    assert levels.cond_channels - model.cond_channels == sum(ENC["channels"])
+    model.save(tmp_path / "transfer_unet.pt")
+    assert load_model(tmp_path / "transfer_unet.pt").spec.encoder_features == "bottleneck"
+    with pytest.raises(DataValidationError, match=r"transfer_unet\.pt: .*encoder_features"):
+        load_regressor(tmp_path / "transfer_unet.pt", "diffusion", ENC, NET, 1, None)
+    with pytest.raises(ValueError, match="encoder.features 'skip' is not one of levels, bottleneck"):
+        model_class("transfer_unet")(ResidualSpec.from_config("transfer_unet", ENC | {"features": "skip"}, NET, 1))

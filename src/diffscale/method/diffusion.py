@@ -47,7 +47,7 @@ from diffscale.method.residual import ResidualModel, ResidualSpec, model_class
 from diffscale.method.tiling import Tiling
 
 # What a regression part must share with the diffusion model it serves: the same days, crops and tiles.
-SHARED_SPEC = ("history", "patch", "halo", "encoder_channels", "encoder_attention", "static")
+SHARED_SPEC = ("history", "patch", "halo", "encoder_channels", "encoder_attention", "encoder_features", "static")
 
 
 def check_regression_part(spec: ResidualSpec, regressor: ResidualModel | None, encoder: UNet | None = None) -> None:

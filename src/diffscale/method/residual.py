@@ -68,6 +68,9 @@ class ResidualSpec:
     # The static fields of the raw condition, in channel order (the split's); model files
     # written before they were recorded were all trained with elevation.
     static: tuple[str, ...] = ("elevation",)
+    # Which encoder outputs the model receives (encoder.features); files written before the
+    # choice existed received every level.
+    encoder_features: str = "levels"
 
     @classmethod
     def from_config(cls, name: str, enc: dict, cfg: dict, halo: int, scale: float = 1.0,
@@ -83,7 +86,8 @@ class ResidualSpec:
                    encoder_channels=tuple(enc["channels"]), encoder_attention=enc["attention"],
                    channels=tuple(cfg["channels"]), blocks=cfg["blocks"], attention=cfg["attention"],
                    uses_encoder=entry.uses_encoder, scale=scale,
-                   latent_channels=cfg.get("latent_channels", 4), regressor=regressor, static=tuple(static))
+                   latent_channels=cfg.get("latent_channels", 4), regressor=regressor, static=tuple(static),
+                   encoder_features=enc.get("features", "levels"))
 
     @classmethod
     def from_dict(cls, saved: dict) -> ResidualSpec:
@@ -104,7 +108,7 @@ class ResidualModel(nn.Module):
         if spec.uses_encoder:
             if encoder is None:  # a saved model: the weights come from its state
                 encoder = encoder_unet(spec.history, spec.encoder_channels, spec.encoder_attention)
-            self.encoder: TransferEncoder | None = TransferEncoder(encoder)
+            self.encoder: TransferEncoder | None = TransferEncoder(encoder, spec.encoder_features)
         else:
             self.encoder = None
 

@@ -56,11 +56,21 @@ def encoder_unet(history: int, channels: tuple[int, ...], attention: bool = True
     return TemporalUNet(history, tuple(channels), attention=attention)
 
 
-class TransferEncoder(nn.Module):
-    """(B, history, P, P) scaled fine history -> (B, feature_channels, P, P); frozen, no grad."""
+FEATURES = ("levels", "bottleneck")
 
-    def __init__(self, unet: TemporalUNet):
+
+class TransferEncoder(nn.Module):
+    """(B, history, P, P) scaled fine history -> (B, feature_channels, P, P); frozen, no grad.
+
+    features: ``levels``, every level's output (full resolution first, the middle last);
+    ``bottleneck``, the middle's output alone (config ``encoder.features``).
+    """
+
+    def __init__(self, unet: TemporalUNet, features: str = "levels"):
         super().__init__()
+        if features not in FEATURES:
+            raise ValueError(f"encoder.features '{features}' is not one of {', '.join(FEATURES)}")
+        self.features = features
         self.unet = unet
         self.unet.requires_grad_(False)
         self.unet.eval()
@@ -71,7 +81,8 @@ class TransferEncoder(nn.Module):
 
     @property
     def feature_channels(self) -> int:
-        return sum(self.unet.channels) + self.unet.channels[-1]
+        deepest = self.unet.channels[-1]
+        return deepest if self.features == "bottleneck" else sum(self.unet.channels) + deepest
 
     def train(self, mode: bool = True) -> "TransferEncoder":
         # Frozen: GroupNorm has no running stats, but keep dropout etc. off whatever the caller does.
@@ -81,5 +92,7 @@ class TransferEncoder(nn.Module):
     def forward(self, history: torch.Tensor) -> torch.Tensor:
         size = history.shape[-2:]
         feats = self.unet.encode(history)
+        if self.features == "bottleneck":
+            feats = feats[-1:]
         return torch.cat([f if f.shape[-2:] == size else F.interpolate(f, size=size, mode="bilinear", align_corners=False)
                           for f in feats], dim=1)
