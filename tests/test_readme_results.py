@@ -24,6 +24,27 @@ def test_the_readme_shows_exactly_the_demo_snapshot():
     assert rt.readme_block(README) == rt.render(SNAPSHOT, "docs/results")
 
 
+@pytest.mark.parametrize("name", [n for n in rt.BLOCKS if n])
+def test_the_readme_shows_exactly_each_runs_snapshot(name):
+    # the ablation's and the transport twin's blocks, each from its own snapshot (make ablation, make transport)
+    assert rt.readme_block(README, name) == rt.render_block(name, ROOT)
+
+
+def test_a_named_block_shows_its_models_only_and_leaves_the_others(snapshot, tmp_path):
+    metrics_dir, readme = snapshot
+    start, end = rt.BLOCKS["ablation"].markers
+    readme.write_text(readme.read_text() + f"\n{start}\nold ablation\n{end}\n")
+    demo = rt.refresh(metrics_dir, tmp_path / "docs/results", readme)
+    ablation = rt.refresh(metrics_dir, tmp_path / "docs/results/ablation", readme, "docs/results/ablation", "ablation")
+    assert rt.readme_block(readme) == demo and rt.readme_block(readme, "ablation") == ablation
+    assert "| vae |" in demo and "| diffusion |" in demo
+    # only the diffusion models: the method's rows, none of the baselines'
+    assert "| diffusion |" in ablation and "vae" not in ablation and "bicubic" not in ablation
+    assert "docs/results/ablation/summary.csv" in ablation
+    assert rt.render(tmp_path / "none", "docs/results/transport", None, "transport").startswith(
+        "No results are recorded yet: `make transport`")
+
+
 @pytest.fixture
 def snapshot(tmp_path):
     """summary.csv and comparisons.csv of a small scored period, written as the workflow writes them."""

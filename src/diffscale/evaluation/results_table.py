@@ -10,7 +10,12 @@ refreshed without its table, fails them.
 A difference between a model and the method is stated only with its paired interval, and a
 model is called better only where that interval excludes 0.
 
-Command line (what ``make readme-results`` runs)::
+The README has one block per run it reports (:data:`BLOCKS`), each between its own markers and
+from its own snapshot: the demo's (``make demo``), the ablations' rows of the demo with
+``config/ablation.yaml`` (``make ablation``), and the transport twin's (``make transport``).
+
+Command line (what ``make readme-results`` runs; ``--block ablation`` or ``--block transport``
+for the other blocks, whose snapshots are ``docs/results/ablation`` and ``docs/results/transport``)::
 
     python -m diffscale.evaluation.results_table --metrics results/metrics --snapshot docs/results --readme README.md
     python -m diffscale.evaluation.results_table --snapshot docs/results --readme README.md --check
@@ -23,6 +28,7 @@ import math
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -31,11 +37,42 @@ from diffscale.core import io, registry
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
+
+
+@dataclass(frozen=True)
+class Block:
+    """One results block of the README: its markers' name, its snapshot, which models it shows."""
+
+    name: str  # "" for the demo's block (markers results:start / results:end)
+    snapshot: str  # the snapshot folder, relative to the repository
+    target: str  # the make target that runs it and refreshes the block
+    models: tuple[str, ...] | None = None  # rows shown (summary and comparisons); None: every model
+
+    @property
+    def markers(self) -> tuple[str, str]:
+        if not self.name:
+            return START, END
+        return f"<!-- results:{self.name}:start -->", f"<!-- results:{self.name}:end -->"
+
+
+BLOCKS = {b.name: b for b in (
+    Block("", "docs/results", "demo"),
+    # The demo's own rows are the demo block's: this one shows the method and its two ablations.
+    Block("ablation", "docs/results/ablation", "ablation", ("diffusion", "diffusion_no_transfer", "diffusion_from_coarse")),
+    Block("transport", "docs/results/transport", "transport"),
+)}
 FILES = ("summary.csv", "comparisons.csv")
 WITH_INTERVALS = (("rmse", "RMSE"), ("crps_fair", "CRPS (fair)"), ("r2", "R2"))
 PLAIN = (("spread_skill", "spread/skill"), ("spectral_ratio", "spectral ratio"))
 NO_SNAPSHOT = ("No demo results are recorded yet: `make demo` runs the demo and writes its tables here "
                "(from `docs/results/`).")
+
+
+def _no_snapshot(label: str, target: str) -> str:
+    if target == "demo":
+        return NO_SNAPSHOT
+    return (f"No results are recorded yet: `make {target}` runs it and writes its tables here "
+            f"(from `{label}/`).")
 
 PathLike = str | os.PathLike
 
@@ -72,19 +109,24 @@ def _read(snapshot: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frames[0], frames[1]
 
 
-def render(snapshot: PathLike, label: str = "docs/results") -> str:
+def render(snapshot: PathLike, label: str = "docs/results", models: tuple[str, ...] | None = None,
+           target: str = "demo") -> str:
     """The README's results block (without the markers) from the snapshot's two files; a note where there are none.
 
     label: how the block names the snapshot folder (the path relative to the repository).
+    models: only these models' rows (None: every model). target: the make target the note names.
     """
     snapshot = Path(snapshot)
     present = [(snapshot / name).exists() for name in FILES]
     if not any(present):
-        return NO_SNAPSHOT
+        return _no_snapshot(label, target)
     if not all(present):
         missing = [name for name, there in zip(FILES, present) if not there]
         raise io.DataValidationError(snapshot / missing[0], "missing: the snapshot needs both " + " and ".join(FILES))
     summary, comparisons = _read(snapshot)
+    if models is not None:
+        summary = summary[summary["model"].isin(models)]
+        comparisons = comparisons[comparisons["model"].isin(models)]
     seeds = sorted({int(s) for s in summary["seeds"]}) if "seeds" in summary else [1]
     over = "days and seeds" if max(seeds) > 1 else "days"
     lines = [f"Scores from `{label}/summary.csv` (log10 space): the mean over training seeds, with the "
@@ -113,61 +155,75 @@ def render(snapshot: PathLike, label: str = "docs/results") -> str:
     return "\n".join(lines)
 
 
-def _split(text: str, readme: PathLike) -> tuple[str, str, str]:
-    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
-        raise io.DataValidationError(readme, f"needs one '{START}' line followed by one '{END}' line")
-    head, rest = text.split(START)
-    block, tail = rest.split(END)
+def _split(text: str, readme: PathLike, name: str = "") -> tuple[str, str, str]:
+    start, end = BLOCKS[name].markers
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise io.DataValidationError(readme, f"needs one '{start}' line followed by one '{end}' line")
+    head, rest = text.split(start)
+    block, tail = rest.split(end)
     return head, block, tail
 
 
-def readme_block(readme: PathLike) -> str:
-    """What the README holds between its markers, without the blank lines around it."""
-    return _split(Path(readme).read_text(), readme)[1].strip("\n")
+def readme_block(readme: PathLike, name: str = "") -> str:
+    """What the README holds between the markers of block ``name``, without the blank lines around it."""
+    return _split(Path(readme).read_text(), readme, name)[1].strip("\n")
 
 
-def write_readme(readme: PathLike, block: str) -> None:
-    head, _, tail = _split(Path(readme).read_text(), readme)
+def write_readme(readme: PathLike, block: str, name: str = "") -> None:
+    head, _, tail = _split(Path(readme).read_text(), readme, name)
+    start, end = BLOCKS[name].markers
     with io.atomic_path(readme) as tmp:
-        Path(tmp).write_text(f"{head}{START}\n{block}\n{END}{tail}")
+        Path(tmp).write_text(f"{head}{start}\n{block}\n{end}{tail}")
         shutil.copymode(readme, tmp)
 
 
-def refresh(metrics: PathLike, snapshot: PathLike, readme: PathLike, label: str = "docs/results") -> str:
-    """Copy a run's summary.csv and comparisons.csv into the snapshot and rewrite the README's block from it."""
+def render_block(name: str, root: PathLike = ".") -> str:
+    """Block ``name`` of :data:`BLOCKS` rendered from its snapshot under the repository ``root``."""
+    b = BLOCKS[name]
+    return render(Path(root) / b.snapshot, b.snapshot, b.models, b.target)
+
+
+def refresh(metrics: PathLike, snapshot: PathLike, readme: PathLike, label: str = "docs/results",
+            block: str = "") -> str:
+    """Copy a run's summary.csv and comparisons.csv into the snapshot and rewrite the README's block ``block`` from it."""
     metrics, snapshot = Path(metrics), Path(snapshot)
     for name in FILES:
         if not (metrics / name).exists():
             raise io.DataValidationError(metrics / name, "missing: run the workflow first (make demo)")
-    _split(Path(readme).read_text(), readme)  # the markers, before anything is copied
+    _split(Path(readme).read_text(), readme, block)  # the markers, before anything is copied
     snapshot.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         with io.atomic_path(snapshot / name) as tmp:
             shutil.copyfile(metrics / name, tmp)
             shutil.copymode(metrics / name, tmp)
-    block = render(snapshot, label)
-    write_readme(readme, block)
-    return block
+    b = BLOCKS[block]
+    text = render(snapshot, label, b.models, b.target)
+    write_readme(readme, text, block)
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m diffscale.evaluation.results_table", description=__doc__.split("\n")[0])
     ap.add_argument("--metrics", help="a run's results/metrics: copy its tables into the snapshot first")
-    ap.add_argument("--snapshot", default="docs/results", help="the snapshot folder (default docs/results)")
+    ap.add_argument("--block", default="", choices=list(BLOCKS),
+                    help="which of the README's blocks (default: the demo's; ablation, transport)")
+    ap.add_argument("--snapshot", help="the snapshot folder (default: the block's, docs/results for the demo)")
     ap.add_argument("--readme", default="README.md")
     ap.add_argument("--check", action="store_true", help="only check that the README's block renders the snapshot")
     a = ap.parse_args(argv)
-    label = Path(a.snapshot).as_posix()
+    b = BLOCKS[a.block]
+    snapshot = a.snapshot or b.snapshot
+    label = Path(snapshot).as_posix()
     if a.check:
-        if readme_block(a.readme) != render(a.snapshot, label):
-            print(f"{a.readme}: the results block differs from {a.snapshot}; run make readme-results", file=sys.stderr)
+        if readme_block(a.readme, a.block) != render(snapshot, label, b.models, b.target):
+            print(f"{a.readme}: the results block differs from {snapshot}; run make {b.target}", file=sys.stderr)
             return 1
         return 0
     if a.metrics is None:
-        write_readme(a.readme, render(a.snapshot, label))
+        write_readme(a.readme, render(snapshot, label, b.models, b.target), a.block)
     else:
-        refresh(a.metrics, a.snapshot, a.readme, label)
-    print(f"{a.readme}: results tables written from {a.snapshot}")
+        refresh(a.metrics, snapshot, a.readme, label, a.block)
+    print(f"{a.readme}: results tables written from {snapshot}")
     return 0
 
 
