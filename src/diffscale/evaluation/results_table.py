@@ -12,10 +12,11 @@ model is called better only where that interval excludes 0.
 
 The README has one block per run it reports (:data:`BLOCKS`), each between its own markers and
 from its own snapshot: the demo's (``make demo``), the ablations' rows of the demo with
-``config/ablation.yaml`` (``make ablation``), and the transport twin's (``make transport``).
+``config/ablation.yaml`` (``make ablation``), the transport twin's (``make transport``) and
+its bottleneck-features experiment's (``make transport-bottleneck``).
 
-Command line (what ``make readme-results`` runs; ``--block ablation`` or ``--block transport``
-for the other blocks, whose snapshots are ``docs/results/ablation`` and ``docs/results/transport``)::
+Command line (what ``make readme-results`` runs; ``--block NAME`` for the other blocks,
+whose snapshots are ``docs/results/NAME``)::
 
     python -m diffscale.evaluation.results_table --metrics results/metrics --snapshot docs/results --readme README.md
     python -m diffscale.evaluation.results_table --snapshot docs/results --readme README.md --check
@@ -60,6 +61,9 @@ BLOCKS = {b.name: b for b in (
     # The demo's own rows are the demo block's: this one shows the method and its two ablations.
     Block("ablation", "docs/results/ablation", "ablation", ("diffusion", "diffusion_no_transfer", "diffusion_from_coarse")),
     Block("transport", "docs/results/transport", "transport"),
+    # An experiment: the transfer models with the encoder's bottleneck alone, beside the ablation.
+    Block("transport_bottleneck", "docs/results/transport_bottleneck", "transport-bottleneck",
+          ("unet", "transfer_unet", "diffusion", "diffusion_no_transfer")),
 )}
 FILES = ("summary.csv", "comparisons.csv")
 WITH_INTERVALS = (("rmse", "RMSE"), ("crps_fair", "CRPS (fair)"), ("r2", "R2"))
@@ -206,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m diffscale.evaluation.results_table", description=__doc__.split("\n")[0])
     ap.add_argument("--metrics", help="a run's results/metrics: copy its tables into the snapshot first")
     ap.add_argument("--block", default="", choices=list(BLOCKS),
-                    help="which of the README's blocks (default: the demo's; ablation, transport)")
+                    help="which of the README's blocks (default: the demo's)")
     ap.add_argument("--snapshot", help="the snapshot folder (default: the block's, docs/results for the demo)")
     ap.add_argument("--readme", default="README.md")
     ap.add_argument("--check", action="store_true", help="only check that the README's block renders the snapshot")
