@@ -63,7 +63,7 @@ def run_snakemake(workdir: Path, config: dict | None, *args: str, check: bool = 
 
 
 # The models of the whole-chain run below: the method, its ablation and a baseline.
-FULL_RUN_MODELS = ["bicubic", "diffusion", "diffusion_no_transfer"]
+FULL_RUN_MODELS = ["bicubic", "diffusion", "diffusion_no_transfer", "diffusion_from_coarse"]
 
 
 def full_run_config() -> dict:

@@ -64,6 +64,15 @@ def test_the_ablation_is_trained_sampled_and_scored_beside_the_method(ablation_d
     curves = [pd.read_csv(res / f"models/solo/winter/{m}.s0_loss.csv") for m in ("diffusion", "diffusion_no_transfer")]
     assert curves[0]["step"].tolist() == curves[1]["step"].tolist() == list(range(1, 21))
     assert curves[0]["val_loss"].notna().sum() == curves[1]["val_loss"].notna().sum()  # validated as often
+    # The split's ablation: the transfer encoder, no regression part, its residual from the coarse field.
+    split = torch.load(res / "models/solo/winter/diffusion_from_coarse.s0.pt", weights_only=False)
+    assert split["spec"]["uses_encoder"] is True and split["spec"]["regressor"] is None and not split.get("regressor")
+    assert not any(k.startswith("regressor.") for k in split["state"]) and split["steps"] == method["steps"]
+    for model, source in (("diffusion", "transfer_unet prediction"), ("diffusion_from_coarse", "coarse field")):
+        assert xr.open_dataset(res / f"samples/solo/winter/{model}/s0/test.nc").attrs["residual_from"] == source
+    assert {("diffusion_from_coarse", p) for p in ("test", "beyond")} <= rows
+    comparisons = pd.read_csv(res / "metrics/comparisons.csv")
+    assert {"diffusion_no_transfer", "diffusion_from_coarse"} <= set(comparisons["model"])
     # The product stays the method's
     product = xr.open_dataset(res / "downscaled/solo.nc")
     assert json.loads(product.attrs["model_checkpoints"]) == {"winter": "results/models/solo/winter/diffusion.s0.pt"}
