@@ -4,7 +4,10 @@ Its features of the previous ``history`` fine days condition the diffusion model
 level's output (full resolution first, the 4x4-ish middle last) is upsampled
 bilinearly to the patch and concatenated, so both the fine detail of recent days
 (shallow levels) and the encoder's large-scale temporal summary (deep levels) reach
-the denoiser. Its pretraining task is :class:`diffscale.method.tasks.NextDayTask`.
+the denoiser (``encoder.features: levels``, the default); ``bottleneck`` hands on the
+middle's output alone, since the shallow levels largely repeat the history days the models
+also receive (README, "Why transfer does not help here"). Its pretraining task is
+:class:`diffscale.method.tasks.NextDayTask`.
 
 The pretrained network (:class:`TemporalUNet`) standardises its input days with the mean
 and standard deviation of the pretraining's training days (buffers saved with its weights,
