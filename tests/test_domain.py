@@ -122,3 +122,60 @@ def test_pooled_distance_of_a_million_float32_values_is_exact():
     a = rng.random(1_000_000).astype(np.float32)
     b = a + np.float32(0.05)  # a pure shift: W1 = 0.05
     assert pooled_w1(a, b) == pytest.approx(0.05, rel=1e-5)
+
+
+def _record_files(tmp_path, years: int, seed: int = 5):
+    """fine.nc (Feb 2001 - Jan 2002) and coarse_on_fine.nc (``years`` from 2000) on a 24 x 24 grid, as rule split_region writes them."""
+    from diffscale.core import io
+
+    rng = np.random.default_rng(seed)
+    lat, lon = np.linspace(30, 31.5, 24), np.linspace(60, 61.5, 24)
+    fine_days = pd.date_range("2001-02-01", "2002-01-31")
+    coarse_days = pd.date_range("2000-01-01", f"{2000 + years - 1}-12-31")
+    coarse = np.exp(rng.normal(-3.8, 0.5, size=(coarse_days.size, 24, 24))).astype(np.float32)
+    fine = (coarse[coarse_days.get_indexer(fine_days)] * np.exp(rng.normal(0, 0.3, size=(fine_days.size, 24, 24)))
+            ).astype(np.float32)
+    paths = {}
+    for name, values, days in (("fine", fine, fine_days), ("coarse_on_fine", coarse, coarse_days)):
+        paths[name] = io.write_netcdf(io.field_dataset(values, days, lat, lon, "AOD", {"units": "1"}),
+                                      tmp_path / f"{name}.nc", chunks={"time": 1})
+    return paths, (fine, fine_days, coarse, coarse_days)
+
+
+SEASONS = {"DJF": [12, 1, 2], "JJA": [6, 7, 8]}
+
+
+def test_the_files_coarse_record_read_in_slabs_gives_the_in_memory_distances_to_the_bit(tmp_path):
+    from diffscale.data.domain import analyse_files
+
+    paths, (fine, fine_days, coarse, coarse_days) = _record_files(tmp_path, 4)
+    args = (SEASONS, True, 1e-6, 8, 16, [0, 1], 200)
+    streamed = analyse_files(str(paths["fine"]), str(paths["coarse_on_fine"]), "AOD", "r", *args,
+                             str(tmp_path / "w.csv"))[0]
+    held = analyse(fine, fine_days, coarse, coarse_days, *args)
+    assert [r.season for r in streamed] == ["DJF", "JJA", "all"]
+    for a, b in zip(streamed, held):
+        assert a.pooled == b.pooled and np.array_equal(a.per_day, b.per_day)
+        assert np.array_equal(a.pixel_map, b.pixel_map) and np.array_equal(a.sliced, b.sliced)
+    # the pooled distance really is the whole record's: other than the fine days' alone
+    alone = analyse(fine, fine_days, coarse[coarse_days.get_indexer(fine_days)], fine_days, *args)
+    assert all(a.pooled != b.pooled for a, b in zip(streamed, alone))
+
+
+def test_the_domain_rules_memory_does_not_grow_with_the_coarse_records_length(tmp_path):
+    """Nine years of coarse record cost what three cost: the rule holds the fine record and slabs of the coarse one."""
+    import tracemalloc
+
+    from diffscale.data.domain import analyse_files
+
+    peaks = {}
+    for years in (3, 9):
+        (tmp_path / str(years)).mkdir()
+        paths = _record_files(tmp_path / str(years), years)[0]
+        tracemalloc.start()
+        analyse_files(str(paths["fine"]), str(paths["coarse_on_fine"]), "AOD", "r", SEASONS, True, 1e-6, 8, 16, [0],
+                      200, str(tmp_path / f"{years}.csv"))
+        peaks[years] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    six_years = 6 * 365 * 24 * 24 * 4  # bytes of the longer record's extra float32 values
+    assert peaks[9] - peaks[3] < 0.1 * six_years, peaks  # holding the record would add them once at least

@@ -17,12 +17,14 @@ lo/hi over both), the coarse one on the fine grid. Then:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import ot
 import pandas as pd
+import xarray as xr
 
 from diffscale.core import io
 from diffscale.core.transform import model_value
@@ -50,9 +52,14 @@ def joint_minmax(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     """Scale all arrays with one min and max taken over all of them together."""
     lo = min(float(np.nanmin(a)) for a in arrays)
     hi = max(float(np.nanmax(a)) for a in arrays)
+    return tuple(minmax_scaled(a, lo, hi) for a in arrays)
+
+
+def minmax_scaled(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """(a - lo) / (hi - lo) in a's own dtype."""
     if not hi > lo:
         raise ValueError(f"cannot min-max scale: every value is {lo}")
-    return tuple(((a - a.dtype.type(lo)) / a.dtype.type(hi - lo)) for a in arrays)
+    return (a - a.dtype.type(lo)) / a.dtype.type(hi - lo)
 
 
 def _f64(x: np.ndarray) -> np.ndarray:
@@ -95,17 +102,38 @@ def pooled_w1(fine: np.ndarray, coarse: np.ndarray, bins: int = POOLED_BINS) -> 
     hi = max(float(np.nanmax(fine)), float(np.nanmax(coarse)))
     if not hi > lo:
         return 0.0
-    cdfs = []
-    for values in (fine, coarse):
+    a, b = Histogram(lo, hi, bins), Histogram(lo, hi, bins)
+    a.add(fine)
+    b.add(coarse)
+    return a.w1(b)
+
+
+class Histogram:
+    """Counts of values on ``bins`` equal bins over [lo, hi], added a slab at a time, so the
+    pooled distance of a 25-year record never holds the record."""
+
+    def __init__(self, lo: float, hi: float, bins: int = POOLED_BINS):
+        self.lo, self.hi, self.bins = lo, hi, bins
+        self.counts = np.zeros(bins, dtype=np.int64)
+
+    def add(self, values: np.ndarray) -> None:
+        if not self.hi > self.lo:  # one value only: every distance is 0
+            return
         flat = np.ravel(values)
-        counts = np.zeros(bins, dtype=np.int64)
         for start in range(0, flat.size, 1 << 24):  # chunks keep the bin indices small in memory
             chunk = flat[start:start + (1 << 24)]
             chunk = chunk[~np.isnan(chunk)]
-            index = ((chunk - lo) * (bins / (hi - lo))).astype(np.int64)
-            counts += np.bincount(np.minimum(index, bins - 1), minlength=bins)
-        cdfs.append(np.cumsum(counts) / counts.sum())
-    return float(np.abs(cdfs[0] - cdfs[1]).sum() * (hi - lo) / bins)
+            index = ((chunk - self.lo) * (self.bins / (self.hi - self.lo))).astype(np.int64)
+            self.counts += np.bincount(np.minimum(index, self.bins - 1), minlength=self.bins)
+
+    def w1(self, other: Histogram) -> float:
+        """W1 between the two histograms' values (same grid), to within one bin width."""
+        if (self.lo, self.hi, self.bins) != (other.lo, other.hi, other.bins):
+            raise ValueError("histograms on different grids")
+        if not self.hi > self.lo:
+            return 0.0
+        cdf_a, cdf_b = (np.cumsum(h.counts) / h.counts.sum() for h in (self, other))
+        return float(np.abs(cdf_a - cdf_b).sum() * (self.hi - self.lo) / self.bins)
 
 
 def standardised_patches(x: np.ndarray, k: int) -> np.ndarray:
@@ -163,6 +191,48 @@ class SeasonDistances:
                 "sliced_std": float(self.sliced.std(ddof=1)) if self.sliced.size > 1 else 0.0}
 
 
+class ArrayRecord:
+    """A coarse record held in memory, read as :class:`FileRecord` reads a file: in slabs of days."""
+
+    def __init__(self, values: np.ndarray, days: pd.DatetimeIndex, slab: int = 31):
+        self.values, self.days, self.slab = values, pd.DatetimeIndex(days), slab
+
+    def slabs(self) -> Iterator[tuple[pd.DatetimeIndex, np.ndarray]]:
+        for start in range(0, len(self.days), self.slab):
+            yield self.days[start:start + self.slab], self.values[start:start + self.slab]
+
+    def on(self, days: pd.DatetimeIndex) -> np.ndarray:
+        return self.values[self.days.get_indexer(days)]
+
+
+class FileRecord(ArrayRecord):
+    """A region's coarse record on its fine grid (coarse_on_fine.nc), read a month of days at a
+    time: memory holds a slab, not the 25 years (~6 GB for a paper region)."""
+
+    def __init__(self, path: str | os.PathLike, variable: str, slab: int = 31):
+        self.path, self.variable, self.slab = path, variable, slab
+        io.validate_field(io.open_dataset(path, times=pd.DatetimeIndex([])), variable, path)  # names and axes
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            self.days = pd.DatetimeIndex(ds["time"].values)
+            self.lat, self.lon = ds["lat"].values, ds["lon"].values
+        if len(self.days) > 1 and not (np.diff(self.days.values) > np.timedelta64(0)).all():
+            raise io.DataValidationError(path, "coordinate 'time' is not strictly increasing")
+
+    def _read(self, index) -> np.ndarray:
+        with xr.open_dataset(self.path, engine="netcdf4") as ds:
+            values = np.asarray(ds[self.variable].isel(time=index).values)
+        if np.isinf(values).any():
+            raise io.DataValidationError(self.path, f"variable '{self.variable}' holds infinite values")
+        return values
+
+    def slabs(self) -> Iterator[tuple[pd.DatetimeIndex, np.ndarray]]:
+        for start in range(0, len(self.days), self.slab):
+            yield self.days[start:start + self.slab], self._read(slice(start, start + self.slab))
+
+    def on(self, days: pd.DatetimeIndex) -> np.ndarray:
+        return self._read(self.days.get_indexer(days))
+
+
 def analyse(fine: np.ndarray, fine_days: pd.DatetimeIndex, coarse: np.ndarray, coarse_days: pd.DatetimeIndex,
             seasons: dict[str, Sequence[int]], log10: bool, floor: float, patch_size: int, projections: int,
             seeds: Sequence[int], max_patches: int) -> list[SeasonDistances]:
@@ -171,21 +241,56 @@ def analyse(fine: np.ndarray, fine_days: pd.DatetimeIndex, coarse: np.ndarray, c
     ``fine`` (T_f, ny, nx) over ``fine_days``; ``coarse`` (T_c, ny, nx) on the same grid
     over ``coarse_days``, which must include every fine day.
     """
-    fine_days, coarse_days = pd.DatetimeIndex(fine_days), pd.DatetimeIndex(coarse_days)
-    lacking = fine_days.difference(coarse_days)
+    return analyse_record(fine, fine_days, ArrayRecord(coarse, coarse_days), seasons, log10, floor, patch_size,
+                          projections, seeds, max_patches)
+
+
+def analyse_record(fine: np.ndarray, fine_days: pd.DatetimeIndex, coarse: ArrayRecord,
+                   seasons: dict[str, Sequence[int]], log10: bool, floor: float, patch_size: int, projections: int,
+                   seeds: Sequence[int], max_patches: int) -> list[SeasonDistances]:
+    """:func:`analyse` with the coarse record read in slabs, twice (its range, then its
+    histograms): memory holds the fine record and the coarse one on the fine days, whatever
+    the coarse record's length. Equal to the in-memory analysis to the bit."""
+    fine_days = pd.DatetimeIndex(fine_days)
+    lacking = fine_days.difference(coarse.days)
     if lacking.size:
         raise ValueError(f"the coarse record lacks {lacking.size} fine day(s), first {lacking[0].date()}")
-    f, c = joint_minmax(log_transform(fine, log10, floor), log_transform(coarse, log10, floor))
-    overlap = coarse_days.get_indexer(fine_days)  # the coarse days matching each fine day
-    results = []
+    # The joint range, and each calendar month's coarse range (a season's pooled range below).
+    month_lo, month_hi = {}, {}
+    for days, values in coarse.slabs():
+        lc = log_transform(values, log10, floor)
+        for m in np.unique(days.month):
+            part = lc[np.asarray(days.month == m)]
+            month_lo[m] = min(month_lo.get(m, np.inf), float(np.nanmin(part)))
+            month_hi[m] = max(month_hi.get(m, -np.inf), float(np.nanmax(part)))
+    lf = log_transform(fine, log10, floor)
+    lo, hi = min(float(np.nanmin(lf)), min(month_lo.values())), max(float(np.nanmax(lf)), max(month_hi.values()))
+    f = minmax_scaled(lf, lo, hi)
+    del lf
+    c = minmax_scaled(log_transform(coarse.on(fine_days), log10, floor), lo, hi)  # (T_f, ny, nx): the fine days
+    dtype = f.dtype.type
+    plans = []
     for name, months in [*seasons.items(), ("all", list(range(1, 13)))]:
         fsel = np.flatnonzero(fine_days.month.isin(list(months)))
-        csel = np.flatnonzero(coarse_days.month.isin(list(months)))
         if fsel.size == 0:
             continue
-        f_s, c_s = f[fsel], c[overlap[fsel]]  # (T, ny, nx) each, same days
+        f_s, in_season = f[fsel], [m for m in months if m in month_lo]
+        # the scaled coarse min (max) is the scaled log min (max): the scaling is monotone
+        c_lo = float(minmax_scaled(np.array([min(month_lo[m] for m in in_season)], dtype=dtype), lo, hi)[0])
+        c_hi = float(minmax_scaled(np.array([max(month_hi[m] for m in in_season)], dtype=dtype), lo, hi)[0])
+        p_lo, p_hi = min(float(np.nanmin(f_s)), c_lo), max(float(np.nanmax(f_s)), c_hi)
+        pooled = (Histogram(p_lo, p_hi), Histogram(p_lo, p_hi))
+        pooled[0].add(f_s)
+        plans.append((name, list(months), fsel, pooled))
+    for days, values in coarse.slabs():
+        scaled = minmax_scaled(log_transform(values, log10, floor), lo, hi)
+        for _, months, _, pooled in plans:
+            pooled[1].add(scaled[np.asarray(days.month.isin(months))])
+    results = []
+    for name, _, fsel, (hist_f, hist_c) in plans:
+        f_s, c_s = f[fsel], c[fsel]  # (T, ny, nx) each, same days
         results.append(SeasonDistances(
-            season=name, days=fine_days[fsel], per_day=per_day_w1(f_s, c_s), pooled=pooled_w1(f_s, c[csel]),
+            season=name, days=fine_days[fsel], per_day=per_day_w1(f_s, c_s), pooled=hist_f.w1(hist_c),
             pixel_map=per_pixel_w1(f_s, c_s),
             sliced=sliced_w(f_s, c_s, patch_size, projections, seeds, max_patches)))
     return results
@@ -203,9 +308,11 @@ def analyse_files(fine_path: str, coarse_on_fine_path: str, variable: str, regio
     Returns the results and the grid's lat and lon, for the figures.
     """
     fine = io.read_field(fine_path, variable)
-    coarse = io.read_field(coarse_on_fine_path, variable)
-    results = analyse(fine.values, pd.DatetimeIndex(fine.time.values), coarse.values, pd.DatetimeIndex(coarse.time.values),
-                      seasons, log10, floor, patch_size, projections, seeds, max_patches)
+    coarse = FileRecord(coarse_on_fine_path, variable)
+    if not (np.allclose(coarse.lat, fine.lat) and np.allclose(coarse.lon, fine.lon)):
+        raise io.DataValidationError(coarse_on_fine_path, f"grid differs from {fine_path} (expected the region's fine grid)")
+    results = analyse_record(fine.values, pd.DatetimeIndex(fine.time.values), coarse, seasons, log10, floor,
+                             patch_size, projections, seeds, max_patches)
     df = table(region, results)
     log.info("%s:\n%s", region, df.to_string())
     with io.atomic_path(table_path) as tmp:
