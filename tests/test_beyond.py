@@ -198,3 +198,22 @@ def test_gather_refuses_missing_blocks(season, tmp_path):
         gather_files(season["split"], "DJF", "DUEXTTAU", season["dir"] / "unet.pt", "unet",
                      [tmp_path / f"{b}.nc" for b in every[:-1]], [tmp_path / f"{b}.state.npz" for b in every[:-1]],
                      tmp_path / "test.nc", SAMPLING, TRANSFORM, tmp_path / "beyond.nc", tmp_path / "selfcheck.json")
+
+
+def test_a_job_reads_the_coarse_record_only_around_its_own_days(season):
+    """load_season(days=...) holds the days' history windows after the spin-up and the training
+    days, nothing else of the record, with the same values as a whole read."""
+    from diffscale.method.conditioning import needed_steps
+
+    whole = season["data"]
+    block = block_days(whole.days["beyond"], "2000", COARSE, "year")  # Dec 2000 and Jan-Feb 2000
+    part = load_season(season["split"], "DJF", "DUEXTTAU", days=block, history=3, spinup_days=5)
+    wanted = needed_steps(block, 3, "day", 5).union(whole.days["train"])
+    assert part.coarse_times.equals(wanted.intersection(whole.coarse_times))
+    assert len(part.coarse_times) < len(whole.coarse_times) and part.step == whole.step == "day"
+    for day in (block[0] - pd.Timedelta(days=8), block[-1], whole.days["train"][0]):  # spin-up + history, last, train
+        assert np.array_equal(part.coarse_on(day), whole.coarse_on(day))
+    assert part.truth_times.isin(wanted).all() and part.truth_times.isin(block).any()
+    with pytest.raises(KeyError, match="1999-11-20"):
+        part.coarse_on(pd.Timestamp("1999-11-20"))  # the record's first day: not this job's
+    assert np.array_equal(part.fine, whole.fine)  # the fine record is read whole

@@ -131,3 +131,24 @@ def test_pretrain_files_write_the_references_the_probe_and_the_days(tmp_path):
     out = training_curves({"encoder": tmp_path / "encoder_loss.csv"}, "r", "S", tmp_path / "training.png",
                           tmp_path / "encoder_probe.csv")
     assert out.stat().st_size > 0
+
+
+def test_the_seasons_stretches_give_the_whole_records_pretraining_days():
+    """pretrain_files reads the season's stretches of the record alone: the targets (and the
+    positions of their histories) must be the days the whole record gives, and no target may
+    take its history across a gap between two stretches."""
+    from diffscale.method.conditioning import needed_steps
+    from diffscale.method.tasks import pretraining_days
+
+    record = pd.date_range("2000-01-01", "2004-12-31")
+    held = pd.date_range("2002-01-10", "2002-01-20")
+    whole_train, whole_val = pretraining_days(record, [12, 1, 2], 10, 1, held)
+    stretches = needed_steps(record[record.month.isin([12, 1, 2])], 10).intersection(record)
+    assert len(stretches) < len(record) / 2
+    train, val = pretraining_days(stretches, [12, 1, 2], 10, 1, held)
+    assert stretches[train].equals(record[whole_train]) and stretches[val].equals(record[whole_val])
+    assert all(stretches[t - 10] == stretches[t] - pd.Timedelta(days=10) for t in train)
+    # the control: without the history windows in the stretches, the first days of each winter go
+    bare = record[record.month.isin([12, 1, 2])]
+    cut = pretraining_days(bare, [12, 1, 2], 10, 1, held)[0]
+    assert pd.Timestamp("2003-12-05") in set(record[whole_train]) and pd.Timestamp("2003-12-05") not in set(bare[cut])

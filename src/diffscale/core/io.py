@@ -156,13 +156,19 @@ def append_days(path: str | os.PathLike, variable: str, times: pd.DatetimeIndex,
             nc.setncattr("time_coverage_end", cf.extents(xr.Dataset(coords={"time": times[-1:]}))["time_coverage_end"])
 
 
-def open_dataset(path: str | os.PathLike) -> xr.Dataset:
-    """Open and load a netCDF file, turning any reader failure into a named error."""
+def open_dataset(path: str | os.PathLike, times: pd.DatetimeIndex | None = None) -> xr.Dataset:
+    """Open and load a netCDF file, turning any reader failure into a named error.
+
+    times: the steps to read (those of them the file holds); the others are never read from
+    disk, so a job that needs a few years of a 25-year record holds those years alone.
+    """
     path = Path(path)
     if not path.exists():
         raise DataValidationError(path, "file does not exist")
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
+            if times is not None and "time" in ds.dims:
+                ds = ds.isel(time=np.flatnonzero(pd.DatetimeIndex(ds["time"].values).isin(times)))
             return ds.load()
     except Exception as exc:  # netCDF4 raises OSError/RuntimeError/ValueError variously
         raise DataValidationError(path, f"cannot be read as netCDF ({type(exc).__name__}: {exc})") from exc
@@ -200,13 +206,15 @@ def validate_field(ds: xr.Dataset, variable: str, path: str | os.PathLike | None
     values = np.asarray(da.values)
     if np.isinf(values).any():
         raise DataValidationError(path, f"variable '{variable}' holds infinite values")
-    if np.isnan(values).all():
+    if values.size and np.isnan(values).all():  # a period with no steps is empty, not missing
         raise DataValidationError(path, f"variable '{variable}' is entirely missing (all NaN)")
     return da
 
 
-def read_field(path: str | os.PathLike, variable: str, dims: Sequence[str] = ("time", "lat", "lon")) -> xr.DataArray:
-    return validate_field(open_dataset(path), variable, path, dims)
+def read_field(path: str | os.PathLike, variable: str, dims: Sequence[str] = ("time", "lat", "lon"),
+               times: pd.DatetimeIndex | None = None) -> xr.DataArray:
+    """``variable`` of a netCDF file, validated; ``times``: the steps read, as in :func:`open_dataset`."""
+    return validate_field(open_dataset(path, times), variable, path, dims)
 
 
 def read_record(paths: Iterable[str | os.PathLike], variable: str,

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ import pandas as pd
 from diffscale.core import cf, io
 from diffscale.core.days import block_days
 from diffscale.core.samples import DIMS, member_dataset
+from diffscale.method import conditioning as cm
 from diffscale.method.conditioning import load_season
 from diffscale.method.devices import precision
 from diffscale.method.residual import load_model
@@ -67,10 +69,13 @@ def sample_block_files(split_dir: str | os.PathLike, season: str, variable: str,
 
     previous: what the block before wrote; None for the first block. Returns the state after the block.
     """
-    data = load_season(split_dir, season, variable)
-    days = block_days(data.days["beyond"], block, coarse_period, sampling["block"], data.step)
-    state = read_state(previous)[0] if previous is not None else ChainState()
     model, dev = sampling_model(model_path, device_name)
+    step = cm.record_step(Path(split_dir) / "coarse_on_fine.nc")
+    days = block_days(cm.days_of(split_dir, season)["beyond"], block, coarse_period, sampling["block"], step)
+    # The block's days alone (and their spin-up): a block of a 25-year record holds its own years.
+    data = load_season(split_dir, season, variable, days=days, history=model.spec.history,
+                       spinup_days=sampling["spinup_days"])
+    state = read_state(previous)[0] if previous is not None else ChainState()
     members = 1 if model.deterministic else sampling["beyond_members"]
     log.info("block %s: %d beyond days x %d members, %s", block, len(days), members,
              f"after {state.last_day.date()}" if state.last_day is not None else "the first block")

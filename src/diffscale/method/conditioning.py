@@ -35,6 +35,7 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from diffscale.core import io, steps
 from diffscale.core.days import DAY_LISTS, DaySplit
@@ -62,13 +63,14 @@ class SeasonData:
     lon: np.ndarray  # (W,)
     fine_times: pd.DatetimeIndex  # the fine record (data.fine_period)
     fine: np.ndarray  # (Tf, H, W) float32, scaled
-    coarse_times: pd.DatetimeIndex  # the whole coarse period
+    coarse_times: pd.DatetimeIndex  # the coarse steps read: the whole coarse period, or load_season's period
     coarse: np.ndarray  # (Tc, H, W) float32, scaled
     static: dict[str, np.ndarray]  # the split's static fields, name -> (H, W), in channel order (elevation in metres)
     days: dict[str, pd.DatetimeIndex]
     scaler: ScalerLike
     truth_times: pd.DatetimeIndex = field(default_factory=lambda: pd.DatetimeIndex([]))
     truth: np.ndarray | None = None  # (Tt, H, W) scaled fine truth outside the fine record (twin only); never trained on
+    record_step: str | None = None  # the coarse record's time step, when read from its file
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -77,7 +79,7 @@ class SeasonData:
     @functools.cached_property
     def step(self) -> str:
         """The records' time step (day, month or year), told from the regular coarse record."""
-        return steps.classify(self.coarse_times)[0] or "day"
+        return self.record_step or steps.classify(self.coarse_times)[0] or "day"
 
     def coarse_on(self, day: pd.Timestamp) -> np.ndarray:
         i = self.coarse_times.get_indexer([day])[0]
@@ -131,15 +133,27 @@ def true_history(data: SeasonData, day: pd.Timestamp, history: int) -> np.ndarra
     return np.stack([data.fine_on(d) for d in history_window(day, history, data.step)])
 
 
-def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler: ScalerLike | None = None) -> SeasonData:
+def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler: ScalerLike | None = None,
+                days: Sequence[pd.Timestamp] | None = None, history: int = 0, spinup_days: int = 0) -> SeasonData:
     """Read ``<split_dir>/{fine,coarse_on_fine[,truth]}.nc``, a ``<name>.nc`` per static field fine.nc names,
-    and ``<split_dir>/<season>/{days,scaler}.json``."""
+    and ``<split_dir>/<season>/{days,scaler}.json``.
+
+    days: the days the job works on. The coarse record and the truth are then read only on
+    :func:`needed_steps` (their ``history`` windows after ``spinup_days``) and on the
+    training days (the start guess of an autoregressive run), so a job over a few years of a
+    25-year record holds those years; any other day's coarse field raises KeyError. None reads
+    them whole.
+    """
     split_dir = Path(split_dir)
     if scaler is None:
         scaler = Scaler.from_json(split_dir / season / "scaler.json")
     day_lists = DaySplit.from_json(split_dir / season / "days.json")
+    record = split_dir / "coarse_on_fine.nc"
+    step, times = record_step(record), None
+    if days is not None:
+        times = needed_steps(days, history, step, spinup_days).union(day_lists.train)
     fine = io.read_field(split_dir / "fine.nc", variable)
-    coarse = io.read_field(split_dir / "coarse_on_fine.nc", variable)
+    coarse = io.read_field(record, variable, times=times)
     static = {name: io.read_field(split_dir / f"{name}.nc", name, dims=("lat", "lon"))
               for name in static_fields(split_dir / "fine.nc")}
     for name, da in (("coarse_on_fine.nc", coarse), *((f"{n}.nc", da) for n, da in static.items())):
@@ -147,11 +161,15 @@ def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler
             raise io.DataValidationError(split_dir / name, "grid differs from fine.nc (expected the region's fine grid)")
     truth_times, truth = pd.DatetimeIndex([]), None
     if (split_dir / "truth.nc").exists():
-        t = io.read_field(split_dir / "truth.nc", variable)
-        truth_times, truth = pd.DatetimeIndex(t.time.values), np.asarray(scaler.forward(t.values), dtype=np.float32)
+        t = io.read_field(split_dir / "truth.nc", variable, times=times)
+        if t.sizes["time"]:  # none where the job's days lie inside the fine record
+            truth_times, truth = pd.DatetimeIndex(t.time.values), np.asarray(scaler.forward(t.values), dtype=np.float32)
 
     def scaled(da) -> np.ndarray:
-        values = np.asarray(scaler.forward(np.asarray(da.values, dtype=np.float64)), dtype=np.float32)
+        raw = da.values
+        values = np.empty(raw.shape, dtype=np.float32)
+        for start in range(0, len(raw), 366):  # a year at a time: no float64 copy of a whole record
+            values[start:start + 366] = scaler.forward(np.asarray(raw[start:start + 366], dtype=np.float64))
         # Missing pixels (NaN) would poison every convolution: fill them with the field's day mean.
         if np.isnan(values).any():
             means = np.nanmean(values.reshape(values.shape[0], -1), axis=1)
@@ -166,8 +184,41 @@ def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler
         coarse_times=pd.DatetimeIndex(coarse.time.values), coarse=scaled(coarse),
         static={name: np.asarray(da.values, dtype=np.float64) for name, da in static.items()},
         days={name: getattr(day_lists, name) for name in DAY_LISTS},
-        scaler=scaler, truth_times=truth_times, truth=truth,
+        scaler=scaler, truth_times=truth_times, truth=truth, record_step=step,
     )
+
+
+def needed_steps(days: Sequence[pd.Timestamp], history: int, step: str = "day",
+                 spinup_days: int = 0) -> pd.DatetimeIndex:
+    """The coarse steps a job over ``days`` reads: for each run of consecutive days, from the
+    history window of a spin-up ``spinup_days`` before its first day to its last day
+    (:func:`load_season`). One step of margin keeps monthly and yearly stamps inside."""
+    parts = []
+    for run in steps.runs(pd.DatetimeIndex(days), step):
+        start = run[0] - pd.Timedelta(days=spinup_days)
+        first = history_window(start, history, step)[0] if history else start
+        parts.append(steps.in_period(steps.shift(first, -1, step), run[-1], step))
+    return parts[0].append(parts[1:]).unique().sort_values() if parts else pd.DatetimeIndex([])
+
+
+def record_times(path: str | os.PathLike) -> pd.DatetimeIndex:
+    """The steps a record file holds, from its time coordinate alone."""
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            return pd.DatetimeIndex(ds["time"].values)
+    except Exception as exc:  # the reader raises several types
+        raise io.DataValidationError(path, f"cannot read its time coordinate ({type(exc).__name__}: {exc})") from exc
+
+
+def record_step(path: str | os.PathLike) -> str:
+    """The time step of a record file (day, month or year), from its time coordinate alone."""
+    return steps.classify(record_times(path))[0] or "day"
+
+
+def days_of(split_dir: str | os.PathLike, season: str) -> dict[str, pd.DatetimeIndex]:
+    """The day lists of ``<split_dir>/<season>/days.json`` without reading the records."""
+    day_lists = DaySplit.from_json(Path(split_dir) / season / "days.json")
+    return {name: getattr(day_lists, name) for name in DAY_LISTS}
 
 
 def training_days(data: SeasonData, subset: str, history: int) -> pd.DatetimeIndex:

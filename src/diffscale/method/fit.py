@@ -34,6 +34,7 @@ from diffscale.core import registry
 from diffscale.core.config import baseline_settings, static_fields
 from diffscale.core.io import DataValidationError, atomic_path
 from diffscale.core.runlog import log_to
+from diffscale.method import conditioning as cm
 from diffscale.method.conditioning import SeasonData, load_season
 from diffscale.method.devices import device
 from diffscale.method.diffusion import check_regression_part
@@ -102,8 +103,11 @@ def pretrain_encoder(data: SeasonData, months: list[int], cfg: dict, checkpoint:
     h, w = data.shape
     per_day = math.ceil(h / cfg["patch"]) * math.ceil(w / cfg["patch"])
     steps_per_epoch = max(1, math.ceil(len(task.train_index) * per_day / cfg["batch_size"]))
-    every = max(1, steps_per_epoch // cfg["validations"])
-    loop = LoopConfig(steps=cfg["epochs"] * steps_per_epoch, lr=cfg["lr"], weight_decay=0.0, ema_decay=None,
+    total = cfg["epochs"] * steps_per_epoch
+    if cfg.get("max_steps"):
+        total = min(total, cfg["max_steps"])
+    every = max(1, min(steps_per_epoch, total) // cfg["validations"])
+    loop = LoopConfig(steps=total, lr=cfg["lr"], weight_decay=0.0, ema_decay=None,
                       grad_clip=1.0, checkpoint_every=every, val_every=every,
                       patience=max(1, round(cfg["patience"] * steps_per_epoch / every)), seed=cfg["seed"],
                       log_every=max(1, steps_per_epoch // 2))
@@ -128,7 +132,8 @@ def pretraining_task(data: SeasonData, months: list[int], cfg: dict) -> NextDayT
     none = pd.DatetimeIndex([])
     # the fine record's held-out days (none for a season without a fine record), never a target or input
     held_out = data.days.get("val", none).union(data.days.get("test", none))
-    train_idx, val_idx = pretraining_days(data.coarse_times, months, cfg["history"], cfg["val_years"], held_out)
+    train_idx, val_idx = pretraining_days(data.coarse_times, months, cfg["history"], cfg["val_years"], held_out,
+                                          data.step)
     return NextDayTask(data.coarse, train_idx, val_idx, cfg["history"], cfg["patch"], cfg["batch_size"], seed=cfg["seed"])
 
 
@@ -150,7 +155,11 @@ def pretrain_files(split_dir: str | os.PathLike, season: str, variable: str, mon
 
     The encoder file also records the coarse days it was trained and validated on.
     """
-    data = load_season(split_dir, season, variable)
+    # The season's stretches of the coarse record (with their history windows), not all of it:
+    # the encoder trains on every one of them, and a 25-year paper region is ~6 GB in all.
+    record = Path(split_dir) / "coarse_on_fine.nc"
+    times = cm.record_times(record)
+    data = load_season(split_dir, season, variable, days=times[times.month.isin(list(months))], history=cfg["history"])
     task = pretraining_task(data, months, cfg)
     model, result = pretrain_encoder(data, months, cfg, checkpoint, device_name=device_name, task=task)
     best = min(result.val, key=lambda sv: sv[1]) if result.val else None
@@ -282,7 +291,9 @@ def fit_files(name: str, split_dir: str | os.PathLike, season: str, variable: st
     regressor_path: a diffusion model's trained regression part; the saved model holds it
     and records the file (``regressor_file``) and its sha256 (``regressor_sha256``).
     """
-    data = load_season(split_dir, season, variable)
+    fitted = cm.days_of(split_dir, season)
+    data = load_season(split_dir, season, variable, days=fitted["train"].union(fitted["val"]),
+                       history=enc_cfg["history"])
     encoder = load_encoder(encoder_path) if encoder_path is not None else None
     regressor = None
     if regressor_path is not None:

@@ -300,10 +300,10 @@ def sample_test_files(split_dir: str | os.PathLike, season: str, variable: str, 
     The same for every trained model; deterministic ones write one member. The beyond
     days are the blocks of :mod:`diffscale.method.beyond`.
     """
-    data = load_season(split_dir, season, variable)
     model, dev = sampling_model(model_path, device_name)
+    days = cm.days_of(split_dir, season)["test"]
+    data = load_season(split_dir, season, variable, days=days, history=model.spec.history)
     members = 1 if model.deterministic else sampling["members"]
-    days = data.days["test"]
     with precision(dev, sampling["autocast"]):
         test, seconds = timed(teacher_forced, model, data, days, members, **sampling_options(model, sampling))
     log.info("test: %d days x %d members in %.1f s", len(days), members, seconds)
@@ -320,8 +320,9 @@ def benchmark_files(split_dir: str | os.PathLike, region: str, season: str, vari
     Validation days only (those the models validate on, :func:`diffscale.method.conditioning.training_days`),
     so the sampler and its steps are chosen without test or beyond truth.
     """
-    data = load_season(split_dir, season, variable)
     model, dev = sampling_model(model_path, device_name)
+    data = load_season(split_dir, season, variable, days=cm.days_of(split_dir, season)["val"],
+                       history=model.spec.history)
     days = cm.training_days(data, "val", model.spec.history)[: sampling["benchmark_days"]]
     if not len(days):
         log.warning("region %s, season %s has no validation day to compare the samplers on (split.val_fraction 0, "
@@ -350,8 +351,9 @@ def members_curve_files(split_dir: str | os.PathLike, region: str, season: str, 
     ``sampling.curve_members`` members, drawn as the test ensembles are; validation days
     only, so the number of members is chosen without looking at test or beyond truth.
     """
-    data = load_season(split_dir, season, variable)
     model, dev = sampling_model(model_path, device_name)
+    data = load_season(split_dir, season, variable, days=cm.days_of(split_dir, season)["val"],
+                       history=model.spec.history)
     days = cm.training_days(data, "val", model.spec.history)  # the validation days the models are validated on
     if not len(days):
         log.warning("region %s, season %s has no validation day to score (split.val_fraction 0, or every validation "

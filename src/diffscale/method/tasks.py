@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from diffscale.core import steps
 from diffscale.method import conditioning as cond_mod
 from diffscale.method.conditioning import SeasonData
 from diffscale.method.loop import validation_loss
@@ -204,7 +205,7 @@ class NextDayTask:
 
 
 def pretraining_days(times: pd.DatetimeIndex, months: list[int], history: int, val_years: int,
-                     held_out: pd.DatetimeIndex | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     held_out: pd.DatetimeIndex | None = None, step: str = "day") -> tuple[np.ndarray, np.ndarray]:
     """Positions of the season's days with a full history in ``times``; the last ``val_years`` years validate.
 
     held_out: days (the fine record's validation and test days) that neither a target
@@ -213,6 +214,10 @@ def pretraining_days(times: pd.DatetimeIndex, months: list[int], history: int, v
     """
     t = np.arange(len(times))
     ok = np.isin(times.month, months) & (t >= history)
+    if history:
+        # times may hold the season's stretches of the record alone (load_season with days): a
+        # target's history must be the ``history`` steps just before it, not the end of the last stretch
+        ok &= np.asarray(times[np.maximum(t - history, 0)] == pd.DatetimeIndex(steps.shift(times, -history, step)))
     if held_out is not None and len(held_out):
         touched = times.isin(held_out)
         # a target is out when any day of [t - history, t] is held out

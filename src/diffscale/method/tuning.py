@@ -146,7 +146,9 @@ def tune_files(split_dir: str | os.PathLike, region: str, season: str, variable:
                diffusion: dict, halo: int, sampling: dict, transform: dict, tuning: dict, output: str | os.PathLike,
                device_name: str = "auto") -> pd.DataFrame:
     """Rule tune: :func:`tune_season` from the split files, the encoder and the regression part to ``output`` (CSV)."""
-    data = load_season(split_dir, season, variable)
+    fitted = cm.days_of(split_dir, season)
+    data = load_season(split_dir, season, variable, days=fitted["train"].union(fitted["val"]),
+                       history=enc_cfg["history"])
     encoder = load_encoder(encoder_path) if encoder_path is not None else None
     regressor = None
     if regressor_path is not None:
