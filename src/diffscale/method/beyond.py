@@ -108,7 +108,9 @@ def gather_files(split_dir: str | os.PathLike, season: str, variable: str, model
 
     Returns the self-check report.
     """
-    data = load_season(split_dir, season, variable)
+    lists = cm.days_of(split_dir, season)
+    # the self-check's days alone: the season's stretches of the record, not all of it
+    data = load_season(split_dir, season, variable, days=lists["beyond"].union(lists["test"]))
     model = load_model(model_path)  # for its provenance attributes only
     days, parts = pd.DatetimeIndex([]), []
     for path in block_paths:
