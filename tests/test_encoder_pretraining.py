@@ -99,8 +99,10 @@ def test_early_stopping_keeps_the_best_validation_step(tmp_path):
     assert set(result.references) == {"persistence", "climatology"}
 
 
-def test_pretrain_files_write_the_references_the_probe_and_the_days(tmp_path):
+def test_pretrain_files_write_the_references_the_probe_and_the_days(tmp_path, monkeypatch):
     from diffscale.core.grids import Box
+    from diffscale.method import probe as probe_module
+    from diffscale.method.conditioning import load_season
 
     split, _ = make_split(tmp_path, Box((33.0, 34.0), (64.0, 65.25)), coarse_period=("1999-01-01", "2000-12-31"),
                           fine_period=("2000-03-01", "2000-10-31"), months=[4, 5, 6, 7, 8, 9], buffer_days=5, history=3)
@@ -128,6 +130,15 @@ def test_pretrain_files_write_the_references_the_probe_and_the_days(tmp_path):
             assert torch.equal(value, initial[key]), key
     assert any(not torch.equal(value, trained[key]) for key, value in control.state_dict().items())
     torch.testing.assert_close(control.in_std, trained["in_std"])
+    # Past MAX_ROWS pixel-days (a paper region), each day gives a seeded sample of pixels:
+    # fewer rows, near the same scores.
+    data = load_season(split, "S", "DUEXTTAU")
+    full = probe_module.probe(data, {"pretrained": pretrained}, 3)
+    monkeypatch.setattr(probe_module, "MAX_ROWS", 4000)
+    sampled = probe_module.probe(data, {"pretrained": pretrained}, 3)
+    assert list(sampled["features"]) == list(full["features"])
+    assert np.allclose(sampled["val_r2"], full["val_r2"], atol=0.05) and not np.allclose(sampled["val_r2"], full["val_r2"],
+                                                                                           atol=1e-9)
     out = training_curves({"encoder": tmp_path / "encoder_loss.csv"}, "r", "S", tmp_path / "training.png",
                           tmp_path / "encoder_probe.csv")
     assert out.stat().st_size > 0

@@ -67,6 +67,14 @@ def test_reference_samples_write_one_member_per_period_and_check_the_split_files
     write_split(tmp_path / "raw", tmp_path / "split", CONFIG)
     days = DaySplit.from_json(tmp_path / "split/solo/winter/days.json")
     outputs = write_references(tmp_path, tmp_path / "split/solo/fine.nc")
+    # written a month at a time, the files hold what the twin gives for the same days, to the bit
+    fine = io.read_field(tmp_path / "split/solo/fine.nc", "DUEXTTAU")
+    held = twin_references([BOX], 0.5, tuple(PERIOD), TwinParameters(),
+                           {p: (fine.lat.values, fine.lon.values, list(getattr(days, p).strftime("%Y-%m-%d")))
+                            for p in ("test", "beyond")})
+    for name, paths in outputs.items():
+        for period, path in zip(("test", "beyond"), paths):
+            assert np.array_equal(read_members(path, "DUEXTTAU").values[0], held[period][name])
     for name, (test, beyond) in outputs.items():
         for path, times, truth in ((test, days.test, "fine"), (beyond, days.beyond, "truth")):
             da = read_members(path, "DUEXTTAU", times)

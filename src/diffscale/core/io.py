@@ -151,7 +151,10 @@ def append_days(path: str | os.PathLike, variable: str, times: pd.DatetimeIndex,
             edges = [netCDF4.date2num(pd.DatetimeIndex(steps.shift(times, k, step)).to_pydatetime(), t.units, t.calendar)
                      for k in (0, 1)]
             nc.variables["time_bnds"][n:n + times.size] = np.stack(edges, axis=1)
-        nc.variables[variable][n:n + times.size] = values
+        var = nc.variables[variable]
+        where = [slice(None)] * var.ndim  # time need not come first: (member, time, lat, lon) files too
+        where[var.dimensions.index("time")] = slice(n, n + times.size)
+        var[tuple(where)] = values
         if times.size:
             nc.setncattr("time_coverage_end", cf.extents(xr.Dataset(coords={"time": times[-1:]}))["time_coverage_end"])
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ from diffscale.core import cf, io, registry
 from diffscale.core.days import DaySplit
 from diffscale.core.grids import region_boxes
 from diffscale.core.samples import member_dataset
-from diffscale.data.sources.synthetic import REFERENCES, twin_parameters, twin_references
+from diffscale.data.sources.synthetic import REFERENCES, twin_parameters, twin_reference_months
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,9 @@ def _requests(keys: Sequence[str], days_files: Sequence[PathLike], fine_files: S
     return requests
 
 
-def _check_reproduces(request: _Request, regenerated: np.ndarray, variable: str) -> None:
-    written = io.read_field(request.truth, variable).sel(time=request.days).values
-    if not np.allclose(written, regenerated, rtol=1e-6, atol=0):
+def _check_reproduces(request: _Request, days: pd.DatetimeIndex, regenerated: np.ndarray, variable: str) -> None:
+    written = io.read_field(request.truth, variable, times=days).values
+    if written.shape != regenerated.shape or not np.allclose(written, regenerated, rtol=1e-6, atol=0):
         raise io.DataValidationError(request.truth, "the twin regenerated from twin.json does not reproduce this "
                                      "file: its references would not belong to this data (rerun make_synthetic)")
 
@@ -91,15 +92,37 @@ def reference_samples(twin_json: PathLike, boxes: Mapping[str, dict], margin: fl
     keys = [f"{r}/{s}" for r, s in zip(regions, seasons, strict=True)]
     requests = _requests(keys, days_files, fine_files, beyond_truth, variable, outputs)
     log.info("regenerating the %s twin over %s..%s for %d requests", params.kind, *period, len(requests))
-    result = twin_references(list(region_boxes(boxes).values()), margin, tuple(period), params,
-                             {key: (r.lat, r.lon, r.days) for key, r in requests.items()})
-    for key, r in requests.items():
-        if len(r.days):
-            _check_reproduces(r, result[key]["fine"], variable)
-    for key, r in requests.items():
-        for name in REFERENCES:
-            ds = member_dataset(result[key][name][None], r.days, r.lat, r.lon, variable, attrs,
-                                {"model": name, "method": registry.entry(name).description})
-            io.write_netcdf(ds, r.out[name], metadata=metadata,
-                            history=f"the {params.kind} twin's {name} (diffscale.evaluation.references)")
-        log.info("%s: %d days", key, len(r.days))
+    months = twin_reference_months(list(region_boxes(boxes).values()), margin, tuple(period), params,
+                                   {key: (r.lat, r.lon, r.days) for key, r in requests.items()})
+
+    def dataset(key: str, name: str, days: pd.DatetimeIndex, values: np.ndarray):
+        r = requests[key]
+        return member_dataset(values[None], days, r.lat, r.lon, variable, attrs,
+                              {"model": name, "method": registry.entry(name).description})
+
+    # Every file grows a month at a time under its temporary name (memory holds a month, not
+    # the 25 years) and all are renamed only when every request is complete and checked.
+    with ExitStack() as stack:
+        tmp = {(key, name): stack.enter_context(io.atomic_path(r.out[name]))
+               for key, r in requests.items() for name in REFERENCES}
+        written = {key: 0 for key in requests}
+        for key, days, fields in months:
+            _check_reproduces(requests[key], days, fields["fine"], variable)
+            for name in REFERENCES:
+                if written[key]:
+                    io.append_days(tmp[key, name], variable, days, fields[name][None], (metadata or cf.Metadata()).step)
+                else:
+                    io.write_netcdf(dataset(key, name, days, fields[name]), tmp[key, name], metadata=metadata,
+                                    history=f"the {params.kind} twin's {name} (diffscale.evaluation.references)",
+                                    chunks={"member": 1, "time": 1}, unlimited_dims=("time",))
+            written[key] += len(days)
+        for key, r in requests.items():
+            if written[key] != len(r.days):
+                raise ValueError(f"reference request {key}: {written[key]} of its {len(r.days)} days were generated")
+            if not len(r.days):
+                ny, nx = len(r.lat), len(r.lon)
+                for name in REFERENCES:
+                    io.write_netcdf(dataset(key, name, r.days, np.empty((0, ny, nx), np.float32)), tmp[key, name],
+                                    metadata=metadata,
+                                    history=f"the {params.kind} twin's {name} (diffscale.evaluation.references)")
+            log.info("%s: %d days", key, len(r.days))

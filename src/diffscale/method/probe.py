@@ -34,19 +34,26 @@ from diffscale.method.networks.encoder import TemporalUNet, TransferEncoder
 log = logging.getLogger("diffscale.method.probe")
 
 PENALTY = 1e-3  # ridge penalty on standardised predictors, per training pixel; fixed, not selected
+# Pixel-days per subset (train, val) the ridge fits read at most: the demo's are all of
+# theirs (~1e5); a paper region's are sampled.
+MAX_ROWS = 500_000
 COLUMNS = ["predictors", "features", "train_days", "val_days", "val_rmse", "val_r2"]
 
 
 @torch.no_grad()
-def pixel_predictors(encoder: TemporalUNet | None, history: np.ndarray) -> np.ndarray:
-    """(D, history, H, W) days -> (D * H * W, F): the encoder's features at each pixel, or the days themselves."""
+def pixel_predictors(encoder: TemporalUNet | None, history: np.ndarray, pixels: np.ndarray | None = None) -> np.ndarray:
+    """(D, history, H, W) days -> (D * H * W, F): the encoder's features at each pixel, or the days themselves;
+    with ``pixels`` (flat indices), (D * len(pixels), F) at those pixels of each day."""
     x = torch.from_numpy(np.ascontiguousarray(history, dtype=np.float32))
     if encoder is not None:
         h, w = x.shape[-2:]
         # The U-Net's levels need sides divisible by its factor: reflect-pad, then cut the features back.
         pad_h, pad_w = -h % encoder.factor, -w % encoder.factor
         x = TransferEncoder(encoder)(F.pad(x, (0, pad_w, 0, pad_h), mode="reflect"))[..., :h, :w]
-    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]).numpy().astype(np.float64)
+    x = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, x.shape[1])  # (D, H * W, F)
+    if pixels is not None:
+        x = x[:, torch.from_numpy(pixels)]
+    return x.reshape(-1, x.shape[-1]).numpy().astype(np.float64)
 
 
 def ridge_scores(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
@@ -72,12 +79,35 @@ def probe(data: SeasonData, encoders: Mapping[str, TemporalUNet], history: int) 
         raise ValueError("no training day has a full history inside the fine record: nothing to fit the probe on")
     if len(days["val"]) == 0:
         log.warning("probe: no validation day with a full history in the fine record; scores are NaN")
-    hist = {s: np.stack([true_history(data, d, history) for d in ds]) for s, ds in days.items() if len(ds)}
-    target = {s: np.stack([data.fine_on(d) for d in ds]).astype(np.float64).ravel() for s, ds in days.items() if len(ds)}
-    sets = {"history": {s: pixel_predictors(None, h) for s, h in hist.items()}}
-    for name, encoder in encoders.items():
-        sets[name] = {s: pixel_predictors(encoder, h) for s, h in hist.items()}
-        sets[f"history + {name}"] = {s: np.concatenate([sets["history"][s], sets[name][s]], axis=1) for s in hist}
+    sets: dict[str, dict[str, np.ndarray]] = {"history": {}, **{k: {} for name in encoders
+                                                               for k in (name, f"history + {name}")}}
+    target = {}
+    rng = np.random.default_rng(0)
+    h, w = data.shape
+    for s, ds in days.items():
+        if not len(ds):
+            continue
+        # A paper region's pixel-days (~1e8) would not fit in memory as predictors: past
+        # MAX_ROWS, every day gives the same seeded sample of pixels, a few days at a time.
+        per_day = min(h * w, max(1, MAX_ROWS // len(ds)))
+        pixels = None if per_day == h * w else np.sort(rng.choice(h * w, per_day, replace=False))
+        batch = len(ds) if pixels is None else 8
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in sets}
+        targets = []
+        for start in range(0, len(ds), batch):
+            chunk = ds[start:start + batch]
+            hist = np.stack([true_history(data, d, history) for d in chunk])  # (D, history, H, W)
+            fine = np.stack([data.fine_on(d) for d in chunk]).reshape(len(chunk), h * w)
+            targets.append((fine if pixels is None else fine[:, pixels]).astype(np.float64).ravel())
+            x = {"history": pixel_predictors(None, hist, pixels)}
+            for name, encoder in encoders.items():
+                x[name] = pixel_predictors(encoder, hist, pixels)
+                x[f"history + {name}"] = np.concatenate([x["history"], x[name]], axis=1)
+            for k, v in x.items():
+                parts[k].append(v)
+        target[s] = np.concatenate(targets)
+        for k in sets:
+            sets[k][s] = np.concatenate(parts[k])
     rows = []
     for name, x in sets.items():
         rmse, r2 = (ridge_scores(x["train"], target["train"], x["val"], target["val"]) if "val" in x

@@ -24,10 +24,11 @@ from diffscale.data.sources.synthetic.records import (
     parameters_record,
     twin_generator,
     twin_parameters,
+    twin_reference_months,
     twin_references,
 )
 from diffscale.data.sources.synthetic.transport import TransportParameters, TransportTwin
 
 __all__ = ["KINDS", "REFERENCES", "Ar1Twin", "CommonParameters", "RandomField", "TransportParameters", "TransportTwin",
            "TwinGenerator", "TwinParameters", "TwinScores", "bicubic", "make_twin", "parameters_record",
-           "twin_generator", "twin_grids", "twin_parameters", "twin_references"]
+           "twin_generator", "twin_grids", "twin_parameters", "twin_reference_months", "twin_references"]

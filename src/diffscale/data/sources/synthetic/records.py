@@ -173,9 +173,27 @@ def twin_references(boxes: list[Box], margin: float, period: tuple[str, str], pa
     requests: {key: (lat, lon, days)} with lat/lon G5NR centres inside the twin's grid and
     ISO days inside ``period``. Returns {key: {"oracle": ..., "ceiling": ..., "fine": ...}},
     each (T, ny, nx) physical float32, the fine field exactly as make_twin wrote it, so a
-    caller can check that the regeneration reproduces the files it scores against. One pass
-    over the period serves every request (the generator is sequential: day t needs every
-    day before it).
+    caller can check that the regeneration reproduces the files it scores against. All of
+    :func:`twin_reference_months` held at once.
+    """
+    parts: dict[str, dict[str, list[np.ndarray]]] = {key: {f: [] for f in ("fine", *REFERENCES)} for key in requests}
+    for key, _, fields in twin_reference_months(boxes, margin, period, params, requests):
+        for f, values in fields.items():
+            parts[key][f].append(values)
+    result = {}
+    for key, by_field in parts.items():
+        ny, nx = len(requests[key][0]), len(requests[key][1])
+        result[key] = {f: np.concatenate(p) if p else np.empty((0, ny, nx), np.float32) for f, p in by_field.items()}
+    return result
+
+
+def twin_reference_months(boxes: list[Box], margin: float, period: tuple[str, str], params: CommonParameters,
+                          requests: dict[str, tuple[np.ndarray, np.ndarray, list[str]]],
+                          ) -> Iterator[tuple[str, pd.DatetimeIndex, dict[str, np.ndarray]]]:
+    """:func:`twin_references` a month at a time: (key, days, {field: (T, ny, nx)}) for each
+    request with days in the month, so a caller writing them holds a month, not 25 years.
+    One pass over the period serves every request (the generator is sequential: day t needs
+    every day before it). Raises ValueError, after the pass, if a request's days fall outside it.
     """
     gen, months = twin_months(boxes, margin, period, params)
     fg = gen.fine_grid
@@ -188,19 +206,15 @@ def twin_references(boxes: list[Box], margin: float, period: tuple[str, str], pa
                 np.allclose(fg.lat[iy], lat) and np.allclose(fg.lon[ix], lon)):
             raise ValueError(f"reference request {key}: the grid is not part of the twin's fine grid")
         index[key] = (iy, ix, pd.DatetimeIndex(pd.to_datetime(list(days))))
-    parts: dict[str, dict[str, list[np.ndarray]]] = {key: {f: [] for f in fields} for key in requests}
+    # Days outside the period are refused before the pass: nothing of a bad request is yielded.
+    inside = io.days_in(*period)
+    for key, (_, _, days) in index.items():
+        if not days.isin(inside).all():
+            raise ValueError(f"reference request {key}: {len(days)} days asked, "
+                             f"{int(days.isin(inside).sum())} inside the twin's period {period[0]}..{period[1]}")
     for month in months:
         for key, (iy, ix, days) in index.items():
             take = np.flatnonzero(month.days.isin(days))
             if take.size:
                 cut = np.ix_(take, iy, ix)
-                for f in fields:
-                    parts[key][f].append(10.0 ** getattr(month, f)[cut].astype(np.float32))
-    result = {}
-    for key, by_field in parts.items():
-        ny, nx = len(requests[key][0]), len(requests[key][1])
-        result[key] = {f: np.concatenate(p) if p else np.empty((0, ny, nx), np.float32) for f, p in by_field.items()}
-        if result[key]["fine"].shape[0] != len(index[key][2]):
-            raise ValueError(f"reference request {key}: {len(index[key][2])} days asked, "
-                             f"{result[key]['fine'].shape[0]} inside the twin's period {period[0]}..{period[1]}")
-    return result
+                yield key, month.days[take], {f: 10.0 ** getattr(month, f)[cut].astype(np.float32) for f in fields}
