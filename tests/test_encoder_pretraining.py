@@ -137,6 +137,9 @@ def test_pretrain_files_write_the_references_the_probe_and_the_days(tmp_path, mo
     monkeypatch.setattr(probe_module, "MAX_ROWS", 4000)
     sampled = probe_module.probe(data, {"pretrained": pretrained}, 3)
     assert list(sampled["features"]) == list(full["features"])
+    monkeypatch.setattr(probe_module, "MAX_SIDE", 8)  # a paper region: a centred window of the fields
+    windowed = probe_module.probe(data, {"pretrained": pretrained}, 3)
+    assert list(windowed["features"]) == list(full["features"]) and windowed["val_r2"].notna().all()
     assert np.allclose(sampled["val_r2"], full["val_r2"], atol=0.05) and not np.allclose(sampled["val_r2"], full["val_r2"],
                                                                                            atol=1e-9)
     out = training_curves({"encoder": tmp_path / "encoder_loss.csv"}, "r", "S", tmp_path / "training.png",

@@ -37,6 +37,7 @@ PENALTY = 1e-3  # ridge penalty on standardised predictors, per training pixel; 
 # Pixel-days per subset (train, val) the ridge fits read at most: the demo's are all of
 # theirs (~1e5); a paper region's are sampled.
 MAX_ROWS = 500_000
+MAX_SIDE = 64
 COLUMNS = ["predictors", "features", "train_days", "val_days", "val_rmse", "val_r2"]
 
 
@@ -83,7 +84,11 @@ def probe(data: SeasonData, encoders: Mapping[str, TemporalUNet], history: int) 
                                                                for k in (name, f"history + {name}")}}
     target = {}
     rng = np.random.default_rng(0)
-    h, w = data.shape
+    # The encoder's attention over a whole paper region (433 x 358) would take ~100 GB: the
+    # probe reads a centred window of at most MAX_SIDE pixels a side (the demo's region whole).
+    (h, w), window = data.shape, tuple(slice(max(0, (n - MAX_SIDE) // 2), max(0, (n - MAX_SIDE) // 2) + MAX_SIDE)
+                                       for n in data.shape)
+    h, w = min(h, MAX_SIDE), min(w, MAX_SIDE)
     for s, ds in days.items():
         if not len(ds):
             continue
@@ -96,8 +101,8 @@ def probe(data: SeasonData, encoders: Mapping[str, TemporalUNet], history: int) 
         targets = []
         for start in range(0, len(ds), batch):
             chunk = ds[start:start + batch]
-            hist = np.stack([true_history(data, d, history) for d in chunk])  # (D, history, H, W)
-            fine = np.stack([data.fine_on(d) for d in chunk]).reshape(len(chunk), h * w)
+            hist = np.stack([true_history(data, d, history)[:, window[0], window[1]] for d in chunk])  # (D, history, H, W)
+            fine = np.stack([data.fine_on(d)[window] for d in chunk]).reshape(len(chunk), h * w)
             targets.append((fine if pixels is None else fine[:, pixels]).astype(np.float64).ravel())
             x = {"history": pixel_predictors(None, hist, pixels)}
             for name, encoder in encoders.items():
