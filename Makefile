@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: install demo tune seeds ablation transport transport-bottleneck test report readme-results config-docs clean
+.PHONY: install demo tune seeds ablation transport transport-bottleneck paper-twin test report readme-results config-docs clean
 .DEFAULT_GOAL := demo
 
 $(VENV)/.installed: pyproject.toml
@@ -71,6 +71,15 @@ BOTTLENECK_CONFIGS := config/config.yaml config/transport.yaml config/transport_
 transport-bottleneck: install
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(BOTTLENECK_CONFIGS)
 	$(PY) -m diffscale.evaluation.results_table --block transport_bottleneck --metrics results/transport_bottleneck/metrics
+
+# The paper's data sizes through every rule (config/paper_twin.yaml: area1's 432 x 357 fine
+# pixels, 25 coarse years, the 2-year fine record, small models), into results/paper_twin/;
+# each rule's wall time and peak memory (its benchmark files) go to
+# docs/results/paper_twin/rule_costs.csv and README.md ("Paper-size data"). About 35 GB of disk.
+paper-twin: install
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/paper_twin.yaml
+	$(PY) -m diffscale.evaluation.rule_costs --benchmarks results/paper_twin/benchmarks \
+		--snapshot docs/results/paper_twin/rule_costs.csv --readme README.md
 
 report: install
 	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
