@@ -49,3 +49,41 @@ def read_members(path: str | os.PathLike, variable: str, days: list[str] | None 
                                                f"({len(missing)} missing, first {missing[0].date() if len(missing) else '-'}; "
                                                f"{len(extra)} unexpected, first {extra[0].date() if len(extra) else '-'})")
     return da
+
+
+class GrowingMemberFile:
+    """A sample file written a slab of days at a time: (M, T, H, W) physical values appended
+    along an unlimited time axis, so a writer of 25 years holds a month, not the record.
+
+    ``path`` is where the slabs go (a temporary path: the caller renames it when complete,
+    e.g. with :func:`diffscale.core.io.atomic_path`). Slabs must come in time order. With no
+    slab, :meth:`close` writes the empty file the contract asks for.
+    """
+
+    def __init__(self, path: str | os.PathLike, lat: np.ndarray, lon: np.ndarray, variable: str, attrs: dict,
+                 global_attrs: dict | None = None, metadata: cf.Metadata | None = None, history: str | None = None,
+                 members: int = 1):
+        self.path, self.lat, self.lon, self.variable = path, lat, lon, variable
+        self.attrs, self.global_attrs, self.metadata, self.history = attrs, global_attrs, metadata, history
+        self.members, self.days = members, 0
+
+    def add(self, days: pd.DatetimeIndex, values: np.ndarray) -> None:
+        """Append (M, T, H, W) values of ``days`` (after every day added so far)."""
+        if not len(days):
+            return
+        if self.days:
+            io.append_days(self.path, self.variable, pd.DatetimeIndex(days), values, (self.metadata or cf.Metadata()).step)
+        else:
+            io.write_netcdf(member_dataset(values, pd.DatetimeIndex(days), self.lat, self.lon, self.variable, self.attrs,
+                                           self.global_attrs), self.path, metadata=self.metadata, history=self.history,
+                            chunks={"member": 1, "time": 1}, unlimited_dims=("time",))
+        self.days += len(days)
+
+    def close(self) -> int:
+        """Write the empty file where no day came; returns the days written."""
+        if not self.days:
+            empty = np.empty((self.members, 0, len(self.lat), len(self.lon)), np.float32)
+            io.write_netcdf(member_dataset(empty, pd.DatetimeIndex([]), self.lat, self.lon, self.variable, self.attrs,
+                                           self.global_attrs), self.path, metadata=self.metadata, history=self.history)
+        return self.days
+

@@ -18,7 +18,7 @@ import xarray as xr
 from diffscale.core import cf, io, registry
 from diffscale.core.days import DaySplit
 from diffscale.core.grids import bicubic
-from diffscale.core.samples import member_dataset
+from diffscale.core.samples import GrowingMemberFile, member_dataset
 from diffscale.core.transform import from_metric_space, to_metric_space
 
 log = logging.getLogger(__name__)
@@ -65,13 +65,26 @@ def bicubic_samples(coarse_files: Sequence[str | os.PathLike], fine_path: str | 
     """Rule sample_bicubic: the bicubic samples on the fine grid of ``fine_path`` for each period of ``outs``.
 
     ``outs``: {"test": path, "beyond": path}; each period's days are those of ``days_path``;
-    ``metadata``: the config's CF/ACDD attributes.
+    ``metadata``: the config's CF/ACDD attributes. Each file is written a month of days at
+    a time (the beyond days of a 25-year record would be GBs held at once).
     """
     days = DaySplit.from_json(days_path)
-    fine = io.read_field(fine_path, variable)
+    with xr.open_dataset(fine_path, engine="netcdf4") as ds:  # the grid alone
+        lat, lon = ds["lat"].values, ds["lon"].values
     for period, out in outs.items():
-        times = getattr(days, period)
-        io.write_netcdf(bicubic_record(coarse_files, variable, times, fine.lat.values, fine.lon.values, log10, floor), out,
-                        metadata=metadata, history=f"bicubic baseline, {period} days (diffscale.evaluation.bicubic)")
-        log.info("%s: %d days interpolated onto %d x %d fine pixels", period, len(times), fine.sizes["lat"],
-                 fine.sizes["lon"])
+        times = pd.DatetimeIndex(getattr(days, period))
+        history = f"bicubic baseline, {period} days (diffscale.evaluation.bicubic)"
+        with io.atomic_path(out) as tmp:
+            if not len(times):
+                io.write_netcdf(bicubic_record(coarse_files, variable, times, lat, lon, log10, floor), tmp,
+                                metadata=metadata, history=history)
+            file = None
+            for _, month in pd.Series(times, index=times).groupby([times.year, times.month]):
+                part = bicubic_record(coarse_files, variable, pd.DatetimeIndex(month.values), lat, lon, log10, floor)
+                da = part[variable]
+                if file is None:
+                    file = GrowingMemberFile(tmp, lat, lon, variable, dict(da.attrs),
+                                             {k: v for k, v in part.attrs.items() if k in ("model", "method")},
+                                             metadata, history)
+                file.add(pd.DatetimeIndex(part.time.values), da.values)
+        log.info("%s: %d days interpolated onto %d x %d fine pixels", period, len(times), len(lat), len(lon))

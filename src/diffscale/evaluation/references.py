@@ -25,7 +25,7 @@ import pandas as pd
 from diffscale.core import cf, io, registry
 from diffscale.core.days import DaySplit
 from diffscale.core.grids import region_boxes
-from diffscale.core.samples import member_dataset
+from diffscale.core.samples import GrowingMemberFile
 from diffscale.data.sources.synthetic import REFERENCES, twin_parameters, twin_reference_months
 
 log = logging.getLogger(__name__)
@@ -95,34 +95,21 @@ def reference_samples(twin_json: PathLike, boxes: Mapping[str, dict], margin: fl
     months = twin_reference_months(list(region_boxes(boxes).values()), margin, tuple(period), params,
                                    {key: (r.lat, r.lon, r.days) for key, r in requests.items()})
 
-    def dataset(key: str, name: str, days: pd.DatetimeIndex, values: np.ndarray):
-        r = requests[key]
-        return member_dataset(values[None], days, r.lat, r.lon, variable, attrs,
-                              {"model": name, "method": registry.entry(name).description})
-
     # Every file grows a month at a time under its temporary name (memory holds a month, not
     # the 25 years) and all are renamed only when every request is complete and checked.
     with ExitStack() as stack:
-        tmp = {(key, name): stack.enter_context(io.atomic_path(r.out[name]))
-               for key, r in requests.items() for name in REFERENCES}
-        written = {key: 0 for key in requests}
+        files = {(key, name): GrowingMemberFile(
+            stack.enter_context(io.atomic_path(r.out[name])), r.lat, r.lon, variable, attrs,
+            {"model": name, "method": registry.entry(name).description}, metadata,
+            f"the {params.kind} twin's {name} (diffscale.evaluation.references)")
+            for key, r in requests.items() for name in REFERENCES}
         for key, days, fields in months:
             _check_reproduces(requests[key], days, fields["fine"], variable)
             for name in REFERENCES:
-                if written[key]:
-                    io.append_days(tmp[key, name], variable, days, fields[name][None], (metadata or cf.Metadata()).step)
-                else:
-                    io.write_netcdf(dataset(key, name, days, fields[name]), tmp[key, name], metadata=metadata,
-                                    history=f"the {params.kind} twin's {name} (diffscale.evaluation.references)",
-                                    chunks={"member": 1, "time": 1}, unlimited_dims=("time",))
-            written[key] += len(days)
+                files[key, name].add(days, fields[name][None])
         for key, r in requests.items():
-            if written[key] != len(r.days):
-                raise ValueError(f"reference request {key}: {written[key]} of its {len(r.days)} days were generated")
-            if not len(r.days):
-                ny, nx = len(r.lat), len(r.lon)
-                for name in REFERENCES:
-                    io.write_netcdf(dataset(key, name, r.days, np.empty((0, ny, nx), np.float32)), tmp[key, name],
-                                    metadata=metadata,
-                                    history=f"the {params.kind} twin's {name} (diffscale.evaluation.references)")
+            for name in REFERENCES:
+                written = files[key, name].close()
+                if written != len(r.days):
+                    raise ValueError(f"reference request {key}: {written} of its {len(r.days)} days were generated")
             log.info("%s: %d days", key, len(r.days))
