@@ -74,7 +74,7 @@ def sample_block_files(split_dir: str | os.PathLike, season: str, variable: str,
     days = block_days(cm.days_of(split_dir, season)["beyond"], block, coarse_period, sampling["block"], step)
     # The block's days alone (and their spin-up): a block of a 25-year record holds its own years.
     data = load_season(split_dir, season, variable, days=days, history=model.spec.history,
-                       spinup_days=sampling["spinup_days"])
+                       spinup_days=sampling["spinup_days"], truth=False)
     state = read_state(previous)[0] if previous is not None else ChainState()
     members = 1 if model.deterministic else sampling["beyond_members"]
     log.info("block %s: %d beyond days x %d members, %s", block, len(days), members,

@@ -134,7 +134,8 @@ def true_history(data: SeasonData, day: pd.Timestamp, history: int) -> np.ndarra
 
 
 def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler: ScalerLike | None = None,
-                days: Sequence[pd.Timestamp] | None = None, history: int = 0, spinup_days: int = 0) -> SeasonData:
+                days: Sequence[pd.Timestamp] | None = None, history: int = 0, spinup_days: int = 0,
+                truth: bool = True) -> SeasonData:
     """Read ``<split_dir>/{fine,coarse_on_fine[,truth]}.nc``, a ``<name>.nc`` per static field fine.nc names,
     and ``<split_dir>/<season>/{days,scaler}.json``.
 
@@ -142,7 +143,8 @@ def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler
     :func:`needed_steps` (their ``history`` windows after ``spinup_days``) and on the
     training days (the start guess of an autoregressive run), so a job over a few years of a
     25-year record holds those years; any other day's coarse field raises KeyError. None reads
-    them whole.
+    them whole. truth: read truth.nc (the self-check's beyond truth); the jobs that never score
+    against it leave it on disk.
     """
     split_dir = Path(split_dir)
     if scaler is None:
@@ -159,11 +161,12 @@ def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler
     for name, da in (("coarse_on_fine.nc", coarse), *((f"{n}.nc", da) for n, da in static.items())):
         if not (np.allclose(da.lat, fine.lat) and np.allclose(da.lon, fine.lon)):
             raise io.DataValidationError(split_dir / name, "grid differs from fine.nc (expected the region's fine grid)")
-    truth_times, truth = pd.DatetimeIndex([]), None
-    if (split_dir / "truth.nc").exists():
+    truth_times, truth_values = pd.DatetimeIndex([]), None
+    if truth and (split_dir / "truth.nc").exists():
         t = io.read_field(split_dir / "truth.nc", variable, times=times)
         if t.sizes["time"]:  # none where the job's days lie inside the fine record
-            truth_times, truth = pd.DatetimeIndex(t.time.values), np.asarray(scaler.forward(t.values), dtype=np.float32)
+            truth_times = pd.DatetimeIndex(t.time.values)
+            truth_values = np.asarray(scaler.forward(t.values), dtype=np.float32)
 
     def scaled(da) -> np.ndarray:
         raw = da.values
@@ -184,7 +187,7 @@ def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler
         coarse_times=pd.DatetimeIndex(coarse.time.values), coarse=scaled(coarse),
         static={name: np.asarray(da.values, dtype=np.float64) for name, da in static.items()},
         days={name: getattr(day_lists, name) for name in DAY_LISTS},
-        scaler=scaler, truth_times=truth_times, truth=truth, record_step=step,
+        scaler=scaler, truth_times=truth_times, truth=truth_values, record_step=step,
     )
 
 

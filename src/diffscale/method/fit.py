@@ -159,7 +159,8 @@ def pretrain_files(split_dir: str | os.PathLike, season: str, variable: str, mon
     # the encoder trains on every one of them, and a 25-year paper region is ~6 GB in all.
     record = Path(split_dir) / "coarse_on_fine.nc"
     times = cm.record_times(record)
-    data = load_season(split_dir, season, variable, days=times[times.month.isin(list(months))], history=cfg["history"])
+    data = load_season(split_dir, season, variable, days=times[times.month.isin(list(months))], history=cfg["history"],
+                       truth=False)
     task = pretraining_task(data, months, cfg)
     model, result = pretrain_encoder(data, months, cfg, checkpoint, device_name=device_name, task=task)
     best = min(result.val, key=lambda sv: sv[1]) if result.val else None
@@ -293,7 +294,7 @@ def fit_files(name: str, split_dir: str | os.PathLike, season: str, variable: st
     """
     fitted = cm.days_of(split_dir, season)
     data = load_season(split_dir, season, variable, days=fitted["train"].union(fitted["val"]),
-                       history=enc_cfg["history"])
+                       history=enc_cfg["history"], truth=False)
     encoder = load_encoder(encoder_path) if encoder_path is not None else None
     regressor = None
     if regressor_path is not None:

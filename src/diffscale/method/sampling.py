@@ -302,7 +302,7 @@ def sample_test_files(split_dir: str | os.PathLike, season: str, variable: str, 
     """
     model, dev = sampling_model(model_path, device_name)
     days = cm.days_of(split_dir, season)["test"]
-    data = load_season(split_dir, season, variable, days=days, history=model.spec.history)
+    data = load_season(split_dir, season, variable, days=days, history=model.spec.history, truth=False)
     members = 1 if model.deterministic else sampling["members"]
     with precision(dev, sampling["autocast"]):
         test, seconds = timed(teacher_forced, model, data, days, members, **sampling_options(model, sampling))
@@ -322,7 +322,7 @@ def benchmark_files(split_dir: str | os.PathLike, region: str, season: str, vari
     """
     model, dev = sampling_model(model_path, device_name)
     data = load_season(split_dir, season, variable, days=cm.days_of(split_dir, season)["val"],
-                       history=model.spec.history)
+                       history=model.spec.history, truth=False)
     days = cm.training_days(data, "val", model.spec.history)[: sampling["benchmark_days"]]
     if not len(days):
         log.warning("region %s, season %s has no validation day to compare the samplers on (split.val_fraction 0, "
@@ -353,7 +353,7 @@ def members_curve_files(split_dir: str | os.PathLike, region: str, season: str, 
     """
     model, dev = sampling_model(model_path, device_name)
     data = load_season(split_dir, season, variable, days=cm.days_of(split_dir, season)["val"],
-                       history=model.spec.history)
+                       history=model.spec.history, truth=False)
     days = cm.training_days(data, "val", model.spec.history)  # the validation days the models are validated on
     if not len(days):
         log.warning("region %s, season %s has no validation day to score (split.val_fraction 0, or every validation "

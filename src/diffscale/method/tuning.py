@@ -148,7 +148,7 @@ def tune_files(split_dir: str | os.PathLike, region: str, season: str, variable:
     """Rule tune: :func:`tune_season` from the split files, the encoder and the regression part to ``output`` (CSV)."""
     fitted = cm.days_of(split_dir, season)
     data = load_season(split_dir, season, variable, days=fitted["train"].union(fitted["val"]),
-                       history=enc_cfg["history"])
+                       history=enc_cfg["history"], truth=False)
     encoder = load_encoder(encoder_path) if encoder_path is not None else None
     regressor = None
     if regressor_path is not None:
