@@ -68,6 +68,12 @@ def _f64(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+# Days (per-day distances) and pixels (per-pixel ones) taken at a time: POT holds about ten
+# float64 copies of what it is given, which for a paper region's two fine years is ~20 GB.
+DAYS_AT_ONCE = 32
+PIXELS_AT_ONCE = 8192
+
+
 def per_day_w1(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
     """(T, ny, nx) x 2 -> (T,) W1 between the two fields' pixel values, day by day."""
     if fine.shape != coarse.shape:
@@ -75,7 +81,10 @@ def per_day_w1(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
     t = fine.shape[0]
     # POT takes samples along axis 0 and batches over the rest: (pixels, T). Its CDFs
     # are cumulative sums in the values' dtype, so float64 keeps them exact.
-    return np.asarray(ot.wasserstein_1d(_f64(fine.reshape(t, -1).T), _f64(coarse.reshape(t, -1).T), p=1))
+    out = [np.asarray(ot.wasserstein_1d(_f64(fine[i:i + DAYS_AT_ONCE].reshape(-1, fine.shape[1] * fine.shape[2]).T),
+                                        _f64(coarse[i:i + DAYS_AT_ONCE].reshape(-1, fine.shape[1] * fine.shape[2]).T), p=1))
+           for i in range(0, t, DAYS_AT_ONCE)]
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def per_pixel_w1(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
@@ -83,8 +92,10 @@ def per_pixel_w1(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
     if fine.shape[1:] != coarse.shape[1:]:
         raise ValueError(f"per-pixel distances need the same grid, got {fine.shape[1:]} and {coarse.shape[1:]}")
     ny, nx = fine.shape[1:]
-    return np.asarray(ot.wasserstein_1d(_f64(fine.reshape(fine.shape[0], -1)), _f64(coarse.reshape(coarse.shape[0], -1)),
-                                        p=1)).reshape(ny, nx)
+    f, c = fine.reshape(fine.shape[0], -1), coarse.reshape(coarse.shape[0], -1)
+    out = [np.asarray(ot.wasserstein_1d(_f64(f[:, j:j + PIXELS_AT_ONCE]), _f64(c[:, j:j + PIXELS_AT_ONCE]), p=1))
+           for j in range(0, ny * nx, PIXELS_AT_ONCE)]
+    return np.concatenate(out).reshape(ny, nx)
 
 
 POOLED_BINS = 2**20
@@ -136,8 +147,9 @@ class Histogram:
         return float(np.abs(cdf_a - cdf_b).sum() * (self.hi - self.lo) / self.bins)
 
 
-def standardised_patches(x: np.ndarray, k: int) -> np.ndarray:
-    """(T, ny, nx) -> (T * (ny // k) * (nx // k), k * k) non-overlapping patches, each z-scored.
+def standardised_patches(x: np.ndarray, k: int, index: np.ndarray | None = None) -> np.ndarray:
+    """(T, ny, nx) -> (T * (ny // k) * (nx // k), k * k) non-overlapping patches, each z-scored;
+    with ``index``, only those patches (in that order), never the others.
 
     A flat patch (standard deviation ~0) becomes all zeros rather than noise / 0.
     """
@@ -145,10 +157,22 @@ def standardised_patches(x: np.ndarray, k: int) -> np.ndarray:
     if ny < k or nx < k:
         raise ValueError(f"patch size {k} exceeds the region grid {ny} x {nx} (lower domain.patch_size)")
     py, px = ny // k, nx // k
-    p = x[:, : py * k, : px * k].reshape(t, py, k, px, k).transpose(0, 1, 3, 2, 4).reshape(-1, k * k)
+    if index is None:
+        p = x[:, : py * k, : px * k].reshape(t, py, k, px, k).transpose(0, 1, 3, 2, 4).reshape(-1, k * k)
+    else:
+        day, rest = np.divmod(np.asarray(index), py * px)
+        row, col = np.divmod(rest, px)
+        offsets = np.arange(k)
+        p = x[day[:, None, None], (row * k)[:, None, None] + offsets[None, :, None],
+              (col * k)[:, None, None] + offsets[None, None, :]].reshape(-1, k * k)
     mean = p.mean(axis=1, keepdims=True)
     std = p.std(axis=1, keepdims=True)
     return np.where(std > 1e-12, (p - mean) / np.where(std > 1e-12, std, 1.0), 0.0)
+
+
+def patch_count(x: np.ndarray, k: int) -> int:
+    t, ny, nx = x.shape
+    return t * (ny // k) * (nx // k)
 
 
 def sliced_w(fine: np.ndarray, coarse: np.ndarray, k: int, projections: int, seeds: Sequence[int],
@@ -156,18 +180,21 @@ def sliced_w(fine: np.ndarray, coarse: np.ndarray, k: int, projections: int, see
     """SW2 between standardised k x k patches of the two fields, one value per seed.
 
     Each seed draws its own projections and, where there are more than ``max_patches``
-    patches, its own subsample of them, so the spread covers both.
+    patches, its own subsample of them, so the spread covers both. Only the drawn
+    patches are cut (all of a paper region's would be GBs).
     """
-    a, b = standardised_patches(fine, k), standardised_patches(coarse, k)
+    na, nb = patch_count(fine, k), patch_count(coarse, k)
+    whole_a = standardised_patches(fine, k) if na <= max_patches else None
+    whole_b = standardised_patches(coarse, k) if nb <= max_patches else None
     out = []
     for seed in seeds:
         rng = np.random.default_rng(seed)
-        ia = rng.choice(len(a), max_patches, replace=False) if len(a) > max_patches else slice(None)
+        ia = rng.choice(na, max_patches, replace=False) if na > max_patches else None
         # Paired fields (same days and places) keep the same patches, so the subsample
         # adds no difference of its own.
-        ib = ia if len(a) == len(b) else (rng.choice(len(b), max_patches, replace=False)
-                                          if len(b) > max_patches else slice(None))
-        sa, sb = a[ia], b[ib]
+        ib = ia if na == nb else (rng.choice(nb, max_patches, replace=False) if nb > max_patches else None)
+        sa = whole_a if ia is None else standardised_patches(fine, k, ia)
+        sb = whole_b if ib is None else standardised_patches(coarse, k, ib)
         out.append(float(ot.sliced_wasserstein_distance(sa, sb, n_projections=projections, seed=int(seed))))
     return np.asarray(out)
 
