@@ -85,7 +85,7 @@ def read_truths(fine_path: PathLike, truth_path: PathLike | None, days: DaySplit
     fine = io.read_field(fine_path, variable)
     truths = {"test": fine.sel(time=days.test)}
     if truth_path is not None and len(days.beyond):
-        truth = io.read_field(truth_path, variable)
+        truth = io.read_field(truth_path, variable, times=days.beyond)  # the season's days, not 25 years of all seasons
         held = days.beyond.intersection(pd.DatetimeIndex(truth.time.values).normalize())
         if len(held):
             truths["beyond"] = truth.sel(time=held)
