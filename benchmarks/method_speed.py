@@ -46,7 +46,7 @@ def fake_season(h: int, w: int, days: int = 120) -> SeasonData:
     fine = rng.uniform(0, 1, (days, h, w)).astype(np.float32)
     split = {"train": times[20:100], "val": times[100:110], "test": times[110:], "core": times, "pool": times, "beyond": times[:0]}
     return SeasonData("x", {}, np.linspace(33, 35, h), np.linspace(64, 66.5, w), times, fine, times, fine.copy(),
-                      rng.uniform(0, 3000, (h, w)), split, Identity())
+                      {"elevation": rng.uniform(0, 3000, (h, w))}, split, Identity())
 
 
 def time_steps(model, task_batch, loss_fn, steps: int, dev) -> float:
