@@ -14,6 +14,8 @@ from diffscale.core.config import baseline_settings, load_config
 
 DEMO = load_config(ROOT / "config/config.yaml")
 PAPER = load_config(ROOT / "config/paper.yaml")
+PAPER_TWIN = load_config(ROOT / "config/paper_twin.yaml")
+PAPER_TWIN_5Y = dict(PAPER_TWIN, data=dict(PAPER_TWIN["data"], coarse_period=["2004-01-01", "2008-12-31"]))
 
 # (rule, config, region, season, max_rss MB, s) from the rules' benchmark files: the demo
 # (config/config.yaml, region west; the data rules run alone, the rest from a full demo
@@ -37,13 +39,11 @@ MEASURED = [
     ("regrid_fine_to_coarse", MID, "mid", None, 150.92, 34.11),
     ("split_region", MID, "mid", None, 162.48, 82.27),
     ("split", MID, "mid", "DJF", 167.54, 11.98),
-    ("domain", MID, "mid", None, 605.45, 82.17),
     ("make_synthetic", BIG, "big", None, 242.73, 271.79),
     ("regrid", BIG, "big", None, 153.25, 30.41),
     ("regrid_fine_to_coarse", BIG, "big", None, 161.51, 21.65),
     ("split_region", BIG, "big", None, 206.27, 91.04),
     ("split", BIG, "big", "DJF", 233.38, 7.03),
-    ("domain", BIG, "big", None, 1523.37, 236.55),
     ("pretrain_encoder", DEMO, "west", "JJA", 588.69, 15.94),
     ("train_diffusion", DEMO_600_STEPS, "west", "JJA", 487.76, 71.89),
     ("train_baseline", DEMO, "west", "DJF", 505.75, 762.08),
@@ -57,6 +57,19 @@ MEASURED = [
     ("assemble", DEMO, "west", None, 263.61, 5.37),
     # diffscale.method.aggregates.aggregate_file on that run's product under /usr/bin/time
     ("aggregate", DEMO, "west", None, 211.8, 55.63),
+    # The paper-size twin (config/paper_twin.yaml, area1, 25 years; make paper-twin), two jobs
+    # side by side on 2 cores, and the same over 5 years (PAPER_TWIN_5Y)
+    ("make_synthetic", PAPER_TWIN, "area1", None, 1025.97, 1626.61),
+    ("regrid", PAPER_TWIN, "area1", None, 246.63, 390.34),
+    ("regrid_fine_to_coarse", PAPER_TWIN, "area1", None, 245.29, 103.99),
+    ("split_region", PAPER_TWIN, "area1", None, 266.00, 578.58),
+    ("split", PAPER_TWIN, "area1", "MAM", 1068.57, 13.74),
+    ("sample_bicubic", PAPER_TWIN, "area1", "JJA", 254.55, 80.06),
+    ("pretrain_encoder", PAPER_TWIN, "area1", "MAM", 7071.27, 187.57),
+    ("train_baseline", PAPER_TWIN, "area1", "MAM", 6502.89, 111.48),
+    ("make_synthetic", PAPER_TWIN_5Y, "area1", None, 1019.17, 298.85),
+    ("domain", PAPER_TWIN_5Y, "area1", None, 3474.27, 642.91),
+    ("sample_references", PAPER_TWIN_5Y, "area1", None, 1187.88, 300.90),
 ]
 
 
@@ -109,13 +122,31 @@ def test_paper_asks_more_than_the_demo_and_what_its_records_need():
     for rule in rs.FOOTPRINTS:
         demo_mem, demo_min = request(rule, DEMO, "west", "DJF")
         paper_mem, paper_min = request(rule, PAPER, "area1", "DJF")
-        assert paper_mem > demo_mem and paper_min >= demo_min, (rule, demo_mem, paper_mem)
-    # domain holds area1's coarse record on the fine grid: 154224 pixels x 9132 days of float32
+        # a rule that holds a month asks the floor for both
+        assert (paper_mem >= demo_mem if rule in rs.STREAMING else paper_mem > demo_mem), (rule, demo_mem, paper_mem)
+        assert paper_min >= demo_min, (rule, demo_min, paper_min)
+    # area1's coarse record on the fine grid: 154224 pixels x 9132 days of float32
     record = 154224 * 9132 * 4 / rs.MB
+    fine = 154224 * 763 * 4 / rs.MB  # its fine record, 2005-05-15..2007-06-16
     assert rs.Sizes(PAPER).record_mb("area1") == pytest.approx(record)
-    assert request("domain", PAPER, "area1", None)[0] >= record
+    assert rs.Sizes(PAPER).fine_mb("area1") == pytest.approx(fine)
+    # domain streams the coarse record: it asks for the fine record and its copies, whatever the coarse period
+    five_years = dict(PAPER, data=dict(PAPER["data"], coarse_period=["2003-01-01", "2007-12-31"]))
+    assert fine < request("domain", PAPER, "area1", None)[0] == request("domain", five_years, "area1", None)[0]
+    # split_region holds a month, but asks by the record its monthly files add up to
+    assert request("split_region", PAPER, "area1", None)[0] > request("split_region", DEMO, "west", None)[0]
     # area0 is half area1's size: it asks less
     assert request("domain", PAPER, "area0", None)[0] < request("domain", PAPER, "area1", None)[0]
+
+
+def test_the_streaming_rules_ask_the_same_for_five_years_as_for_twenty_five():
+    """What a job of a streaming rule holds follows the region and the fine record, not the
+    coarse record's length (a block of sample_beyond is five years whatever the record)."""
+    short = PAPER_TWIN_5Y
+    for rule in ("domain", "train_diffusion", "sample", "sample_beyond", "sampler_benchmark", "sample_bicubic"):
+        assert request(rule, short, "area1", "DJF")[0] == request(rule, PAPER_TWIN, "area1", "DJF")[0], rule
+    for rule in ("pretrain_encoder", "gather_beyond", "evaluate"):  # the season's share of the record, by nature
+        assert request(rule, short, "area1", "DJF")[0] < request(rule, PAPER_TWIN, "area1", "DJF")[0], rule
 
 
 def test_each_retry_asks_more():

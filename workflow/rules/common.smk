@@ -433,7 +433,7 @@ def job_mem_mb(step: str):
     """mem_mb of step's jobs, from the config's estimate or its largest input, grown per attempt."""
     return lambda w, input, attempt: jobsize.mem_mb(
         step,
-        jobsize.held(job_estimate(step, w)[0], jobsize.largest_input_mb(input)),
+        jobsize.held(job_estimate(step, w)[0], jobsize.largest_input_mb(input), step),
         attempt,
     )
 

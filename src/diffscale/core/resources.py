@@ -56,41 +56,43 @@ class Footprint:
     s_per_unit: float
 
 
-# The data rules: fitted to the benchmark files of the demo (config/config.yaml, region
-# west: 7.5 MB of record) and of the same config over 4 x 5 and 8 x 10 degree regions
-# (29.3 and 115.8 MB), on a shared 2-core machine: memory through the points, time as the
-# slowest of them (the machine's load made times vary 2-3x); README.md, "Resources",
-# gives the figures and commands. The other rules were measured on the demo only (a full
-# demo run): their base is the demo's max_rss and time, their growth per MB (2: the
-# region's record once, plus one working copy) is an assumption, and the rates of the GPU
-# rules are CPU rates.
+# Fitted to the workflow's own benchmark files on a shared 2-core machine (README.md,
+# "Resources" and "Paper-size data", give the figures and commands): the demo
+# (config/config.yaml, region west), the demo's config over 4 x 5 and 8 x 10 degree regions
+# (the data rules), and the paper-size twin (config/paper_twin.yaml: area1's grid, 25
+# years; and the same over 5 years). The base is the demo's max_rss; the growth per MB held
+# (what Sizes.estimate says the job holds: a month, the fine record, a season's stretches)
+# goes through the paper-size figures. Times take the slowest point (the machine's load
+# made them vary 2-3x); the rates of the GPU rules are CPU rates. Rules without a
+# paper-size figure keep a growth of 2 per MB held (the data once plus a working copy), an
+# assumption.
 FOOTPRINTS: dict[str, Footprint] = {
-    "make_synthetic": Footprint(base_mb=150, mb_per_mb=0.55, base_s=10, s_per_unit=1.6),
+    "make_synthetic": Footprint(base_mb=150, mb_per_mb=3.5, base_s=10, s_per_unit=1.6),
     "regrid": Footprint(base_mb=145, mb_per_mb=0.1, base_s=10, s_per_unit=1.05),
     "regrid_fine_to_coarse": Footprint(base_mb=147, mb_per_mb=0.16, base_s=7, s_per_unit=0.95),
     "split_region": Footprint(base_mb=150, mb_per_mb=0.5, base_s=13, s_per_unit=2.4),
-    "split": Footprint(base_mb=145, mb_per_mb=0.8, base_s=4, s_per_unit=0.3),
-    "domain": Footprint(base_mb=420, mb_per_mb=9.7, base_s=7, s_per_unit=2.6),
-    "pretrain_encoder": Footprint(base_mb=575, mb_per_mb=2.0, base_s=10, s_per_unit=0.4),
-    "train_diffusion": Footprint(base_mb=475, mb_per_mb=2.0, base_s=10, s_per_unit=0.013),
-    "train_baseline": Footprint(base_mb=495, mb_per_mb=2.0, base_s=10, s_per_unit=0.16),
-    "sample": Footprint(base_mb=625, mb_per_mb=2.0, base_s=5, s_per_unit=19.0),
+    "split": Footprint(base_mb=150, mb_per_mb=3.0, base_s=4, s_per_unit=0.3),
+    "domain": Footprint(base_mb=490, mb_per_mb=7.0, base_s=7, s_per_unit=2.6),
+    "pretrain_encoder": Footprint(base_mb=590, mb_per_mb=3.5, base_s=10, s_per_unit=0.4),
+    "train_diffusion": Footprint(base_mb=490, mb_per_mb=1.2, base_s=10, s_per_unit=0.013),
+    "train_baseline": Footprint(base_mb=506, mb_per_mb=1.2, base_s=10, s_per_unit=0.16),
+    "sample": Footprint(base_mb=645, mb_per_mb=2.0, base_s=5, s_per_unit=19.0),
     "sample_beyond": Footprint(base_mb=415, mb_per_mb=2.0, base_s=10, s_per_unit=24.0),
     # curve_members members on the validation days: sample's footprint (an assumption: not fitted yet)
-    "members_curve": Footprint(base_mb=625, mb_per_mb=2.0, base_s=5, s_per_unit=19.0),
-    "sampler_benchmark": Footprint(base_mb=415, mb_per_mb=2.0, base_s=10, s_per_unit=9.0),
+    "members_curve": Footprint(base_mb=645, mb_per_mb=2.0, base_s=5, s_per_unit=19.0),
+    "sampler_benchmark": Footprint(base_mb=430, mb_per_mb=2.0, base_s=10, s_per_unit=9.0),
     # every training run of the tuning grid: train_diffusion's rate per sample seen, plus the
     # validation ensembles (an assumption until its benchmark file is fitted)
     "tune": Footprint(base_mb=475, mb_per_mb=2.0, base_s=30, s_per_unit=0.02),
     "gather_beyond": Footprint(base_mb=420, mb_per_mb=2.0, base_s=5, s_per_unit=0.6),
-    "sample_bicubic": Footprint(base_mb=150, mb_per_mb=1.0, base_s=3, s_per_unit=0.1),
-    "evaluate": Footprint(base_mb=355, mb_per_mb=2.0, base_s=20, s_per_unit=0.1),
-    "plot_evaluation": Footprint(base_mb=215, mb_per_mb=2.0, base_s=27, s_per_unit=0.1),
+    "sample_bicubic": Footprint(base_mb=154, mb_per_mb=6.0, base_s=3, s_per_unit=0.1),
+    "evaluate": Footprint(base_mb=380, mb_per_mb=2.0, base_s=20, s_per_unit=0.1),
+    "plot_evaluation": Footprint(base_mb=240, mb_per_mb=2.0, base_s=27, s_per_unit=0.1),
     "assemble": Footprint(base_mb=240, mb_per_mb=2.0, base_s=5, s_per_unit=0.1),
     "aggregate": Footprint(base_mb=170, mb_per_mb=2.0, base_s=10, s_per_unit=2.1),
     # regenerates the twin like make_synthetic, plus the ceiling's fitting year: its
     # footprint, with twice the time (an assumption until its benchmark file is fitted)
-    "sample_references": Footprint(base_mb=150, mb_per_mb=0.55, base_s=20, s_per_unit=3.2),
+    "sample_references": Footprint(base_mb=150, mb_per_mb=4.5, base_s=20, s_per_unit=3.2),
     # New coarse data (config apply): the footprints of the steps they repeat (assumptions, not fitted)
     "apply_coarse": Footprint(base_mb=150, mb_per_mb=2.0, base_s=10, s_per_unit=1.6),
     "apply_regrid": Footprint(base_mb=145, mb_per_mb=0.1, base_s=10, s_per_unit=1.05),
@@ -125,8 +127,18 @@ def _retry(attempt: int) -> float:
     return 1.0 + RETRY_GROWTH * (attempt - 1)
 
 
-def held(estimate_mb: float, input_mb: float | None) -> float:
-    """The larger of the config's estimate and the largest input on disk (None: not there yet)."""
+# The rules that read their large inputs in slabs or windows (a month of days, a block's
+# years, the season's stretches): the size of those files says nothing of what they hold.
+STREAMING = frozenset({"domain", "pretrain_encoder", "train_diffusion", "train_baseline", "tune", "sample",
+                       "members_curve", "sample_beyond", "sampler_benchmark", "gather_beyond", "sample_bicubic",
+                       "evaluate", "plot_evaluation", "sample_references"})
+
+
+def held(estimate_mb: float, input_mb: float | None, rule: str | None = None) -> float:
+    """The larger of the config's estimate and the largest input on disk (None: not there yet);
+    the estimate alone for the rules in :data:`STREAMING`."""
+    if rule in STREAMING:
+        return estimate_mb
     return max(estimate_mb, input_mb or 0.0)
 
 
@@ -176,6 +188,28 @@ class Sizes:
     def season_fraction(self, season: str) -> float:
         return len(self.config["seasons"][season]) / 12.0
 
+    def fine_mb(self, region: str) -> float:
+        """The region's fine record (data.fine_period): what the training and sampling jobs hold whole."""
+        return self.pixels(region) * self.fine_days * FLOAT32 / MB
+
+    def stretch_fraction(self, season: str, history: int, spinup_days: int = 0) -> float:
+        """The share of the coarse record a job over the season's days reads: each season's
+        stretch with its history window (and spin-up) before it (load_season with days)."""
+        per_year = {"day": 365.25, "month": 12.0, "year": 1.0}[self.step]
+        return min(1.0, self.season_fraction(season) + (history + 1) / per_year + spinup_days / 365.25)
+
+    def training_stack_mb(self, region: str, season: str | None) -> float:
+        """What a training job stacks: each of the season's fine days with its raw condition,
+        its ``history`` days and its target (CropTask), as many as the fine record holds."""
+        season = season or next(iter(self.config["seasons"]))
+        channels = self.config["encoder"]["history"] + 8  # history, ~6 raw channels, target, mask
+        return self.fine_mb(region) * self.season_fraction(season) * channels
+
+    def month_mb(self, region: str) -> float:
+        """One month of the region's record: what the rules that stream by month hold of it."""
+        per_month = {"day": 31, "month": 1, "year": 1}[self.step]
+        return self.pixels(region) * min(self.coarse_days, per_month) * FLOAT32 / MB
+
     def samples_mb(self, region: str, season: str) -> float:
         """One model's saved members over the season's days of the coarse record."""
         return self.config["sampling"]["members_saved"] * self.record_mb(region) * self.season_fraction(season)
@@ -204,25 +238,32 @@ class Sizes:
         (default: as many as data.coarse_period).
         """
         s = self.config["sampling"]
-        if rule in ("make_synthetic", "sample_references"):
-            return self.raw_mb(), self.raw_mb()
+        if rule in ("make_synthetic", "sample_references"):  # a month at a time, after the ceiling's fitting year
+            return self.raw_mb() * min(1.0, 365.0 / self.coarse_days), self.raw_mb()
         if rule.startswith("apply_"):
             return self._apply_estimate(rule, region, season, self.coarse_days if days is None else days)
         if region is None:
             raise ValueError(f"rule {rule!r} is sized per region: give region")
-        record = self.record_mb(region)
-        if rule in ("regrid", "regrid_fine_to_coarse", "split_region", "split", "domain", "sample_bicubic"):
+        record, fine = self.record_mb(region), self.fine_mb(region)
+        history = self.config["encoder"]["history"]
+        if rule in ("regrid", "regrid_fine_to_coarse", "split_region"):
             return record, record
-        if rule == "pretrain_encoder":
-            return record, self.config["encoder"]["epochs"] * record
+        if rule == "split":  # the fine record; the scaler is fitted on its training days
+            return fine, record
+        if rule == "domain":  # the fine record and its days' coarse fields; the coarse record in slabs, twice
+            return fine, record
+        if rule == "pretrain_encoder":  # the season's stretches of the coarse record
+            return record * self.stretch_fraction(season or next(iter(self.config["seasons"])), history), \
+                self.config["encoder"]["epochs"] * record
         if rule == "tune":  # one run of max(steps) per (batch_size, lr); the config's values are candidates too
             t, d = self.config["tuning"], self.config["diffusion"]
             batches = set(t["batch_size"]) | {d["batch_size"]}
             rates = set(t["lr"]) | {d["lr"]}
-            return record, float(max(set(t["steps"]) | {d["steps"]}) * sum(batches) * len(rates))
-        if rule in ("train_diffusion", "train_baseline"):
+            return self.training_stack_mb(region, season), float(max(set(t["steps"]) | {d["steps"]}) * sum(batches)
+                                                                  * len(rates))
+        if rule in ("train_diffusion", "train_baseline"):  # each training day's channels: its history days too
             settings = train if train is not None else self.config["diffusion"]
-            return record, float(settings["steps"] * settings["batch_size"])
+            return self.training_stack_mb(region, season), float(settings["steps"] * settings["batch_size"])
         if rule == "aggregate":  # the product: every saved member over the coarse period
             mb = self.config["sampling"]["members_saved"] * record
             return mb, mb
@@ -231,24 +272,30 @@ class Sizes:
             return record + mb, record + mb
         if season is None:
             raise ValueError(f"rule {rule!r} is sized per region and season: give season")
+        if rule == "sample_bicubic":  # a month of days at a time
+            return self.month_mb(region), record * self.season_fraction(season)
         if rule == "sample":
             days = self.fine_days * self.season_fraction(season) * self.config["split"]["test_fraction"]
             mb = self.pixels(region) * days * s["members"] * FLOAT32 / MB
-            return record + mb, self.denoiser_mpix(region, days, s["members"], s["steps"])
+            return 2 * fine + mb, self.denoiser_mpix(region, days, s["members"], s["steps"])
         if rule == "members_curve":  # as many validation days as test days
             days = self.fine_days * self.season_fraction(season) * self.config["split"]["test_fraction"]
             mb = self.pixels(region) * days * s["curve_members"] * FLOAT32 / MB
-            return record + mb, self.denoiser_mpix(region, days, s["curve_members"], s["steps"])
-        if rule == "sample_beyond":
+            return 2 * fine + mb, self.denoiser_mpix(region, days, s["curve_members"], s["steps"])
+        if rule == "sample_beyond":  # the fine record, the block's stretch of the coarse one, its samples
             days = self.block_days(season)
-            mb = self.pixels(region) * days * s["beyond_members"] * FLOAT32 / MB
-            return record + mb, self.denoiser_mpix(region, days, s["beyond_members"], s["steps"])
+            span = days / self.season_fraction(season) * self.stretch_fraction(season, history, s["spinup_days"])
+            mb = self.pixels(region) * (days * s["beyond_members"] + span) * FLOAT32 / MB
+            return fine + mb, self.denoiser_mpix(region, days, s["beyond_members"], s["steps"])
         if rule == "sampler_benchmark":
-            return record, self.denoiser_mpix(region, s["benchmark_days"], s["benchmark_members"],
-                                              s["steps"] + s["ddpm_steps"])
-        if rule in ("gather_beyond", "evaluate", "plot_evaluation"):  # one model's members at a time
-            mb = self.samples_mb(region, season)
-            return record + mb, record + mb
+            return 2 * fine, self.denoiser_mpix(region, s["benchmark_days"], s["benchmark_members"],
+                                                s["steps"] + s["ddpm_steps"])
+        if rule == "gather_beyond":  # the beyond members, and the season's coarse record and truth
+            mb = self.samples_mb(region, season) + 2 * record * self.stretch_fraction(season, 0)
+            return fine + mb, fine + mb
+        if rule in ("evaluate", "plot_evaluation"):  # one model's members at a time, the season's truth
+            mb = self.samples_mb(region, season) + record * self.season_fraction(season)
+            return fine + mb, fine + mb
         raise KeyError(f"no size estimate for rule {rule!r}; known: {sorted(FOOTPRINTS)}")
 
     def _apply_estimate(self, rule: str, region: str | None, season: str | None, days: int) -> tuple[float, float]:
