@@ -72,7 +72,7 @@ FOOTPRINTS: dict[str, Footprint] = {
     "regrid_fine_to_coarse": Footprint(base_mb=147, mb_per_mb=0.16, base_s=7, s_per_unit=0.95),
     "split_region": Footprint(base_mb=150, mb_per_mb=0.5, base_s=13, s_per_unit=2.4),
     "split": Footprint(base_mb=150, mb_per_mb=3.0, base_s=4, s_per_unit=0.3),
-    "domain": Footprint(base_mb=490, mb_per_mb=7.0, base_s=7, s_per_unit=2.6),
+    "domain": Footprint(base_mb=490, mb_per_mb=8.0, base_s=7, s_per_unit=2.6),
     "pretrain_encoder": Footprint(base_mb=590, mb_per_mb=3.5, base_s=10, s_per_unit=0.4),
     "train_diffusion": Footprint(base_mb=490, mb_per_mb=1.2, base_s=10, s_per_unit=0.013),
     "train_baseline": Footprint(base_mb=506, mb_per_mb=1.2, base_s=10, s_per_unit=0.16),

@@ -63,7 +63,7 @@ class SeasonData:
     lon: np.ndarray  # (W,)
     fine_times: pd.DatetimeIndex  # the fine record (data.fine_period)
     fine: np.ndarray  # (Tf, H, W) float32, scaled
-    coarse_times: pd.DatetimeIndex  # the coarse steps read: the whole coarse period, or load_season's period
+    coarse_times: pd.DatetimeIndex  # the coarse steps read: the whole coarse period, or those load_season's days need
     coarse: np.ndarray  # (Tc, H, W) float32, scaled
     static: dict[str, np.ndarray]  # the split's static fields, name -> (H, W), in channel order (elevation in metres)
     days: dict[str, pd.DatetimeIndex]
