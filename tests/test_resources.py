@@ -66,6 +66,7 @@ MEASURED = [
     ("split", PAPER_TWIN, "area1", "MAM", 1068.57, 13.74),
     ("sample_bicubic", PAPER_TWIN, "area1", "JJA", 254.55, 80.06),
     ("pretrain_encoder", PAPER_TWIN, "area1", "MAM", 7071.27, 187.57),
+    ("pretrain_encoder", PAPER_TWIN, "area1", "SON", 8446.25, 341.93),
     ("train_baseline", PAPER_TWIN, "area1", "MAM", 6502.89, 111.48),
     ("domain", PAPER_TWIN, "area1", None, 3934.96, 1243.66),
     ("make_synthetic", PAPER_TWIN_5Y, "area1", None, 1019.17, 298.85),

@@ -73,7 +73,7 @@ FOOTPRINTS: dict[str, Footprint] = {
     "split_region": Footprint(base_mb=150, mb_per_mb=0.5, base_s=13, s_per_unit=2.4),
     "split": Footprint(base_mb=150, mb_per_mb=3.0, base_s=4, s_per_unit=0.3),
     "domain": Footprint(base_mb=490, mb_per_mb=8.0, base_s=7, s_per_unit=2.6),
-    "pretrain_encoder": Footprint(base_mb=590, mb_per_mb=3.5, base_s=10, s_per_unit=0.4),
+    "pretrain_encoder": Footprint(base_mb=590, mb_per_mb=4.5, base_s=10, s_per_unit=0.4),
     "train_diffusion": Footprint(base_mb=490, mb_per_mb=1.2, base_s=10, s_per_unit=0.013),
     "train_baseline": Footprint(base_mb=506, mb_per_mb=1.2, base_s=10, s_per_unit=0.16),
     "sample": Footprint(base_mb=645, mb_per_mb=2.0, base_s=5, s_per_unit=19.0),
