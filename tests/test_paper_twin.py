@@ -40,7 +40,7 @@ def test_rule_costs_sum_each_rules_jobs_and_keep_the_largest_memory(tmp_path):
     split = table.set_index("rule").loc["split"]
     assert (split["jobs"], split["wall_s"], split["longest_s"], split["max_rss_mb"]) == (2, 210.0, 200.0, 300.0)
     text = rule_costs.render(table)
-    assert "| split | 2 | 3.5 min | 3.3 min | 300 MB |" in text and "| all | 3 | 4.0 min | | |" in text
+    assert "| split | 2 | 3.5 min | 105 s | 3.3 min | 300 MB |" in text and "| all | 3 | 4.0 min | 2.0 min | | |" in text
     (tmp_path / "README.md").write_text("x\n<!-- rule_costs:paper_twin:start -->\nold\n<!-- rule_costs:paper_twin:end -->\ny\n")
     assert rule_costs.main(["--benchmarks", str(tmp_path / "b"), "--snapshot", str(tmp_path / "s.csv"),
                             "--readme", str(tmp_path / "README.md")]) == 0
@@ -60,17 +60,22 @@ def test_the_readme_shows_the_paper_twins_recorded_costs():
 
 
 def reduced(config: dict) -> dict:
-    """config/paper_twin.yaml at a reduced size: area1's grid, one winter, a few steps of everything."""
+    """config/paper_twin.yaml at a reduced size: area1's grid, one January of fine record with
+    a few beyond days on each side, the smallest networks and one solver step (a day of area1
+    costs seconds of a CPU even so)."""
     return config | {
         "results_dir": "results/paper_twin",
-        "data": config["data"] | {"coarse_period": ["2005-11-01", "2006-03-31"],
-                                  "fine_period": ["2005-12-01", "2006-02-28"], "raw_dir": "results/paper_twin/data/raw"},
+        "data": config["data"] | {"coarse_period": ["2005-12-20", "2006-02-05"],
+                                  "fine_period": ["2006-01-01", "2006-01-31"], "raw_dir": "results/paper_twin/data/raw"},
         "seasons": {"DJF": [12, 1, 2]},
         "split": config["split"] | {"buffer_days": 5},
-        "encoder": config["encoder"] | {"history": 5, "max_steps": 10, "val_years": 0},
-        "diffusion": config["diffusion"] | {"steps": 10, "checkpoint_every": 5},
+        "encoder": config["encoder"] | {"history": 5, "max_steps": 10, "val_years": 0, "channels": [4, 8],
+                                        "attention": False},
+        "diffusion": config["diffusion"] | {"steps": 10, "checkpoint_every": 5, "channels": [4, 8], "attention": False,
+                                            "blocks": 1},
         "baselines": {"steps": 10},
-        "sampling": config["sampling"] | {"spinup_days": 2, "block": 30, "benchmark_days": 1},
+        "sampling": config["sampling"] | {"steps": 1, "spinup_days": 2, "block": 30, "benchmark_days": 1,
+                                          "ddpm_steps": 2},
         "evaluation": config["evaluation"] | {"variogram_pairs": 2000},
     }
 

@@ -65,13 +65,15 @@ def _minutes(seconds: float) -> str:
 
 
 def render(table: pd.DataFrame) -> str:
-    """The README's table: per rule the jobs, wall time (all jobs, the longest) and peak memory."""
-    lines = ["| rule | jobs | wall time, all jobs | longest job | max RSS of a job |", "|---|---|---|---|---|"]
+    """The README's table: per rule the jobs, wall and CPU time (all jobs; the longest job's wall
+    time) and peak memory. CPU time says what a rule costs when other jobs share the cores."""
+    lines = ["| rule | jobs | wall time, all jobs | CPU time, all jobs | longest job | max RSS of a job |",
+             "|---|---|---|---|---|---|"]
     for r in table.itertuples():
-        lines.append(f"| {r.rule} | {r.jobs} | {_minutes(r.wall_s)} | {_minutes(r.longest_s)} | "
+        lines.append(f"| {r.rule} | {r.jobs} | {_minutes(r.wall_s)} | {_minutes(r.cpu_s)} | {_minutes(r.longest_s)} | "
                      f"{r.max_rss_mb:,.0f} MB |")
-    total = table["wall_s"].sum()
-    lines.append(f"| all | {int(table['jobs'].sum())} | {_minutes(total)} | | |")
+    lines.append(f"| all | {int(table['jobs'].sum())} | {_minutes(table['wall_s'].sum())} | "
+                 f"{_minutes(table['cpu_s'].sum())} | | |")
     return "\n".join(lines)
 
 
