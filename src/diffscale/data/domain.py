@@ -224,12 +224,15 @@ class ArrayRecord:
     def __init__(self, values: np.ndarray, days: pd.DatetimeIndex, slab: int = 31):
         self.values, self.days, self.slab = values, pd.DatetimeIndex(days), slab
 
+    def _read(self, index) -> np.ndarray:
+        return self.values[index]
+
     def slabs(self) -> Iterator[tuple[pd.DatetimeIndex, np.ndarray]]:
         for start in range(0, len(self.days), self.slab):
-            yield self.days[start:start + self.slab], self.values[start:start + self.slab]
+            yield self.days[start:start + self.slab], self._read(slice(start, start + self.slab))
 
     def on(self, days: pd.DatetimeIndex) -> np.ndarray:
-        return self.values[self.days.get_indexer(days)]
+        return self._read(self.days.get_indexer(days))
 
 
 class FileRecord(ArrayRecord):
@@ -251,13 +254,6 @@ class FileRecord(ArrayRecord):
         if np.isinf(values).any():
             raise io.DataValidationError(self.path, f"variable '{self.variable}' holds infinite values")
         return values
-
-    def slabs(self) -> Iterator[tuple[pd.DatetimeIndex, np.ndarray]]:
-        for start in range(0, len(self.days), self.slab):
-            yield self.days[start:start + self.slab], self._read(slice(start, start + self.slab))
-
-    def on(self, days: pd.DatetimeIndex) -> np.ndarray:
-        return self._read(self.days.get_indexer(days))
 
 
 def analyse(fine: np.ndarray, fine_days: pd.DatetimeIndex, coarse: np.ndarray, coarse_days: pd.DatetimeIndex,
