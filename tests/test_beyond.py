@@ -7,6 +7,7 @@ small twin whose DJF season crosses two year boundaries.
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -18,14 +19,15 @@ import xarray as xr
 from diffscale.core import io
 from diffscale.core.days import beyond_blocks, block_days
 from diffscale.core.grids import Box
+from diffscale.core.transform import to_metric_space
 from diffscale.method import sampling
 from diffscale.method.beyond import gather_files, read_state, sample_block_files, write_state
 from diffscale.method.conditioning import load_season
 from diffscale.method.diffusion import DiffusionDownscaler
 from diffscale.method.regressors import UNetRegressor
 from diffscale.method.residual import ResidualSpec
-from diffscale.method.sampling import (AUTOREGRESSIVE, ChainState, autoregressive, continue_chain, sample_attrs,
-                                       sample_test_files, samples_dataset)
+from diffscale.method.sampling import (AUTOREGRESSIVE, ChainState, ScoreSums, autoregressive, continue_chain,
+                                       ensemble_scores, model_space, sample_attrs, sample_test_files, samples_dataset)
 from method_fixtures import make_split
 
 COARSE = ("1999-11-20", "2001-01-10")
@@ -158,7 +160,31 @@ def assert_same_file(a: xr.Dataset, b: xr.Dataset) -> None:
 def test_gathered_blocks_equal_the_single_run(season, tmp_path, name, block):
     single_run(season, name, tmp_path / "single.nc")
     every = run_blocks(season, name, tmp_path, block)
-    assert_same_file(gather(season, name, tmp_path, every, block), xr.open_dataset(tmp_path / "single.nc"))
+    single = xr.open_dataset(tmp_path / "single.nc")
+    assert_same_file(gather(season, name, tmp_path, every, block), single)
+    # the self-check, summed a block at a time, scores the single run's members over every beyond day
+    data = season["data"]
+    days = data.days["beyond"]
+    truth = model_space(data, True, 1e-6)(np.stack([data.truth_on(d) for d in days]))
+    whole = ensemble_scores(to_metric_space(single.DUEXTTAU.values.astype(np.float64), True, 1e-6), truth)
+    check = json.loads((tmp_path / "selfcheck.json").read_text())
+    assert check["days"] == {"test": len(data.days["test"]), "beyond": len(days), "beyond_scored": len(days)}
+    assert check["beyond"] == pytest.approx(whole, rel=1e-9, nan_ok=True)
+
+
+@pytest.mark.parametrize("members", [1, 3])
+def test_score_sums_over_slabs_of_days_equal_the_scores_of_all_days(members):
+    rng = np.random.default_rng(0)
+    truth = rng.normal(-1.3, 0.3, (40, 9, 7))
+    truth[3, 2, 2] = np.nan  # a pixel without truth counts nowhere, as in ensemble_scores
+    samples = truth[None] + rng.normal(0.05, 0.2, (members, 40, 9, 7))
+    samples[:, 7, 1, 1] = np.nan
+    sums = ScoreSums()
+    for part in np.array_split(np.arange(40), 3):
+        sums.add(samples[:, part], truth[part])
+    whole = ensemble_scores(samples, truth)
+    assert sums.scores() == pytest.approx(whole, rel=1e-12, nan_ok=True)
+    assert np.isnan(whole["spread_skill"]) == (members == 1) and np.isfinite(whole["crps"])
 
 
 @pytest.mark.slow

@@ -290,9 +290,10 @@ class Sizes:
         if rule == "sampler_benchmark":
             return 2 * fine, self.denoiser_mpix(region, s["benchmark_days"], s["benchmark_members"],
                                                 s["steps"] + s["ddpm_steps"])
-        if rule == "gather_beyond":  # the beyond members, and the season's coarse record and truth
-            mb = self.samples_mb(region, season) + 2 * record * self.stretch_fraction(season, 0)
-            return fine + mb, fine + mb
+        if rule == "gather_beyond":  # a block at a time: the fine record, a block's members, truth and coarse
+            block = self.pixels(region) * self.block_days(season) * (s["beyond_members"] + 2) * FLOAT32 / MB
+            work = self.samples_mb(region, season) + 2 * record * self.stretch_fraction(season, 0)
+            return fine + block, fine + work
         if rule in ("evaluate", "plot_evaluation"):  # one model's members at a time, the season's truth
             mb = self.samples_mb(region, season) + record * self.season_fraction(season)
             return fine + mb, fine + mb

@@ -28,13 +28,13 @@ import pandas as pd
 
 from diffscale.core import cf, io
 from diffscale.core.days import block_days
-from diffscale.core.samples import DIMS, member_dataset
+from diffscale.core.samples import DIMS, GrowingMemberFile
 from diffscale.method import conditioning as cm
 from diffscale.method.conditioning import load_season
 from diffscale.method.devices import precision
 from diffscale.method.residual import load_model
-from diffscale.method.sampling import (AUTOREGRESSIVE, ChainState, continue_chain, sample_attrs, samples_dataset,
-                                       sampling_model, sampling_options, self_check, timed)
+from diffscale.method.sampling import (AUTOREGRESSIVE, BeyondCheck, ChainState, check_test_days, continue_chain,
+                                       sample_attrs, samples_dataset, sampling_model, sampling_options, timed)
 
 log = logging.getLogger("diffscale.method.beyond")
 
@@ -106,34 +106,44 @@ def gather_files(split_dir: str | os.PathLike, season: str, variable: str, model
                  scores_out: str | os.PathLike, metadata: cf.Metadata | None = None) -> dict:
     """Rule gather_beyond: the blocks (in order) as beyond.nc, and the self-check of test.nc and beyond.nc.
 
-    Returns the self-check report.
+    A block at a time: beyond.nc grows along its time axis and the beyond scores are summed
+    (:class:`~diffscale.method.sampling.BeyondCheck`), so the job holds one block's members
+    and days, not the season's 23 years. Returns the self-check report.
     """
     lists = cm.days_of(split_dir, season)
-    # the self-check's days alone: the season's stretches of the record, not all of it
-    data = load_season(split_dir, season, variable, days=lists["beyond"].union(lists["test"]))
+    expected = lists["beyond"]
+    data = load_season(split_dir, season, variable, days=lists["test"], truth=False)
     model = load_model(model_path)  # for its provenance attributes only
-    days, parts = pd.DatetimeIndex([]), []
-    for path in block_paths:
-        t, values = _block_samples(path, variable)
-        if len(t):
-            days, parts = days.append(t), parts + [values]
-    if not days.equals(data.days["beyond"]):
-        want = len(data.days["beyond"])
-        raise io.DataValidationError(block_paths[0] if block_paths else split_dir,
-                                     f"the blocks hold {len(days)} days, not the {want} beyond days of days.json in order")
-    h, w = data.shape
     members = 1 if model.deterministic else sampling["beyond_members"]
-    beyond = np.concatenate(parts, axis=1) if parts else np.empty((members, 0, h, w), np.float32)
     attrs = sample_attrs(model, name, model_path, sampling) | {"mode": AUTOREGRESSIVE,
                                                                "spinup_days": sampling["spinup_days"]}
-    # What the single run wrote: samples_dataset's physical values, built on the same days.
-    io.write_netcdf(member_dataset(beyond, data.days["beyond"], data.lat, data.lon, data.variable, data.attrs, attrs),
-                    beyond_out, metadata=metadata)
+    check = BeyondCheck(transform["log10"], transform["floor"])
+    days = pd.DatetimeIndex([])
+    with io.atomic_path(beyond_out) as tmp:
+        out = GrowingMemberFile(tmp, data.lat, data.lon, data.variable, data.attrs, attrs, metadata, members=members)
+        for path in block_paths:
+            t, values = _block_samples(path, variable)
+            if not len(t):
+                continue
+            days = days.append(t)
+            if not days.equals(expected[:len(days)]):
+                break
+            out.add(t, values)
+            # the block's days alone, with their truth and coarse fields
+            check.add(load_season(split_dir, season, variable, days=t), t, values)
+        if not days.equals(expected):
+            raise io.DataValidationError(block_paths[0] if block_paths else split_dir,
+                                         f"the blocks hold {len(days)} days, not the {len(expected)} beyond days "
+                                         "of days.json in order")
+        out.close()
     test = io.validate_field(io.open_dataset(test_path), variable, test_path, dims=DIMS).values
     metas = [read_state(p)[1] for p in state_paths]
     seconds = {m["block"]: m["seconds"] for m in metas}
-    report = {"seconds": {"beyond": sum(seconds.values()), "beyond_blocks": seconds}}
-    report |= self_check(data, transform["log10"], transform["floor"], test, beyond)
+    report = {"seconds": {"beyond": sum(seconds.values()), "beyond_blocks": seconds},
+              "days": {"test": len(lists["test"]), "beyond": len(expected)}}
+    if check.scored:
+        report["days"]["beyond_scored"] = check.scored
+    report |= check_test_days(data, transform["log10"], transform["floor"], test) | check.report()
     log.info("beyond: %d days from %d blocks; self-check scores: %s", len(days), len(block_paths),
              json.dumps(report, indent=1))
     with io.atomic_path(scores_out) as tmp:

@@ -28,7 +28,7 @@ physical units through the Scaler's inverse, as the sample-file contract
 (:mod:`diffscale.core.samples`) says. :func:`sample_test_files` and :func:`benchmark_files`
 are the rules ``sample`` (the test days) and ``sampler_benchmark`` (validation days); models sample on the
 config's ``device``, in bf16 autocast on a GPU when ``sampling.autocast`` is set
-(:mod:`diffscale.method.devices`). :func:`self_check` scores use the evaluation's metrics
+(:mod:`diffscale.method.devices`). The self-check (:func:`check_test_days`, :class:`BeyondCheck`) uses the evaluation's metrics
 (:mod:`diffscale.core.metrics`) in its metric space.
 """
 
@@ -266,30 +266,92 @@ def sampling_model(model_path: str | os.PathLike, device_name: str) -> tuple[Res
     return model, dev
 
 
-def self_check(data: SeasonData, log10: bool, floor: float, test: np.ndarray, beyond: np.ndarray) -> dict:
-    """Scores of the test and beyond samples (M, T, H, W), and of the coarse field, against the fine truth.
+class ScoreSums:
+    """:func:`ensemble_scores` over slabs of days: the sums its r2, rmse, fair CRPS and
+    spread/skill follow from, so a self-check over 23 years of beyond days holds a block of
+    them, not the whole run. Equal to :func:`ensemble_scores` of the slabs joined up to
+    rounding (``tests/test_beyond.py``)."""
 
-    The samples are in physical units, as the sample files hold them (and the evaluation
-    reads them). Beyond days are scored where there is truth: all of them for the twin,
-    those the user's files hold for local data.
-    """
-    def samples_space(physical: np.ndarray) -> np.ndarray:
-        return to_metric_space(np.asarray(physical, dtype=np.float64), log10, floor)
+    def __init__(self) -> None:
+        self.members = 0
+        self.shift: float | None = None  # the first slab's truth mean: the sum of squares stays well conditioned
+        self.n = 0  # finite (truth, ensemble mean) pairs: r2 and rmse
+        self.s = self.ss = self.sse = 0.0
+        self.crps_n, self.crps_sum = 0, 0.0
+        self.spread_n, self.spread_var, self.spread_sse = 0, 0.0, 0.0
 
+    def add(self, samples: np.ndarray, truth: np.ndarray) -> ScoreSums:
+        """Add (M, T, H, W) samples and their (T, H, W) truth, in the metric space."""
+        x = np.asarray(samples, dtype=np.float64)
+        y = np.asarray(truth, dtype=np.float64)
+        self.members = x.shape[0]
+        mean = x.mean(axis=0)
+        ok = np.isfinite(y) & np.isfinite(mean)
+        if self.shift is None and ok.any():
+            self.shift = float(y[ok].mean())
+        yc = y[ok] - (self.shift or 0.0)
+        self.n += int(ok.sum())
+        self.s += float(yc.sum())
+        self.ss += float(np.square(yc).sum())
+        self.sse += float(np.square(y[ok] - mean[ok]).sum())
+        points = metrics.crps_points(y, x)
+        finite = np.isfinite(points)
+        self.crps_n += int(finite.sum())
+        self.crps_sum += float(points[finite].sum())
+        if self.members > 1:
+            every = np.isfinite(y) & np.all(np.isfinite(x), axis=0)
+            self.spread_n += int(every.sum())
+            self.spread_var += float(np.var(x, axis=0, ddof=1)[every].sum())
+            self.spread_sse += float(np.square(y[every] - mean[every]).sum())
+        return self
+
+    def scores(self) -> dict[str, float]:
+        nan = float("nan")
+        sst = self.ss - self.s**2 / self.n if self.n else 0.0
+        m = self.members
+        err = np.sqrt(self.spread_sse / self.spread_n) if self.spread_n else 0.0
+        return {"r2": float(1.0 - self.sse / sst) if sst > 0 else nan,
+                "rmse": float(np.sqrt(self.sse / self.n)) if self.n else nan,
+                "crps": self.crps_sum / self.crps_n if self.crps_n else nan,
+                "spread_skill": float(np.sqrt((m + 1) / m * self.spread_var / self.spread_n) / err)
+                if m > 1 and err > 0 else nan}
+
+
+def check_test_days(data: SeasonData, log10: bool, floor: float, test: np.ndarray) -> dict:
+    """The self-check's test part: scores of the test samples (M, T, H, W) and of the coarse
+    field against the fine truth, in the metric space (the samples in physical units, as the
+    sample files hold them and the evaluation reads them)."""
     convert = model_space(data, log10, floor)
-    test_days, beyond_days = data.days["test"], data.days["beyond"]
-    report: dict = {"days": {"test": len(test_days), "beyond": len(beyond_days)}}
-    truth_test = convert(np.stack([data.fine_on(d) for d in test_days]))
-    report["test"] = ensemble_scores(samples_space(test), truth_test)
-    report["test_coarse_on_fine"] = ensemble_scores(convert(np.stack([data.coarse_on(d) for d in test_days]))[None], truth_test)
-    scored = [i for i, d in enumerate(beyond_days) if data.truth_on(d) is not None]
-    if scored:
-        truth_beyond = convert(np.stack([data.truth_on(beyond_days[i]) for i in scored]))
-        report["days"]["beyond_scored"] = len(scored)
-        report["beyond"] = ensemble_scores(samples_space(beyond[:, scored]), truth_beyond)
-        report["beyond_coarse_on_fine"] = ensemble_scores(
-            convert(np.stack([data.coarse_on(beyond_days[i]) for i in scored]))[None], truth_beyond)
-    return report
+    days = data.days["test"]
+    truth = convert(np.stack([data.fine_on(d) for d in days]))
+    return {"test": ensemble_scores(to_metric_space(np.asarray(test, dtype=np.float64), log10, floor), truth),
+            "test_coarse_on_fine": ensemble_scores(convert(np.stack([data.coarse_on(d) for d in days]))[None], truth)}
+
+
+class BeyondCheck:
+    """The self-check's beyond part, a block of days at a time: the samples and the coarse
+    field against the truth where there is some (every day for the twin, the days the
+    user's files hold for local data)."""
+
+    def __init__(self, log10: bool, floor: float):
+        self.log10, self.floor = log10, floor
+        self.samples, self.coarse, self.scored = ScoreSums(), ScoreSums(), 0
+
+    def add(self, data: SeasonData, days: pd.DatetimeIndex, samples: np.ndarray) -> None:
+        """``samples`` (M, T, H, W) physical values of ``days``, which ``data`` holds."""
+        scored = [i for i, d in enumerate(days) if data.truth_on(d) is not None]
+        if not scored:
+            return
+        convert = model_space(data, self.log10, self.floor)
+        truth = convert(np.stack([data.truth_on(days[i]) for i in scored]))
+        self.samples.add(to_metric_space(np.asarray(samples[:, scored], dtype=np.float64), self.log10, self.floor), truth)
+        self.coarse.add(convert(np.stack([data.coarse_on(days[i]) for i in scored]))[None], truth)
+        self.scored += len(scored)
+
+    def report(self) -> dict:
+        if not self.scored:
+            return {}
+        return {"beyond": self.samples.scores(), "beyond_coarse_on_fine": self.coarse.scores()}
 
 
 def sample_test_files(split_dir: str | os.PathLike, season: str, variable: str, model_path: str | os.PathLike,
