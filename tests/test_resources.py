@@ -143,10 +143,10 @@ def test_paper_asks_more_than_the_demo_and_what_its_records_need():
 
 def test_the_streaming_rules_ask_the_same_for_five_years_as_for_twenty_five():
     """What a job of a streaming rule holds follows the region and the fine record, not the
-    coarse record's length (a block of sample_beyond or gather_beyond is a year whatever the record)."""
+    coarse record's length (a block of sample_beyond or gather_beyond, a slab of assemble, is a year whatever the record)."""
     short = PAPER_TWIN_5Y
     for rule in ("domain", "train_diffusion", "sample", "sample_beyond", "sampler_benchmark", "sample_bicubic",
-                 "gather_beyond"):
+                 "gather_beyond", "assemble"):
         assert request(rule, short, "area1", "DJF")[0] == request(rule, PAPER_TWIN, "area1", "DJF")[0], rule
     for rule in ("pretrain_encoder", "evaluate"):  # the season's share of the record, by nature
         assert request(rule, short, "area1", "DJF")[0] < request(rule, PAPER_TWIN, "area1", "DJF")[0], rule

@@ -74,10 +74,11 @@ TIME_ENCODING = {"units": "days since 1980-01-01", "calendar": "proleptic_gregor
 
 
 def encodings(ds: xr.Dataset, complevel: int = 4, chunks: Mapping[str, int] | None = None,
-              zarr: bool = False) -> dict[str, dict]:
+              zarr: bool = False, growing: Sequence[str] = ()) -> dict[str, dict]:
     """Per-variable encodings: compressed data variables with NaN fill, no fill on
     coordinates and bounds (CF 2.5.1, 7.1), and chunks: :func:`chunk_sizes` for every
-    (member,) time, lat, lon variable, or ``chunks`` per dimension (the rest whole)."""
+    (member,) time, lat, lon variable, or ``chunks`` per dimension (the rest whole); along
+    the ``growing`` dimensions (a file appended to) the chunks may exceed what is there yet."""
     bounds = cf.bounds_variables(ds)
     encoding: dict[str, dict] = {}
     for name, var in ds.variables.items():
@@ -88,8 +89,8 @@ def encodings(ds: xr.Dataset, complevel: int = 4, chunks: Mapping[str, int] | No
                 enc["_FillValue"] = var.dtype.type(np.nan)
             if "lat" in var.dims and "lon" in var.dims and var.size:
                 want = chunk_sizes(var.sizes, var.dtype.itemsize) if chunks is None else chunks
-                enc["chunks" if zarr else "chunksizes"] = tuple(max(1, min(want.get(d, n), n))
-                                                                for d, n in var.sizes.items())
+                enc["chunks" if zarr else "chunksizes"] = tuple(
+                    max(1, want.get(d, n) if d in growing else min(want.get(d, n), n)) for d, n in var.sizes.items())
         elif np.issubdtype(var.dtype, np.floating) or np.issubdtype(var.dtype, np.datetime64):
             enc["_FillValue"] = None
         if np.issubdtype(var.dtype, np.datetime64):
@@ -106,7 +107,7 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, complevel: int = 4, me
     ds = cf.finalize(ds, metadata, history)
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", unlimited_dims=list(unlimited_dims),
-                     encoding=encodings(ds, complevel, chunks))
+                     encoding=encodings(ds, complevel, chunks, growing=unlimited_dims))
     return Path(path)
 
 
@@ -139,8 +140,16 @@ def write_product(ds: xr.Dataset, path: str | os.PathLike, format: str = "netcdf
 
 def append_days(path: str | os.PathLike, variable: str, times: pd.DatetimeIndex, values: np.ndarray,
                 step: str = "day") -> None:
-    """Append steps to a file :func:`write_netcdf` made with an unlimited time dimension,
-    with their time bounds (one ``step`` each), and move its time coverage on."""
+    """Append steps of one variable to a file :func:`write_netcdf` made with an unlimited time
+    dimension (:func:`append_steps`)."""
+    append_steps(path, times, {variable: values}, step)
+
+
+def append_steps(path: str | os.PathLike, times: pd.DatetimeIndex, values: Mapping[str, np.ndarray],
+                 step: str = "day") -> None:
+    """Append steps to a file :func:`write_netcdf` made with an unlimited time dimension: each
+    variable's ``values`` along its time axis, the time bounds (one ``step`` each), and the
+    time coverage moved on."""
     import netCDF4
 
     times = pd.DatetimeIndex(times)
@@ -151,12 +160,75 @@ def append_days(path: str | os.PathLike, variable: str, times: pd.DatetimeIndex,
             edges = [netCDF4.date2num(pd.DatetimeIndex(steps.shift(times, k, step)).to_pydatetime(), t.units, t.calendar)
                      for k in (0, 1)]
             nc.variables["time_bnds"][n:n + times.size] = np.stack(edges, axis=1)
-        var = nc.variables[variable]
-        where = [slice(None)] * var.ndim  # time need not come first: (member, time, lat, lon) files too
-        where[var.dimensions.index("time")] = slice(n, n + times.size)
-        var[tuple(where)] = values
+        for name, array in values.items():
+            var = nc.variables[name]
+            where = [slice(None)] * var.ndim  # time need not come first: (member, time, lat, lon) files too
+            where[var.dimensions.index("time")] = slice(n, n + times.size)
+            var[tuple(where)] = array
         if times.size:
             nc.setncattr("time_coverage_end", cf.extents(xr.Dataset(coords={"time": times[-1:]}))["time_coverage_end"])
+
+
+def write_product_slabs(slabs: Iterable[xr.Dataset], path: str | os.PathLike, format: str = "netcdf",
+                        metadata: cf.Metadata | None = None, history: str | None = None,
+                        chunks: Mapping[str, int] | None = None) -> Path:
+    """:func:`write_product` of a product given as consecutive slabs of steps (each a dataset
+    with every variable), written one at a time so memory holds a slab, not the period.
+
+    chunks: per dimension, for the whole product (the first slab's sizes would give shorter
+    ones); the file is renamed onto ``path`` only when every slab is in.
+    """
+    if format not in PRODUCT_FORMATS:
+        raise ValueError(f"unknown product format {format!r}: expected one of {sorted(PRODUCT_FORMATS)}")
+    step = (metadata or cf.Metadata()).step
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if format == "netcdf":
+        with atomic_path(path) as tmp:
+            for i, ds in enumerate(slabs):
+                if i == 0:
+                    write_netcdf(ds, tmp, metadata=metadata, history=history, chunks=chunks, unlimited_dims=("time",))
+                else:
+                    append_steps(tmp, pd.DatetimeIndex(ds.time.values),
+                                 {name: da.values for name, da in ds.data_vars.items() if "time" in da.dims}, step)
+        return path
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    try:
+        attrs: dict = {}
+        for i, ds in enumerate(slabs):
+            ds = cf.finalize(ds, metadata, history)
+            if i == 0:
+                attrs = dict(ds.attrs)
+                ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True,
+                           encoding=encodings(ds, chunks=chunks, zarr=True, growing=("time",)))
+            else:
+                ds.drop_vars([v for v in ds.variables if "time" not in ds[v].dims]).to_zarr(
+                    tmp, append_dim="time", zarr_format=2, consolidated=True)
+                attrs["time_coverage_end"] = ds.attrs.get("time_coverage_end", attrs.get("time_coverage_end"))
+        import zarr
+
+        # an append writes its slab's global attributes: put back the first's, with the coverage's end moved on
+        zarr.open_group(str(tmp), mode="a", zarr_format=2).attrs.put(attrs)
+        zarr.consolidate_metadata(str(tmp))
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def file_times(path: str | os.PathLike) -> pd.DatetimeIndex:
+    """The steps a netCDF file holds, from its time coordinate alone (none without one)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataValidationError(path, "file does not exist")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            return pd.DatetimeIndex(ds["time"].values if "time" in ds.variables else [])
+    except Exception as exc:  # the reader raises several types
+        raise DataValidationError(path, f"cannot read its time coordinate ({type(exc).__name__}: {exc})") from exc
 
 
 def open_dataset(path: str | os.PathLike, times: pd.DatetimeIndex | None = None) -> xr.Dataset:

@@ -267,9 +267,12 @@ class Sizes:
         if rule == "aggregate":  # the product: every saved member over the coarse period
             mb = self.config["sampling"]["members_saved"] * record
             return mb, mb
-        if rule == "assemble":  # every season's beyond members, one season at a time
-            mb = max(self.samples_mb(region, name) for name in self.config["seasons"])
-            return record + mb, record + mb
+        if rule == "assemble":  # a calendar year of the product at a time (mean, spread, saved members; a
+            # season's members in float64), and the fine record
+            per_year = {"day": 365.25, "month": 12.0, "year": 1.0}[self.step]
+            year = record * min(1.0, per_year / self.coarse_days)
+            mb = fine + year * (2 + s["members_saved"] + 2 * s["beyond_members"])
+            return mb, record + max(self.samples_mb(region, name) for name in self.config["seasons"])
         if season is None:
             raise ValueError(f"rule {rule!r} is sized per region and season: give season")
         if rule == "sample_bicubic":  # a month of days at a time

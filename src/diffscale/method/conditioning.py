@@ -206,11 +206,7 @@ def needed_steps(days: Sequence[pd.Timestamp], history: int, step: str = "day",
 
 def record_times(path: str | os.PathLike) -> pd.DatetimeIndex:
     """The steps a record file holds, from its time coordinate alone."""
-    try:
-        with xr.open_dataset(path, engine="netcdf4") as ds:
-            return pd.DatetimeIndex(ds["time"].values)
-    except Exception as exc:  # the reader raises several types
-        raise io.DataValidationError(path, f"cannot read its time coordinate ({type(exc).__name__}: {exc})") from exc
+    return io.file_times(path)
 
 
 def record_step(path: str | os.PathLike) -> str:
