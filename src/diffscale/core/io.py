@@ -202,14 +202,10 @@ def write_product_slabs(slabs: Iterable[xr.Dataset], path: str | os.PathLike, fo
                 ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True,
                            encoding=encodings(ds, chunks=chunks, zarr=True, growing=("time",)))
             else:
+                # an append writes its slab's global attributes: the first slab's, the coverage's end moved on
+                ds.attrs = attrs | {k: ds.attrs[k] for k in ("time_coverage_end",) if k in ds.attrs}
                 ds.drop_vars([v for v in ds.variables if "time" not in ds[v].dims]).to_zarr(
                     tmp, append_dim="time", zarr_format=2, consolidated=True)
-                attrs["time_coverage_end"] = ds.attrs.get("time_coverage_end", attrs.get("time_coverage_end"))
-        import zarr
-
-        # an append writes its slab's global attributes: put back the first's, with the coverage's end moved on
-        zarr.open_group(str(tmp), mode="a", zarr_format=2).attrs.put(attrs)
-        zarr.consolidate_metadata(str(tmp))
         if path.exists():
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         os.replace(tmp, path)
