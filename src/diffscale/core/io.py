@@ -124,18 +124,25 @@ def write_product(ds: xr.Dataset, path: str | os.PathLike, format: str = "netcdf
     if format != "zarr":
         raise ValueError(f"unknown product format {format!r}: expected one of {sorted(PRODUCT_FORMATS)}")
     ds = cf.finalize(ds, metadata, history)
+    with atomic_dir(path) as tmp:
+        ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True, encoding=encodings(ds, zarr=True))
+    return Path(path)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike):
+    """Yield a temporary directory beside ``path``; it replaces ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
     try:
-        ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True, encoding=encodings(ds, zarr=True))
+        yield tmp
         if path.exists():
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return path
 
 
 def append_days(path: str | os.PathLike, variable: str, times: pd.DatetimeIndex, values: np.ndarray,
@@ -192,8 +199,7 @@ def write_product_slabs(slabs: Iterable[xr.Dataset], path: str | os.PathLike, fo
                     append_steps(tmp, pd.DatetimeIndex(ds.time.values),
                                  {name: da.values for name, da in ds.data_vars.items() if "time" in da.dims}, step)
         return path
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
-    try:
+    with atomic_dir(path) as tmp:
         attrs: dict = {}
         for i, ds in enumerate(slabs):
             ds = cf.finalize(ds, metadata, history)
@@ -206,12 +212,6 @@ def write_product_slabs(slabs: Iterable[xr.Dataset], path: str | os.PathLike, fo
                 ds.attrs = attrs | {k: ds.attrs[k] for k in ("time_coverage_end",) if k in ds.attrs}
                 ds.drop_vars([v for v in ds.variables if "time" not in ds[v].dims]).to_zarr(
                     tmp, append_dim="time", zarr_format=2, consolidated=True)
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
