@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 
+import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +18,7 @@ import torch
 import xarray as xr
 
 from diffscale.core import io
+from diffscale.core.chunks import chunk_sizes
 from diffscale.core.days import beyond_blocks, block_days
 from diffscale.core.grids import Box
 from diffscale.core.transform import to_metric_space
@@ -170,6 +172,10 @@ def test_gathered_blocks_equal_the_single_run(season, tmp_path, name, block):
     check = json.loads((tmp_path / "selfcheck.json").read_text())
     assert check["days"] == {"test": len(data.days["test"]), "beyond": len(days), "beyond_scored": len(days)}
     assert check["beyond"] == pytest.approx(whole, rel=1e-9, nan_ok=True)
+    # grown a block at a time, chunked as the whole file would be (maps and series alike)
+    with netCDF4.Dataset(tmp_path / "beyond.nc") as nc:
+        var = nc["DUEXTTAU"]
+        assert var.chunking() == list(chunk_sizes(dict(zip(var.dimensions, var.shape))).values())
 
 
 @pytest.mark.parametrize("members", [1, 3])

@@ -89,7 +89,7 @@ FOOTPRINTS: dict[str, Footprint] = {
     "evaluate": Footprint(base_mb=380, mb_per_mb=2.0, base_s=20, s_per_unit=0.1),
     "plot_evaluation": Footprint(base_mb=240, mb_per_mb=2.0, base_s=27, s_per_unit=0.1),
     "assemble": Footprint(base_mb=240, mb_per_mb=2.0, base_s=5, s_per_unit=0.1),
-    "aggregate": Footprint(base_mb=170, mb_per_mb=2.0, base_s=10, s_per_unit=2.1),
+    "aggregate": Footprint(base_mb=200, mb_per_mb=2.0, base_s=10, s_per_unit=2.1),
     # regenerates the twin like make_synthetic, plus the ceiling's fitting year: its
     # footprint, with twice the time (an assumption until its benchmark file is fitted)
     "sample_references": Footprint(base_mb=150, mb_per_mb=4.5, base_s=20, s_per_unit=3.2),
@@ -264,9 +264,14 @@ class Sizes:
         if rule in ("train_diffusion", "train_baseline"):  # each training day's channels: its history days too
             settings = train if train is not None else self.config["diffusion"]
             return self.training_stack_mb(region, season), float(settings["steps"] * settings["batch_size"])
-        if rule == "aggregate":  # the product: every saved member over the coarse period
-            mb = self.config["sampling"]["members_saved"] * record
-            return mb, mb
+        if rule == "aggregate":  # the product's members a calendar year at a time, and the monthly aggregates
+            per_year = {"day": 365.25, "month": 12.0, "year": 1.0}[self.step]
+            members = s["members_saved"]
+            year = record * min(1.0, per_year / self.coarse_days)
+            # per month: each member's mean and days above each threshold, their ensemble mean, and the
+            # three quantiles of diffscale.method.aggregates.QUANTILES
+            fields = (members + 1) * (1 + len(self.config["product"]["thresholds"])) + 3
+            return year * members + record * min(1.0, 12.0 / per_year) * fields, members * record
         if rule == "assemble":  # a calendar year of the product at a time (mean, spread, saved members; a
             # season's members in float64), and the fine record
             per_year = {"day": 365.25, "month": 12.0, "year": 1.0}[self.step]

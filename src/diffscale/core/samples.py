@@ -11,6 +11,7 @@ its coordinate carries the CF standard name ``realization`` with units "1"
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -62,10 +63,12 @@ class GrowingMemberFile:
 
     def __init__(self, path: str | os.PathLike, lat: np.ndarray, lon: np.ndarray, variable: str, attrs: dict,
                  global_attrs: dict | None = None, metadata: cf.Metadata | None = None, history: str | None = None,
-                 members: int = 1):
+                 members: int = 1, chunks: Mapping[str, int] | None = None):
         self.path, self.lat, self.lon, self.variable = path, lat, lon, variable
         self.attrs, self.global_attrs, self.metadata, self.history = attrs, global_attrs, metadata, history
         self.members, self.days = members, 0
+        # chunks of the whole file (chunk_sizes of its final shape) where its length is known; else a day
+        self.chunks = chunks if chunks is not None else {"member": 1, "time": 1}
 
     def add(self, days: pd.DatetimeIndex, values: np.ndarray) -> None:
         """Append (M, T, H, W) values of ``days`` (after every day added so far)."""
@@ -76,7 +79,7 @@ class GrowingMemberFile:
         else:
             io.write_netcdf(member_dataset(values, pd.DatetimeIndex(days), self.lat, self.lon, self.variable, self.attrs,
                                            self.global_attrs), self.path, metadata=self.metadata, history=self.history,
-                            chunks={"member": 1, "time": 1}, unlimited_dims=("time",))
+                            chunks=self.chunks, unlimited_dims=("time",))
         self.days += len(days)
 
     def close(self) -> int:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from diffscale.core import cf, io
+from diffscale.core.chunks import chunk_sizes
 from diffscale.core.days import block_days
 from diffscale.core.samples import DIMS, GrowingMemberFile
 from diffscale.method import conditioning as cm
@@ -120,7 +121,10 @@ def gather_files(split_dir: str | os.PathLike, season: str, variable: str, model
     check = BeyondCheck(transform["log10"], transform["floor"])
     days = pd.DatetimeIndex([])
     with io.atomic_path(beyond_out) as tmp:
-        out = GrowingMemberFile(tmp, data.lat, data.lon, data.variable, data.attrs, attrs, metadata, members=members)
+        h, w = data.shape
+        # the chunks the whole file would get (maps and series alike), not one day's
+        out = GrowingMemberFile(tmp, data.lat, data.lon, data.variable, data.attrs, attrs, metadata, members=members,
+                                chunks=chunk_sizes({"member": members, "time": len(expected), "lat": h, "lon": w}))
         for path in block_paths:
             t, values = _block_samples(path, variable)
             if not len(t):
@@ -129,8 +133,8 @@ def gather_files(split_dir: str | os.PathLike, season: str, variable: str, model
             if not days.equals(expected[:len(days)]):
                 break
             out.add(t, values)
-            # the block's days alone, with their truth and coarse fields
-            check.add(load_season(split_dir, season, variable, days=t), t, values)
+            # the block's days alone: their truth and coarse fields, not the fine record again
+            check.add(load_season(split_dir, season, variable, days=t, fine=False), t, values)
         if not days.equals(expected):
             raise io.DataValidationError(block_paths[0] if block_paths else split_dir,
                                          f"the blocks hold {len(days)} days, not the {len(expected)} beyond days "

@@ -135,7 +135,7 @@ def true_history(data: SeasonData, day: pd.Timestamp, history: int) -> np.ndarra
 
 def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler: ScalerLike | None = None,
                 days: Sequence[pd.Timestamp] | None = None, history: int = 0, spinup_days: int = 0,
-                truth: bool = True) -> SeasonData:
+                truth: bool = True, fine: bool = True) -> SeasonData:
     """Read ``<split_dir>/{fine,coarse_on_fine[,truth]}.nc``, a ``<name>.nc`` per static field fine.nc names,
     and ``<split_dir>/<season>/{days,scaler}.json``.
 
@@ -144,7 +144,9 @@ def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler
     training days (the start guess of an autoregressive run), so a job over a few years of a
     25-year record holds those years; any other day's coarse field raises KeyError. None reads
     them whole. truth: read truth.nc (the self-check's beyond truth); the jobs that never score
-    against it leave it on disk.
+    against it leave it on disk. fine: read the fine record (False: the grid alone, for a job
+    that only scores beyond days against the truth; its coarse fields are read on ``days``
+    alone, without the training days).
     """
     split_dir = Path(split_dir)
     if scaler is None:
@@ -153,13 +155,14 @@ def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler
     record = split_dir / "coarse_on_fine.nc"
     step, times = record_step(record), None
     if days is not None:
-        times = needed_steps(days, history, step, spinup_days).union(day_lists.train)
-    fine = io.read_field(split_dir / "fine.nc", variable)
+        times = needed_steps(days, history, step, spinup_days)
+        times = times.union(day_lists.train) if fine else times
+    record_fine = io.read_field(split_dir / "fine.nc", variable, times=None if fine else pd.DatetimeIndex([]))
     coarse = io.read_field(record, variable, times=times)
     static = {name: io.read_field(split_dir / f"{name}.nc", name, dims=("lat", "lon"))
               for name in static_fields(split_dir / "fine.nc")}
     for name, da in (("coarse_on_fine.nc", coarse), *((f"{n}.nc", da) for n, da in static.items())):
-        if not (np.allclose(da.lat, fine.lat) and np.allclose(da.lon, fine.lon)):
+        if not (np.allclose(da.lat, record_fine.lat) and np.allclose(da.lon, record_fine.lon)):
             raise io.DataValidationError(split_dir / name, "grid differs from fine.nc (expected the region's fine grid)")
     truth_times, truth_values = pd.DatetimeIndex([]), None
     if truth and (split_dir / "truth.nc").exists():
@@ -181,9 +184,9 @@ def load_season(split_dir: str | os.PathLike, season: str, variable: str, scaler
 
     return SeasonData(
         variable=variable,
-        attrs={k: fine.attrs[k] for k in ("units", "long_name") if k in fine.attrs},
-        lat=fine.lat.values, lon=fine.lon.values,
-        fine_times=pd.DatetimeIndex(fine.time.values), fine=scaled(fine),
+        attrs={k: record_fine.attrs[k] for k in ("units", "long_name") if k in record_fine.attrs},
+        lat=record_fine.lat.values, lon=record_fine.lon.values,
+        fine_times=pd.DatetimeIndex(record_fine.time.values), fine=scaled(record_fine),
         coarse_times=pd.DatetimeIndex(coarse.time.values), coarse=scaled(coarse),
         static={name: np.asarray(da.values, dtype=np.float64) for name, da in static.items()},
         days={name: getattr(day_lists, name) for name in DAY_LISTS},
