@@ -146,6 +146,24 @@ def test_rank_histogram_of_a_calibrated_ensemble_is_flat_and_counts_every_point(
     assert metrics.rank_histogram(truth + 100, members)[-1] == truth.size
 
 
+@pytest.mark.parametrize("days", [1, metrics.SPECTRUM_DAYS, 3 * metrics.SPECTRUM_DAYS + 5])
+def test_power_spectrum_in_slabs_of_days_is_the_mean_over_every_day_to_the_bit(days):
+    """A 23-year season's spectrum is taken a slab of days at a time; it is still the mean
+    over every day of each day's periodogram, summed in day order."""
+    rng = np.random.default_rng(days)
+    fields = rng.normal(size=(days, 17, 23)).astype(np.float32)
+    fields[0, 2, 3] = np.nan
+    f = fields.astype(np.float64)
+    f = np.nan_to_num(f - np.nanmean(f, axis=(1, 2), keepdims=True), nan=0.0)
+    power = np.mean(np.abs(np.fft.fft2(f * np.outer(np.hanning(17), np.hanning(23)))) ** 2, axis=0)
+    k = np.hypot(np.fft.fftfreq(17)[:, None], np.fft.fftfreq(23)[None, :]).ravel()
+    edges = np.linspace(0.0, 0.5, 23 // 2 + 1)
+    ring = np.digitize(k, edges[1:-1], right=True)
+    inside = (k > 0) & (k <= 0.5)
+    want = np.bincount(ring[inside], power.ravel()[inside], 11) / np.bincount(ring[inside], minlength=11)
+    assert np.array_equal(metrics.power_spectrum(fields)[1], want)
+
+
 def test_power_spectrum_finds_a_sine_wave_and_spectral_ratio_sees_smoothing():
     y, x = np.mgrid[0:64, 0:64]
     wave = np.sin(2 * np.pi * x / 4.0)  # wavelength 4 px -> k = 0.25

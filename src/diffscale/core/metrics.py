@@ -219,6 +219,9 @@ def rank_histogram(truth: np.ndarray, members: np.ndarray, seed: int = 0) -> np.
     return np.bincount(rank, minlength=x.shape[0] + 1)
 
 
+SPECTRUM_DAYS = 64
+
+
 def power_spectrum(fields: np.ndarray, nbins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Radially averaged power spectrum of (T, Y, X) fields, averaged over T.
 
@@ -227,14 +230,19 @@ def power_spectrum(fields: np.ndarray, nbins: int | None = None) -> tuple[np.nda
     k = bin centres in cycles per pixel (0 .. 0.5], power = mean |FFT|^2 in each ring.
     NaN pixels are set to the field mean (zero after centring).
     """
-    f = np.asarray(fields, dtype=np.float64)
+    f = np.asarray(fields)
     if f.ndim == 2:
         f = f[None]
-    _, ny, nx = f.shape
-    f = f - np.nanmean(f, axis=(1, 2), keepdims=True)
-    f = np.nan_to_num(f, nan=0.0)
+    t, ny, nx = f.shape
     window = np.outer(np.hanning(ny), np.hanning(nx))
-    power = np.mean(np.abs(np.fft.fft2(f * window)) ** 2, axis=0)  # (ny, nx)
+    power = np.zeros((ny, nx))
+    # SPECTRUM_DAYS fields at a time: the FFT's complex copies of a 23-year season would be tens of GB
+    for start in range(0, t, SPECTRUM_DAYS):
+        chunk = np.asarray(f[start:start + SPECTRUM_DAYS], dtype=np.float64)
+        chunk = np.nan_to_num(chunk - np.nanmean(chunk, axis=(1, 2), keepdims=True), nan=0.0)
+        # the running sum as the first row: summed in day order, as one sum over every day would be
+        power = np.sum(np.concatenate([power[None], np.abs(np.fft.fft2(chunk * window)) ** 2]), axis=0)  # (ny, nx)
+    power /= t
     k = np.hypot(np.fft.fftfreq(ny)[:, None], np.fft.fftfreq(nx)[None, :])
     nbins = nbins or max(ny, nx) // 2
     edges = np.linspace(0.0, 0.5, nbins + 1)
