@@ -74,19 +74,21 @@ FOOTPRINTS: dict[str, Footprint] = {
     "split": Footprint(base_mb=150, mb_per_mb=3.0, base_s=4, s_per_unit=0.3),
     "domain": Footprint(base_mb=490, mb_per_mb=8.0, base_s=7, s_per_unit=2.6),
     "pretrain_encoder": Footprint(base_mb=590, mb_per_mb=4.5, base_s=10, s_per_unit=0.4),
-    "train_diffusion": Footprint(base_mb=490, mb_per_mb=1.2, base_s=10, s_per_unit=0.013),
-    "train_baseline": Footprint(base_mb=506, mb_per_mb=1.2, base_s=10, s_per_unit=0.16),
+    "train_diffusion": Footprint(base_mb=490, mb_per_mb=1.2, base_s=10, s_per_unit=0.14),
+    "train_baseline": Footprint(base_mb=506, mb_per_mb=1.35, base_s=10, s_per_unit=0.16),
     "sample": Footprint(base_mb=645, mb_per_mb=2.0, base_s=5, s_per_unit=19.0),
-    "sample_beyond": Footprint(base_mb=415, mb_per_mb=2.0, base_s=10, s_per_unit=24.0),
+    "sample_beyond": Footprint(base_mb=415, mb_per_mb=3.6, base_s=10, s_per_unit=24.0),
     # curve_members members on the validation days: sample's footprint (an assumption: not fitted yet)
     "members_curve": Footprint(base_mb=645, mb_per_mb=2.0, base_s=5, s_per_unit=19.0),
-    "sampler_benchmark": Footprint(base_mb=430, mb_per_mb=2.0, base_s=10, s_per_unit=9.0),
+    "sampler_benchmark": Footprint(base_mb=430, mb_per_mb=2.3, base_s=10, s_per_unit=9.0),
     # every training run of the tuning grid: train_diffusion's rate per sample seen, plus the
     # validation ensembles (an assumption until its benchmark file is fitted)
     "tune": Footprint(base_mb=475, mb_per_mb=2.0, base_s=30, s_per_unit=0.02),
-    "gather_beyond": Footprint(base_mb=420, mb_per_mb=2.0, base_s=5, s_per_unit=0.6),
+    "gather_beyond": Footprint(base_mb=420, mb_per_mb=3.2, base_s=5, s_per_unit=0.6),
     "sample_bicubic": Footprint(base_mb=154, mb_per_mb=6.0, base_s=3, s_per_unit=0.1),
-    "evaluate": Footprint(base_mb=380, mb_per_mb=2.0, base_s=20, s_per_unit=0.1),
+    # killed at 22 GB holding 3.1 GB (the paper-size twin's season: truth and four models' members
+    # over 23 years, in float64 with full-size temporaries): 7 per MB held is a lower bound
+    "evaluate": Footprint(base_mb=380, mb_per_mb=7.0, base_s=20, s_per_unit=0.1),
     "plot_evaluation": Footprint(base_mb=240, mb_per_mb=2.0, base_s=27, s_per_unit=0.1),
     "assemble": Footprint(base_mb=240, mb_per_mb=2.0, base_s=5, s_per_unit=0.1),
     "aggregate": Footprint(base_mb=200, mb_per_mb=2.0, base_s=10, s_per_unit=2.1),
