@@ -104,3 +104,22 @@ def test_the_workflows_aggregates_are_those_of_its_product(full_run):
         np.testing.assert_allclose(got[f"{VAR}_members"].values, members.resample(time=freq).mean().values, rtol=1e-6)
         assert int(got.days_with_data.sum()) == int(members.notnull().any(("member", "lat", "lon")).sum())
     assert (res / "figures/product/solo_monthly.png").stat().st_size > 0
+
+
+def test_quantiles_equal_xarrays_where_members_are_missing_all_together_or_in_part():
+    """The fast path (np.quantile where every member or none has a value) and the pixels where
+    only some have give what DataArray.quantile gives, to the bit."""
+    from diffscale.method.aggregates import _quantiles
+
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0.01, 0.5, (4, 6, 5, 7)).astype(np.float32)
+    values[:, 0] = np.nan  # a period without a model: every member missing
+    values[1:, 2, 1, 1] = np.nan  # some members missing at one pixel
+    da = xr.DataArray(values, dims=("member", "time", "lat", "lon"),
+                      coords={"time": pd.date_range("2001-01-01", periods=6, freq="MS"),
+                              "lat": np.arange(5.0), "lon": np.arange(7.0)})
+    got = _quantiles(da, (0.05, 0.5, 0.95))
+    with np.errstate(all="ignore"):
+        want = da.quantile([0.05, 0.5, 0.95], dim="member").transpose("quantile", "time", "lat", "lon")
+    np.testing.assert_array_equal(got.values, want.values)
+    assert list(got["quantile"].values) == [0.05, 0.5, 0.95] and np.isnan(got.values[:, 0]).all()

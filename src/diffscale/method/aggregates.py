@@ -76,10 +76,23 @@ def aggregate_members(members: xr.DataArray, period: str, thresholds: Sequence[f
 
 
 def _quantiles(per_member: xr.DataArray, quantiles: Sequence[float]) -> xr.DataArray:
-    """(quantile, time, lat, lon) over members; NaN where no member has a value (no season)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-        return per_member.quantile(list(quantiles), dim="member").transpose("quantile", "time", "lat", "lon")
+    """(quantile, time, lat, lon) over members; NaN where no member has a value (no season).
+
+    np.quantile where every member or none has a value (the product's case), nanquantile
+    only where some have: the same values as ``DataArray.quantile``, whose NaN path goes
+    pixel by pixel (13 minutes for 25 years of monthly means at area1's size, not seconds).
+    """
+    values = per_member.transpose("member", "time", "lat", "lon").values
+    q = np.quantile(values, list(quantiles), axis=0).astype(values.dtype)  # what nanquantile returns
+    missing = np.isnan(values)
+    partial = missing.any(axis=0) & ~missing.all(axis=0)
+    if partial.any():
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+            q[:, partial] = np.nanquantile(values[:, partial], list(quantiles), axis=0)
+    coords = {"quantile": np.asarray(quantiles, np.float64)} | {d: per_member[d].values for d in ("time", "lat", "lon")
+                                                                  if d in per_member.coords}
+    return xr.DataArray(q, dims=("quantile", "time", "lat", "lon"), coords=coords)
 
 
 def aggregate_product(product: xr.Dataset, variable: str, period: str, thresholds: Sequence[float] = (),
