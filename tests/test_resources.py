@@ -78,7 +78,7 @@ MEASURED = [
     ("gather_beyond", PAPER_TWIN, "area1", "MAM", 2331.0, 130.0),
     ("sample_references", PAPER_TWIN, "area1", None, 1136.55, 524.83),
     ("assemble", PAPER_TWIN, "area1", None, 2140.56, 340.99),
-    ("aggregate", PAPER_TWIN, "area1", None, 906.71, 133.53),
+    ("aggregate", PAPER_TWIN, "area1", None, 4597.49, 63.21),  # monthly
     ("make_synthetic", PAPER_TWIN_5Y, "area1", None, 1019.17, 298.85),
     ("domain", PAPER_TWIN_5Y, "area1", None, 3474.27, 642.91),
     ("sample_references", PAPER_TWIN_5Y, "area1", None, 1187.88, 300.90),

@@ -91,7 +91,7 @@ FOOTPRINTS: dict[str, Footprint] = {
     "evaluate": Footprint(base_mb=380, mb_per_mb=7.0, base_s=20, s_per_unit=0.1),
     "plot_evaluation": Footprint(base_mb=240, mb_per_mb=2.0, base_s=27, s_per_unit=0.1),
     "assemble": Footprint(base_mb=240, mb_per_mb=2.0, base_s=5, s_per_unit=0.1),
-    "aggregate": Footprint(base_mb=200, mb_per_mb=2.0, base_s=10, s_per_unit=2.1),
+    "aggregate": Footprint(base_mb=200, mb_per_mb=4.1, base_s=10, s_per_unit=2.1),
     # regenerates the twin like make_synthetic, plus the ceiling's fitting year: its
     # footprint, with twice the time (an assumption until its benchmark file is fitted)
     "sample_references": Footprint(base_mb=150, mb_per_mb=4.5, base_s=20, s_per_unit=3.2),
