@@ -189,7 +189,6 @@ def write_product_slabs(slabs: Iterable[xr.Dataset], path: str | os.PathLike, fo
         raise ValueError(f"unknown product format {format!r}: expected one of {sorted(PRODUCT_FORMATS)}")
     step = (metadata or cf.Metadata()).step
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if format == "netcdf":
         with atomic_path(path) as tmp:
             for i, ds in enumerate(slabs):

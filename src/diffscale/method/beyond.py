@@ -134,7 +134,7 @@ def gather_files(split_dir: str | os.PathLike, season: str, variable: str, model
                 break
             out.add(t, values)
             # the block's days alone: their truth and coarse fields, not the fine record again
-            check.add(load_season(split_dir, season, variable, days=t, fine=False), t, values)
+            check.add(load_season(split_dir, season, variable, data.scaler, days=t, fine=False), t, values)
         if not days.equals(expected):
             raise io.DataValidationError(block_paths[0] if block_paths else split_dir,
                                          f"the blocks hold {len(days)} days, not the {len(expected)} beyond days "

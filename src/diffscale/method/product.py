@@ -55,7 +55,6 @@ class _Sources(NamedTuple):
     fine: xr.DataArray
     beyond: list[_Beyond]
     source: np.ndarray
-    ensemble: int  # members behind the mean and spread (the beyond files')
 
 
 def _sources(fine_path: str | os.PathLike, beyond_paths: dict[str, str | os.PathLike], seasons: dict[str, list[int]],
@@ -68,7 +67,7 @@ def _sources(fine_path: str | os.PathLike, beyond_paths: dict[str, str | os.Path
     source = np.zeros(len(days), np.int8)
     where = days.get_indexer(pd.DatetimeIndex(fine.time.values))
     source[where[(where >= 0) & with_fine]] = SOURCE_FLAGS["fine_record"]
-    beyond, ensemble = [], members_saved
+    beyond = []
     for season, path in beyond_paths.items():
         t = io.file_times(path)
         if not len(t):
@@ -86,8 +85,7 @@ def _sources(fine_path: str | os.PathLike, beyond_paths: dict[str, str | os.Path
             raise io.DataValidationError(path, "holds days outside the coarse period, inside the fine record, or of another season")
         source[idx] = SOURCE_FLAGS["diffusion_ensemble"]
         beyond.append(_Beyond(path, t, da.sizes["member"]))
-        ensemble = da.sizes["member"]
-    return _Sources(days, fine, beyond, source, ensemble)
+    return _Sources(days, fine, beyond, source)
 
 
 def _slabs(src: _Sources, variable: str, members_saved: int) -> Iterator[tuple[slice, np.ndarray, np.ndarray, np.ndarray]]:
@@ -141,8 +139,10 @@ def _product_dataset(src: _Sources, sl: slice, mean: np.ndarray, spread: np.ndar
     )
     ds.attrs.update({"Conventions": "CF-1.8", "title": f"diffscale downscaled daily {variable}",
                      **{k: v if isinstance(v, (str, int, float)) else json.dumps(v, default=str) for k, v in provenance.items()}})
-    # CF 7.3: the mean and spread are statistics over the members, a dimension they do not have.
-    return cf.ensemble_statistics(ds, {variable: "mean", f"{variable}_spread": "standard_deviation"}, max(src.ensemble, 1))
+    # CF 7.3: the mean and spread are statistics over the members, a dimension they do not have:
+    # the beyond files' members (the last season's), or the saved ones where no season has days.
+    ensemble = src.beyond[-1].members if src.beyond else members.shape[0]
+    return cf.ensemble_statistics(ds, {variable: "mean", f"{variable}_spread": "standard_deviation"}, max(ensemble, 1))
 
 
 def assemble(fine_path: str | os.PathLike, beyond_paths: dict[str, str | os.PathLike], seasons: dict[str, list[int]],
