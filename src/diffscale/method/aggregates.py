@@ -80,7 +80,7 @@ def _quantiles(per_member: xr.DataArray, quantiles: Sequence[float]) -> xr.DataA
 
     np.quantile where every member or none has a value (the product's case), nanquantile
     only where some have: the same values as ``DataArray.quantile``, whose NaN path goes
-    pixel by pixel (13 minutes for 25 years of monthly means at area1's size, not seconds).
+    pixel by pixel (62 s for 24 monthly fields of area1's size, against 0.8 s).
     """
     values = per_member.transpose("member", "time", "lat", "lon").values
     q = np.quantile(values, list(quantiles), axis=0).astype(values.dtype)  # what nanquantile returns
