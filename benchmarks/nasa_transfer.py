@@ -10,6 +10,7 @@ the margin. Prints the bytes received against the size of the whole variable.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from diffscale.data.sources import nasa  # noqa: E402
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()
     cfg = load_config(Path(__file__).resolve().parents[1] / "config" / "paper.yaml")
     boxes = [Box.from_config(b) for b in cfg["regions"].values()]
     margin = cfg["data"]["margin_deg"]

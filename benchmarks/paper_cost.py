@@ -32,6 +32,7 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -39,7 +40,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from diffscale.core.config import load_config
 from diffscale.core.grids import Box, g5nr_grid
 from diffscale.core.io import days_in
-from diffscale.method.conditioning import RAW_CHANNELS
+from diffscale.method.conditioning import raw_channels
+from diffscale.method.devices import device, precision
 from diffscale.method.diffusion import DiffusionDownscaler
 from diffscale.method.edm import nfe
 from diffscale.method.fit import untrained_model
@@ -68,10 +70,11 @@ def flops(fn) -> float:
 
 def tile_cost(model: DiffusionDownscaler, tile: int) -> TileCost:
     """FLOPs of one tile: the denoiser at one noise level, and the encoder's features of its history."""
-    h = model.spec.history
-    raw, hist = torch.zeros(1, RAW_CHANNELS, tile, tile), torch.zeros(1, h, tile, tile)
+    h, dev = model.spec.history, next(model.parameters()).device
+    raw = torch.zeros(1, raw_channels(model.spec.static), tile, tile, device=dev)
+    hist = torch.zeros(1, h, tile, tile, device=dev)
     cond = model.condition(raw, hist)
-    x, sigma = torch.zeros(1, 1, tile, tile), torch.ones(1)
+    x, sigma = torch.zeros(1, 1, tile, tile, device=dev), torch.ones(1, device=dev)
     enc = flops(lambda: model.encoder(hist)) if model.encoder is not None else 0.0
     return TileCost(tile, flops(lambda: model.denoiser(x, sigma, cond)), enc)
 
@@ -130,36 +133,95 @@ def training_cost(cfg: dict, model: DiffusionDownscaler, shapes: dict, tflops: f
     return pd.DataFrame(rows)
 
 
-def measure_cpu(model: DiffusionDownscaler, tile: int, batch: int, repeats: int) -> float:
-    """Achieved FLOP/s of the denoiser on ``batch`` tiles on this CPU."""
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def measure_throughput(model: DiffusionDownscaler, tile: int, batch: int, repeats: int, dev: torch.device,
+                       autocast: bool) -> float:
+    """Achieved FLOP/s of the denoiser on ``batch`` tiles of ``tile`` pixels on ``dev`` (bf16 autocast on a GPU if asked)."""
     cost = tile_cost(model, tile).denoiser
-    raw, hist = torch.zeros(batch, RAW_CHANNELS, tile, tile), torch.randn(batch, model.spec.history, tile, tile)
-    cond = model.condition(raw, hist)
-    x, sigma = torch.randn(batch, 1, tile, tile), torch.ones(batch)
-    with torch.no_grad():
-        model.denoiser(x, sigma, cond)  # warm-up
+    raw = torch.zeros(batch, raw_channels(model.spec.static), tile, tile, device=dev)
+    hist = torch.randn(batch, model.spec.history, tile, tile, device=dev)
+    x, sigma = torch.randn(batch, 1, tile, tile, device=dev), torch.ones(batch, device=dev)
+    with torch.no_grad(), precision(dev, autocast):
+        cond = model.condition(raw, hist)
+        model.denoiser(x, sigma, cond)  # warm-up (and cuDNN's choice of kernels)
+        _sync(dev)
         t0 = time.perf_counter()
         for _ in range(repeats):
             model.denoiser(x, sigma, cond)
+        _sync(dev)
     return cost * batch * repeats / (time.perf_counter() - t0)
 
 
-def check_projection(model: DiffusionDownscaler, cfg: dict, shape: tuple[int, int], members: int, steps: int,
-                     throughput: float) -> tuple[float, float]:
-    """(predicted, measured) seconds of one whole-region sample_day on this CPU."""
-    s = cfg["sampling"]
-    tile, halo = model.spec.patch, s["halo"]
-    n = tiles_per_day(shape, tile, halo, s["overlap"])
-    cost = tile_cost(model, tile)
-    predicted = members * n * (nfe("dpmpp", steps, model.denoiser) * cost.denoiser + cost.encoder) / throughput
-    core = tile - 2 * halo
-    stride = max(1, round(core * (1 - s["overlap"])))
-    raw = torch.zeros(RAW_CHANNELS, *shape)
-    hist = torch.randn(1, model.spec.history, *shape)
-    gen = torch.Generator().manual_seed(0)
-    t0 = time.perf_counter()
-    model.sample_day(raw, hist, members, "dpmpp", steps, gen, tile, stride)
-    return predicted, time.perf_counter() - t0
+def timed_day(model: DiffusionDownscaler, shape: tuple[int, int], members: int, steps: int, tile: int, stride: int,
+              dev: torch.device, autocast: bool, repeats: int) -> float:
+    """Median seconds of one whole-region ``sample_day`` (autoregressive: each member its own history) on ``dev``.
+
+    After one untimed day, so that cuDNN's kernel choice and the allocator's growth stay out.
+    """
+    raw = torch.zeros(raw_channels(model.spec.static), *shape)
+    hist = torch.randn(members, model.spec.history, *shape)
+    times = []
+    for r in range(repeats + 1):
+        gen = torch.Generator().manual_seed(r)
+        _sync(dev)
+        t0 = time.perf_counter()
+        with precision(dev, autocast):
+            model.sample_day(raw, hist, members, "dpmpp", steps, gen, tile, stride)  # returns on the CPU: synchronised
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))
+
+
+def profile_day(model: DiffusionDownscaler, shape: tuple[int, int], members: int, steps: int, tile: int, stride: int,
+                dev: torch.device, autocast: bool) -> None:
+    """Print where one whole-region day's time goes: sample_day's parts, then the operators (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    raw = torch.zeros(raw_channels(model.spec.static), *shape)
+    hist = torch.randn(members, model.spec.history, *shape)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with precision(dev, autocast):
+        model.sample_day(raw, hist, members, "dpmpp", steps, torch.Generator().manual_seed(0), tile, stride)  # warm-up
+        with profile(activities=activities) as prof:
+            model.sample_day(raw, hist, members, "dpmpp", steps, torch.Generator().manual_seed(1), tile, stride)
+    events = prof.key_averages()
+    on_device = "device_time_total" if dev.type == "cuda" else "cpu_time_total"
+    parts = [(e.key, e.cpu_time_total / 1e6, getattr(e, on_device, 0.0) / 1e6) for e in events
+             if e.key in ("condition", "features", "residual", "reference")]
+    print(f"\nProfile of one day ({tile}-px tiles, stride {stride}, {members} members, {steps} steps): the parts "
+          f"(wall time as the host saw it, s; device time, s):")
+    for key, host, device_s in parts:
+        print(f"  {key:10s} {host:8.3f} {device_s:8.3f}")
+    sort = "self_device_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    print(events.table(sort_by=sort, row_limit=20, max_name_column_width=40))
+
+
+def measured_table(cfg: dict, model: DiffusionDownscaler, shape: tuple[int, int], region: str | None,
+                   tilings: list[tuple[int, float]], members: int, steps: list[int], throughput: float,
+                   dev: torch.device, autocast: bool, repeats: int) -> pd.DataFrame:
+    """Timed whole-region days against the FLOP count at the measured throughput, per tiling and solver steps.
+
+    With a configured region's own grid (``region``), the product's hours at the measured speed too:
+    seconds a day x the product's days (:func:`product_days`).
+    """
+    halo = cfg["sampling"]["halo"]
+    rows = []
+    for tile, overlap in tilings:
+        cost = tile_cost(model, tile)
+        stride = max(1, round((tile - 2 * halo) * (1 - overlap)))
+        n = tiles_per_day(shape, tile, halo, overlap)
+        for k in steps:
+            predicted = members * n * (nfe("dpmpp", k, model.denoiser) * cost.denoiser + cost.encoder) / throughput
+            seconds = timed_day(model, shape, members, k, tile, stride, dev, autocast, repeats)
+            row = {"tile": tile, "overlap": overlap, "steps": k, "members": members, "tiles_per_day": n,
+                   "predicted_s": predicted, "measured_s": seconds, "ratio": seconds / predicted}
+            if region is not None:
+                row["product_h_measured"] = seconds * product_days(cfg) / 3600
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def main() -> None:
@@ -168,8 +230,17 @@ def main() -> None:
     ap.add_argument("--tflops", type=float, default=400.0, help="sustained throughput for the projection (TFLOP/s)")
     ap.add_argument("--tiling", action="append", default=[], help="TILE:OVERLAP to cost besides the config's (repeatable)")
     ap.add_argument("--shape", action="append", default=[], help="REGION=HxW: a region's fine grid in pixels")
-    ap.add_argument("--measure", action="store_true", help="measure this CPU and check the projection against a real run")
-    ap.add_argument("--measure-shape", default="48x48", help="region size of the checked sample_day")
+    ap.add_argument("--measure", action="store_true",
+                    help="time the denoiser and whole-region days on --device, against the FLOP count")
+    ap.add_argument("--device", default="cpu", help="where --measure runs: cpu, cuda or cuda:N")
+    ap.add_argument("--autocast", action="store_true", help="--measure in bf16 autocast (a GPU only, as sampling.autocast)")
+    ap.add_argument("--measure-shape", default="48x48", help="HxW, or a region of the config: its grid, and the product's "
+                    "hours at the measured speed")
+    ap.add_argument("--measure-members", type=int, default=2, help="members of the timed days")
+    ap.add_argument("--measure-steps", default="2", help="solver steps of the timed days, comma-separated (e.g. 10,5)")
+    ap.add_argument("--measure-batch", type=int, default=64, help="tiles per denoiser call for the throughput")
+    ap.add_argument("--repeats", type=int, default=3, help="timed repeats (after one warm-up)")
+    ap.add_argument("--profile", action="store_true", help="with --measure: where one day's time goes (torch.profiler)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     a = ap.parse_args()
     if a.threads:
@@ -189,15 +260,27 @@ def main() -> None:
     print("\nTraining:")
     print(training_cost(cfg, model, shapes, a.tflops).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if a.measure:
+        dev = device(a.device)
+        model = model.to(dev)
         tile = cfg["encoder"]["patch"]
-        throughput = measure_cpu(model, tile, batch=64, repeats=3)
-        shape = tuple(map(int, a.measure_shape.split("x")))
-        predicted, measured = check_projection(model, cfg, shape, members=2, steps=2, throughput=throughput)
-        print(f"\nThis CPU ({torch.get_num_threads()} threads): denoiser on 64 tiles of {tile} px: "
-              f"{throughput / 1e9:.1f} GFLOP/s")
-        print(f"sample_day of a {shape[0]}x{shape[1]} region, 2 members, 2 dpmpp steps: predicted {predicted:.2f} s "
-              f"at that throughput, measured {measured:.2f} s (ratio {measured / predicted:.2f}: tiling, stitching "
-              f"and solver overheads the FLOP count leaves out)")
+        throughput = measure_throughput(model, tile, a.measure_batch, a.repeats, dev, a.autocast)
+        region = a.measure_shape if a.measure_shape in shapes else None
+        shape = shapes[region] if region else tuple(map(int, a.measure_shape.split("x")))
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+        precision_name = "bf16 autocast" if a.autocast and dev.type == "cuda" else "float32"
+        print(f"\nMeasured on {name} ({precision_name}, torch {torch.__version__}): the denoiser on {a.measure_batch} "
+              f"tiles of {tile} px at {throughput / 1e12:.4g} TFLOP/s")
+        steps = [int(k) for k in a.measure_steps.split(",")]
+        table = measured_table(cfg, model, shape, region, tilings, a.measure_members, steps, throughput, dev,
+                               a.autocast, a.repeats)
+        print(f"Whole-region days of {shape[0]}x{shape[1]} pixels ({region or 'no configured region'}), dpmpp, median of "
+              f"{a.repeats}; predicted_s: the FLOP count at that throughput (the ratio is what tiling, stitching and the "
+              f"solver add):")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if a.profile:
+            tile, overlap = tilings[0]
+            stride = max(1, round((tile - 2 * s["halo"]) * (1 - overlap)))
+            profile_day(model, shape, a.measure_members, steps[0], tile, stride, dev, a.autocast)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,139 @@
+"""Does bf16 autocast sampling keep float32's scores? A trained run's validation days, on a GPU.
+
+    PYTHONPATH=src python benchmarks/autocast_check.py [--results results] [--config config/config.yaml]
+        [--device cuda] [--model diffusion] [--seed-index 0] [--draws 2000]
+
+``sampling.autocast`` is off until this is shown. For every region and season of the
+config with a trained model (``{results}/models/{region}/{season}/{model}.s{k}.pt``) it
+samples the validation days teacher-forced (the days the models validate on: no test or
+beyond truth is used, :func:`diffscale.method.conditioning.training_days`) at the
+config's sampling settings, three times:
+
+* float32, sampling seed s (the config's);
+* bf16 autocast, seed s: the same initial noise and draws, so the difference to the first
+  is the arithmetic alone;
+* float32, seed s + 1: a new draw, the noise any sampling carries, to set the first
+  difference against.
+
+``member_change`` is the RMS difference of the members from float32's (seed s), pixel by
+pixel: the arithmetic's effect on the fields themselves, against a new draw's. Scores per
+day in the metric space (fair CRPS, squared error of the ensemble mean), as
+the evaluation stage takes them; prints each run's CRPS and RMSE and the differences
+bf16 - float32 and (new seed) - float32 with 95% paired bootstrap intervals over the days
+(:mod:`diffscale.evaluation.bootstrap`), pooled over the seasons, with the wall time of
+each run. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from diffscale.core import metrics
+from diffscale.core.config import load_config
+from diffscale.evaluation.bootstrap import interval, resample_counts
+from diffscale.method import conditioning as cm
+from diffscale.method.conditioning import load_season
+from diffscale.method.devices import precision
+from diffscale.method.sampling import model_space, sampling_model, sampling_options, teacher_forced
+
+RUNS = (("float32", False, 0), ("bf16", True, 0), ("float32, next seed", False, 1))  # (name, autocast, seed offset)
+
+
+def day_scores(samples: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(M, T, H, W) members and (T, H, W) truth in the metric space -> per day fair CRPS (T,) and squared error (T,)."""
+    crps = np.nanmean(metrics.crps_points(truth, samples, fair=True), axis=(-2, -1))
+    sq = np.nanmean((samples.mean(axis=0) - truth) ** 2, axis=(-2, -1))
+    return crps, sq
+
+
+def season_runs(results: Path, cfg: dict, region: str, season: str, model_name: str, seed_index: int,
+                device_name: str) -> pd.DataFrame | None:
+    """Per-day scores of the three runs of one region and season; None without a model or validation days."""
+    path = results / "models" / region / season / f"{model_name}.s{seed_index}.pt"
+    split = results / "split" / region
+    if not path.exists():
+        return None
+    model, dev = sampling_model(path, device_name)
+    data = load_season(split, season, cfg["data"]["variable"], days=cm.days_of(split, season)["val"],
+                       history=model.spec.history, truth=False)
+    days = cm.training_days(data, "val", model.spec.history)
+    if not len(days):
+        return None
+    convert = model_space(data, cfg["transform"]["log10"], cfg["transform"]["floor"])
+    truth = convert(np.stack([data.fine_on(d) for d in days]))
+    opts = sampling_options(model, cfg["sampling"])
+    rows, base = [], None
+    for name, autocast, offset in RUNS:
+        t0 = time.perf_counter()
+        with precision(dev, autocast):
+            samples = teacher_forced(model, data, days, cfg["sampling"]["members"], **(opts | {"seed": opts["seed"] + offset}))
+        seconds = time.perf_counter() - t0
+        samples = convert(samples)
+        base = samples if base is None else base
+        crps, sq = day_scores(samples, truth)
+        change = np.nanmean((samples - base) ** 2, axis=(0, -2, -1))  # (T,): how far each member moved from float32's
+        rows += [{"region": region, "season": season, "run": name, "day": d, "crps": c, "sq": s, "change_sq": m,
+                  "seconds": seconds} for d, c, s, m in zip(days, crps, sq, change)]
+    return pd.DataFrame(rows)
+
+
+def compare(scores: pd.DataFrame, draws: int) -> pd.DataFrame:
+    """Each run's CRPS and RMSE over the days, and its difference from float32 with a paired bootstrap interval."""
+    wide = {run: g.sort_values(["region", "season", "day"]) for run, g in scores.groupby("run", sort=False)}
+    base = wide[RUNS[0][0]]
+    counts = resample_counts(len(base), draws, 0)  # (R, T): the same drawn days for every run
+    n = counts.sum(axis=1)
+
+    def stats(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return counts @ g["crps"].to_numpy() / n, np.sqrt(counts @ g["sq"].to_numpy() / n)
+
+    base_crps, base_rmse = stats(base)
+    rows = []
+    for run, g in wide.items():
+        crps, rmse = stats(g)
+        d_crps, d_rmse = crps - base_crps, rmse - base_rmse
+        rows.append({"run": run, "days": len(g), "member_change": np.sqrt(g["change_sq"].mean()),
+                     "crps": g["crps"].mean(), "rmse": np.sqrt(g["sq"].mean()),
+                     "crps_diff": g["crps"].mean() - base["crps"].mean(), "crps_diff_lo": interval(d_crps)[0],
+                     "crps_diff_hi": interval(d_crps)[1],
+                     "rmse_diff": np.sqrt(g["sq"].mean()) - np.sqrt(base["sq"].mean()),
+                     "rmse_diff_lo": interval(d_rmse)[0], "rmse_diff_hi": interval(d_rmse)[1],
+                     "seconds": g.drop_duplicates(["region", "season"])["seconds"].sum()})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--config", default="config/config.yaml")
+    ap.add_argument("--device", default="cuda", help="auto, cpu, cuda or cuda:N (on a CPU the two precisions are the same)")
+    ap.add_argument("--model", default="diffusion")
+    ap.add_argument("--seed-index", type=int, default=0, help="which trained seed's model file (s{k}.pt)")
+    ap.add_argument("--draws", type=int, default=2000, help="bootstrap resamples")
+    ap.add_argument("--out", default=None, help="CSV of the per-day scores")
+    a = ap.parse_args()
+    cfg = load_config(a.config)
+    results = Path(a.results)
+    parts = [season_runs(results, cfg, region, season, a.model, a.seed_index, a.device)
+             for region in cfg["regions"] for season in cfg["seasons"]]
+    scores = pd.concat([p for p in parts if p is not None], ignore_index=True)
+    if a.out:
+        scores.to_csv(a.out, index=False)
+    dev = torch.device(a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+    print(f"{a.model} s{a.seed_index} on {where} (torch {torch.__version__}), "
+          f"{cfg['sampling']['members']} members, {cfg['sampling']['sampler']} {cfg['sampling']['steps']} steps; "
+          f"validation days of {scores.groupby(['region', 'season']).ngroups} region-seasons, pooled; "
+          f"differences from float32 (same seed) with 95% paired bootstrap intervals over days:")
+    pd.set_option("display.width", 200)
+    print(compare(scores, a.draws).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+if __name__ == "__main__":
+    main()
