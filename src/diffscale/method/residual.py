@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from diffscale.core import registry
 from diffscale.core.io import atomic_path
@@ -186,13 +187,18 @@ class ResidualModel(nn.Module):
         # rows: 1 for a history every member shares (teacher forcing), M for each member's own
         # (autoregressive); the condition is built once per row and day, not per member or solver step.
         rows = min(history.shape[0], members)
-        raw_t = tiling.cut(raw)[:, None].expand(n, rows, *raw.shape[:-2], tile, tile).reshape(n * rows, -1, tile, tile)
-        hist_t = tiling.cut(history[:rows]).reshape(n * rows, -1, tile, tile)
-        features = self.features(hist_t)
-        cond = self.condition(raw_t, hist_t, features)
-        cond = cond.reshape(n, rows, *cond.shape[1:]).expand(n, members, *cond.shape[1:]).reshape(n * members, *cond.shape[1:])
-        out = raw[0][None] + self.residual(cond, tiling, members, generator, sampler, steps)[:, 0]  # channel 0: the coarse field
-        reference = self.reference_residual(raw_t, hist_t, features, tiling, rows)
+        # The record_function labels name the parts in a profile (benchmarks/paper_cost.py --profile).
+        with record_function("condition"):
+            raw_t = tiling.cut(raw)[:, None].expand(n, rows, *raw.shape[:-2], tile, tile).reshape(n * rows, -1, tile, tile)
+            hist_t = tiling.cut(history[:rows]).reshape(n * rows, -1, tile, tile)
+            with record_function("features"):
+                features = self.features(hist_t)
+            cond = self.condition(raw_t, hist_t, features)
+            cond = cond.reshape(n, rows, *cond.shape[1:]).expand(n, members, *cond.shape[1:]).reshape(n * members, *cond.shape[1:])
+        with record_function("residual"):
+            out = raw[0][None] + self.residual(cond, tiling, members, generator, sampler, steps)[:, 0]  # channel 0: the coarse field
+        with record_function("reference"):
+            reference = self.reference_residual(raw_t, hist_t, features, tiling, rows)
         if reference is not None:
             out = out + reference[:, 0]  # (rows, H, W) onto (M, H, W)
         return out.cpu()

@@ -97,5 +97,16 @@ class TransferEncoder(nn.Module):
         feats = self.unet.encode(history)
         if self.features == "bottleneck":
             feats = feats[-1:]
-        return torch.cat([f if f.shape[-2:] == size else F.interpolate(f, size=size, mode="bilinear", align_corners=False)
-                          for f in feats], dim=1)
+        return torch.cat([_upsampled(f, size) for f in feats], dim=1)
+
+
+def _upsampled(f: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """(B, C, h, w) -> (B, C, *size), bilinear."""
+    if f.shape[-2:] == size:
+        return f
+    if f.is_cuda:
+        # CUDA's channels-first bilinear kernel runs a thread per output pixel, each looping over
+        # batch x channels: 1.5 s a call for area1's 19,440 tiles of 16 pixels on an H200
+        # (profiled, benchmarks/paper_cost.py --profile). The channels-last kernel spreads them.
+        f = f.contiguous(memory_format=torch.channels_last)
+    return F.interpolate(f, size=size, mode="bilinear", align_corners=False).contiguous()
