@@ -7,7 +7,7 @@ import pytest
 
 from diffscale.core import metrics
 from diffscale.evaluation.bootstrap import PeriodScores, Resamples, interval, resample_counts
-from diffscale.evaluation.day_scores import DayScores
+from diffscale.evaluation.day_scores import SLAB_DAYS, DayScores
 
 CELL = 4.0
 
@@ -20,16 +20,20 @@ def fields(days: int = 12, members: int = 5, seed: int = 0) -> tuple[np.ndarray,
     return truth, ens
 
 
-@pytest.mark.parametrize("members", [1, 5])
-def test_day_scores_equal_score_on_every_column(members):
-    truth, ens = fields(members=members)
+@pytest.mark.parametrize("members,days", [(1, 12), (5, 12), (3, 2 * SLAB_DAYS + 5)])
+def test_day_scores_equal_score_on_every_column(members, days):
+    """Also over several slabs of days (a season's 23 years are read a slab at a time)."""
+    truth, ens = fields(days=days, members=members)
     truth[3, 2, 5] = np.nan  # gaps are left out the same way
+    ens[0, -1, 1, 1] = np.nan
     expected = metrics.score(truth, ens, CELL)
     got = {k: float(v[0]) for k, v in DayScores(truth, ens, CELL).scores().items()}
     # Every score of score() has its per-day form (a new column without one fails here).
     assert set(got) == set(expected) - {"members", "days"}
     for name, value in got.items():
         assert value == pytest.approx(expected[name], rel=1e-9, abs=1e-12, nan_ok=True), name
+    row = DayScores(truth, ens, CELL).score_row()  # what evaluate writes: score()'s columns, members and days too
+    assert set(row) == set(expected) and (row["members"], row["days"]) == (members, days)
 
 
 def test_day_weights_score_the_resampled_days():

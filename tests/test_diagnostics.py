@@ -103,6 +103,24 @@ def test_acf_needs_enough_pairs_and_pacf_stops_where_it_is_undefined():
     assert np.allclose(pacf[:14], raw[:14]) and np.isnan(pacf[14:]).all()
 
 
+def test_lag_curves_read_in_slabs_of_pairs_are_those_of_all_pairs_at_once():
+    """Two DJF seasons: pairs never cross the gap, and the slabs' sums give the whole's RMSE and R2."""
+    rng = np.random.default_rng(0)
+    times = pd.DatetimeIndex([*pd.date_range("2000-12-01", "2001-02-28"), *pd.date_range("2001-12-01", "2002-02-28")])
+    fields = rng.normal(size=(len(times), 7, 9)).cumsum(axis=0)
+    fields[5, 3, 3] = np.nan
+    curves = dg.lag_curves(fields, times, lags=range(1, 4))
+    assert len(times) - 2 > dg.PAIRS_AT_ONCE  # more pairs than one slab
+    for i, lag in enumerate(range(1, 4)):
+        now = np.concatenate([fields[lag:90], fields[90 + lag:]])
+        before = np.concatenate([fields[:90 - lag], fields[90:-lag]])
+        ok = np.isfinite(now) & np.isfinite(before)
+        y, p = now[ok], before[ok]
+        assert curves["pairs"][i] == 2 * (90 - lag)
+        assert curves["rmse"][i] == pytest.approx(np.sqrt(np.mean((y - p) ** 2)), rel=1e-12)
+        assert curves["r2"][i] == pytest.approx(1 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2), rel=1e-12)
+
+
 def test_area_mean_series_and_lag_curves():
     rng = np.random.default_rng(4)
     times = pd.to_datetime(["2001-01-01", "2001-01-02", "2001-01-03", "2001-01-05"])

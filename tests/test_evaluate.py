@@ -146,7 +146,22 @@ def test_rank_histogram_of_a_calibrated_ensemble_is_flat_and_counts_every_point(
     assert metrics.rank_histogram(truth + 100, members)[-1] == truth.size
 
 
-@pytest.mark.parametrize("days", [1, metrics.SPECTRUM_DAYS, 3 * metrics.SPECTRUM_DAYS + 5])
+@pytest.mark.parametrize("days", [1, metrics.SLAB_DAYS, 2 * metrics.SLAB_DAYS + 3])
+def test_rank_histogram_in_slabs_of_days_counts_every_day_as_at_once(days):
+    """Ranks of a 23-year season are counted a slab of days at a time; ties are broken by the
+    same random draws as one pass over every point in day order would make."""
+    rng = np.random.default_rng(days)
+    truth = np.round(rng.normal(size=(days, 6, 5)), 1)  # rounded: ties between truth and members
+    members = np.round(truth[None] + rng.normal(size=(4, days, 6, 5)), 1)
+    truth[0, 1, 1], members[2, -1, 0, 0] = np.nan, np.nan
+    ok = np.isfinite(truth) & np.all(np.isfinite(members), axis=0)
+    xv, yv = members[:, ok], truth[ok]
+    draws = np.random.default_rng(7).random(yv.size)
+    rank = np.sum(xv < yv, axis=0) + np.floor(draws * (np.sum(xv == yv, axis=0) + 1)).astype(int)
+    assert np.array_equal(metrics.rank_histogram(truth, members, seed=7), np.bincount(rank, minlength=5))
+
+
+@pytest.mark.parametrize("days", [1, metrics.SLAB_DAYS, 3 * metrics.SLAB_DAYS + 5])
 def test_power_spectrum_in_slabs_of_days_is_the_mean_over_every_day_to_the_bit(days):
     """A 23-year season's spectrum is taken a slab of days at a time; it is still the mean
     over every day of each day's periodogram, summed in day order."""

@@ -206,20 +206,29 @@ def ssim(truth: np.ndarray, pred: np.ndarray, data_range: float | None = None) -
     return float(np.mean(values))
 
 
+# Days the scores that stream over a season read at a time (power spectra, rank histogram).
+SLAB_DAYS = 64
+
+
 def rank_histogram(truth: np.ndarray, members: np.ndarray, seed: int = 0) -> np.ndarray:
     """Counts of the truth's rank among the M members (M + 1 bins); ties broken at random."""
     x = _ensemble(members)
     y = np.asarray(truth, dtype=np.float64)
-    ok = np.isfinite(y) & np.all(np.isfinite(x), axis=0)
-    xv, yv = x[:, ok], y[ok]  # (M, N), (N,)
-    below = np.sum(xv < yv[None], axis=0)
-    ties = np.sum(xv == yv[None], axis=0)
     rng = np.random.default_rng(seed)
-    rank = below + np.floor(rng.random(yv.size) * (ties + 1)).astype(int)
-    return np.bincount(rank, minlength=x.shape[0] + 1)
+    counts = np.zeros(x.shape[0] + 1, dtype=np.int64)
+    # A slab of the leading axis (days) at a time: the points come in the same order, and
+    # the generator's draws split across slabs are the draws of one call, so the counts are
+    # those of the whole at once, without copies the size of the fields.
+    for start in range(0, y.shape[0] if y.ndim else 1, SLAB_DAYS):
+        ys, xs = (y[start:start + SLAB_DAYS], x[:, start:start + SLAB_DAYS]) if y.ndim else (y, x)
+        ok = np.isfinite(ys) & np.all(np.isfinite(xs), axis=0)
+        xv, yv = xs[:, ok], ys[ok]  # (M, N), (N,)
+        below = np.sum(xv < yv[None], axis=0)
+        ties = np.sum(xv == yv[None], axis=0)
+        rank = below + np.floor(rng.random(yv.size) * (ties + 1)).astype(int)
+        counts += np.bincount(rank, minlength=x.shape[0] + 1)
+    return counts
 
-
-SPECTRUM_DAYS = 64
 
 
 def power_spectrum(fields: np.ndarray, nbins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -236,9 +245,9 @@ def power_spectrum(fields: np.ndarray, nbins: int | None = None) -> tuple[np.nda
     t, ny, nx = f.shape
     window = np.outer(np.hanning(ny), np.hanning(nx))
     power = np.zeros((ny, nx))
-    # SPECTRUM_DAYS fields at a time: the FFT's complex copies of a 23-year season would be tens of GB
-    for start in range(0, t, SPECTRUM_DAYS):
-        chunk = np.asarray(f[start:start + SPECTRUM_DAYS], dtype=np.float64)
+    # SLAB_DAYS fields at a time: the FFT's complex copies of a 23-year season would be tens of GB
+    for start in range(0, t, SLAB_DAYS):
+        chunk = np.asarray(f[start:start + SLAB_DAYS], dtype=np.float64)
         chunk = np.nan_to_num(chunk - np.nanmean(chunk, axis=(1, 2), keepdims=True), nan=0.0)
         # the running sum as the first row: summed in day order, as one sum over every day would be
         power = np.sum(np.concatenate([power[None], np.abs(np.fft.fft2(chunk * window)) ** 2]), axis=0)  # (ny, nx)

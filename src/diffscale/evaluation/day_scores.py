@@ -20,23 +20,56 @@ from diffscale.core.metrics import crps_points, high_frequency_cutoff, power_spe
 
 # Pooled sums over the valid pixels of each day (truth y and ensemble mean p both finite).
 _POOLED = ("n", "sy", "sp", "syy", "spp", "syp", "sse", "sae")
-# Sums over replicates are done this many at a time: per-pixel sums of a large region
-# (the paper's 154,000 pixels) times a thousand replicates would not fit in memory.
-_CHUNK = 64
+# The fields are read this many days at a time: each day's sums are the same whatever the
+# slab, and a season of the paper's 154,000 pixels over 23 years is 2.5 GB a field.
+SLAB_DAYS = 32
+# Per-pixel sums (for nse) are taken over this many pixels at a time, for every resample at once.
+_PIXELS = 4096
 
 
-def _high_power(fields: np.ndarray, coarse_cell: float) -> tuple[np.ndarray, bool]:
-    """(T, Y, X) -> (T,): each day's power at wavelengths shorter than a coarse cell; whether any ring is there."""
+def _rings(fields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, Y, X) -> wavenumbers (K,) and each day's power spectrum (T, K)."""
     spectra = [power_spectrum(field) for field in fields]
-    k, rings = spectra[0][0], np.asarray([ring for _, ring in spectra])
-    high = (k > high_frequency_cutoff(coarse_cell)) & np.all(np.isfinite(rings), axis=0)
-    return rings[:, high].sum(axis=1), bool(high.any())
+    return spectra[0][0], np.asarray([ring for _, ring in spectra])
+
+
+def _high(k: np.ndarray, rings: np.ndarray, coarse_cell: float) -> np.ndarray:
+    """The rings (K,) at wavelengths shorter than a coarse cell, finite on every day."""
+    return (k > high_frequency_cutoff(coarse_cell)) & np.all(np.isfinite(rings), axis=0)
+
+
+def _day_sums(y: np.ndarray, x: np.ndarray, data_range: float) -> dict[str, np.ndarray]:
+    """Each day's sums of truth y (T, Y, X) and members x (M, T, Y, X): {name: (T,)}."""
+    t, m = y.shape[0], x.shape[0]
+    p = x.mean(axis=0)
+    yf, pf = y.reshape(t, -1), p.reshape(t, -1)
+    ok = np.isfinite(yf) & np.isfinite(pf)
+    y0, p0 = np.where(ok, yf, 0.0), np.where(ok, pf, 0.0)
+    err = y0 - p0
+    day = {"n": ok.sum(axis=1), "sy": y0.sum(axis=1), "sp": p0.sum(axis=1), "syy": (y0**2).sum(axis=1),
+           "spp": (p0**2).sum(axis=1), "syp": (y0 * p0).sum(axis=1), "sse": (err**2).sum(axis=1),
+           "sae": np.abs(err).sum(axis=1)}
+    day["n"] = day["n"].astype(np.float64)
+    for name, fair in (("crps", False), ("crps_fair", True)):
+        c = crps_points(y, x, fair).reshape(t, -1)
+        day[f"{name}_sum"], day[f"{name}_n"] = np.nansum(c, axis=1), np.isfinite(c).sum(axis=1)
+    okm = (np.isfinite(y) & np.all(np.isfinite(x), axis=0)).reshape(t, -1)
+    var = np.var(x, axis=0, ddof=1).reshape(t, -1) if m > 1 else np.zeros_like(yf)
+    day["var_sum"] = np.where(okm, var, 0.0).sum(axis=1)
+    day["sse_m"] = np.where(okm, (yf - pf) ** 2, 0.0).sum(axis=1)
+    day["n_m"] = okm.sum(axis=1)
+    day["ssim"] = np.array([ssim(y[i:i + 1], p[i:i + 1], data_range) for i in range(t)])
+    day["ssim_member"] = np.array([np.mean([ssim(y[i:i + 1], mem[i:i + 1], data_range) for mem in x])
+                                   for i in range(t)])
+    return day
 
 
 class DayScores:
     """Per-day sums of one model's members against the truth, scored for any day weights.
 
-    truth (T, Y, X) and members (M, T, Y, X) in metric space, as for ``score``.
+    truth (T, Y, X) and members (M, T, Y, X) in metric space, as for ``score``. The fields
+    are read :data:`SLAB_DAYS` days at a time and kept (not copied) for the per-pixel sums
+    of nse, so memory beyond them is a slab's, not a multiple of the season's.
     """
 
     def __init__(self, truth: np.ndarray, members: np.ndarray, coarse_cell: float):
@@ -45,33 +78,22 @@ class DayScores:
         if x.ndim != 4 or x.shape[1:] != y.shape:
             raise ValueError(f"members {x.shape} do not match truth {y.shape} (expected (M, T, Y, X))")
         self.members, self.days = x.shape[0], x.shape[1]
-        p = x.mean(axis=0)
-        t = self.days
-        yf, pf = y.reshape(t, -1), p.reshape(t, -1)
-        ok = np.isfinite(yf) & np.isfinite(pf)
-        y0, p0 = np.where(ok, yf, 0.0), np.where(ok, pf, 0.0)
-        err = y0 - p0
-        pooled = {"n": ok, "sy": y0, "sp": p0, "syy": y0**2, "spp": p0**2, "syp": y0 * p0, "sse": err**2,
-                  "sae": np.abs(err)}
-        self.day = {k: v.sum(axis=1) for k, v in pooled.items()}  # name -> (T,)
-        # Per-pixel sums for nse (each pixel's own series).
-        self.pixel = np.stack([ok, y0, y0**2, err**2], axis=1).astype(np.float64)  # (T, 4, P)
-        for name, fair in (("crps", False), ("crps_fair", True)):
-            c = crps_points(y, x, fair).reshape(t, -1)
-            self.day[f"{name}_sum"], self.day[f"{name}_n"] = np.nansum(c, axis=1), np.isfinite(c).sum(axis=1)
-        okm = (np.isfinite(y) & np.all(np.isfinite(x), axis=0)).reshape(t, -1)
-        var = np.var(x, axis=0, ddof=1).reshape(t, -1) if self.members > 1 else np.zeros_like(yf)
-        self.day["var_sum"] = np.where(okm, var, 0.0).sum(axis=1)
-        self.day["sse_m"] = np.where(okm, (yf - pf) ** 2, 0.0).sum(axis=1)
-        self.day["n_m"] = okm.sum(axis=1)
+        self._y, self._x = y, x
         data_range = float(np.nanmax(y) - np.nanmin(y))
-        self.day["ssim"] = np.array([ssim(y[i:i + 1], p[i:i + 1], data_range) for i in range(t)])
-        self.day["ssim_member"] = np.array([np.mean([ssim(y[i:i + 1], m[i:i + 1], data_range) for m in x])
-                                            for i in range(t)])
-        self.day["power_truth"], has_high = _high_power(y, coarse_cell)
-        member_power = [_high_power(m, coarse_cell)[0] for m in x]
-        self.day["power_members"] = np.mean(member_power, axis=0)
-        self.has_high = has_high
+        slabs = [slice(a, a + SLAB_DAYS) for a in range(0, self.days, SLAB_DAYS)]
+        parts = [_day_sums(y[s], x[:, s], data_range) for s in slabs]
+        self.day = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+        # The high-wavenumber rings are those finite on every day, known once all days are read.
+        k, truth_rings = _rings(y)
+        member_rings = [_rings(mem)[1] for mem in x]
+        high_truth = _high(k, truth_rings, coarse_cell)
+        self.day["power_truth"] = truth_rings[:, high_truth].sum(axis=1)
+        self.day["power_members"] = np.mean([r[:, _high(k, r, coarse_cell)].sum(axis=1) for r in member_rings], axis=0)
+        self.has_high = bool(high_truth.any())
+
+    def score_row(self) -> dict[str, float]:
+        """Every column of :func:`diffscale.core.metrics.score` on every day once (members and days included)."""
+        return {k: float(v[0]) for k, v in self.scores().items()} | {"members": self.members, "days": self.days}
 
     def scores(self, weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Every score for each row of ``weights`` (R, T) (day t counted w_t times); None = every day once.
@@ -116,14 +138,24 @@ class DayScores:
         return out
 
     def _nse(self, w: np.ndarray) -> np.ndarray:
-        out = np.empty(len(w))
-        for start in range(0, len(w), _CHUNK):
-            part = np.einsum("rt,tkp->rkp", w[start:start + _CHUNK], self.pixel)
+        """Mean over pixels of each pixel's own NSE, for each row of weights (R, T): sums a block of pixels at a time."""
+        t, r = self.days, len(w)
+        y = self._y.reshape(t, -1)
+        x = self._x.reshape(self.members, t, -1)
+        total, count = np.zeros(r), np.zeros(r)
+        for start in range(0, y.shape[1], _PIXELS):
+            yb = y[:, start:start + _PIXELS]
+            pb = x[:, :, start:start + _PIXELS].mean(axis=0)
+            ok = np.isfinite(yb) & np.isfinite(pb)
+            y0 = np.where(ok, yb, 0.0)
+            err = y0 - np.where(ok, pb, 0.0)
+            # (R, 4 x pixels): the weighted sums of each pixel's count, sum, sum of squares and squared error
+            part = (w @ np.concatenate([ok, y0, y0**2, err**2], axis=1)).reshape(r, 4, -1)
             n, sy, syy, sse = part[:, 0], part[:, 1], part[:, 2], part[:, 3]
             with np.errstate(invalid="ignore", divide="ignore"):
                 sst = syy - sy**2 / n
                 good = (n >= 2) & (sst > 1e-12 * syy)
-                per_pixel = np.where(good, 1 - sse / sst, 0.0)
-                out[start:start + _CHUNK] = np.where(good.any(axis=1), per_pixel.sum(axis=1) / good.sum(axis=1),
-                                                     np.nan)
-        return out
+                total += np.where(good, 1 - sse / sst, 0.0).sum(axis=1)
+            count += good.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / count, np.nan)

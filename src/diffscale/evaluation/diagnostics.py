@@ -133,27 +133,41 @@ def acf_pacf(series: pd.Series, nlags: int = 30, min_pairs: int = 10) -> tuple[n
     return rho, pacf
 
 
+# Day pairs lag_curves reads at a time.
+PAIRS_AT_ONCE = 64
+
+
 def lag_curves(fields: np.ndarray, times: pd.DatetimeIndex, lags: range = range(1, 11),
                step: str = "day") -> dict[str, np.ndarray]:
     """RMSE and R2 (1 - SSE/SST) of the field on step t - lag as a guess of step t (lags in steps).
 
     Only pairs of days both present are used, so the seasons' gaps never pair unrelated days.
-    Returns {"lag", "rmse", "r2", "pairs"}.
+    The pairs are read :data:`PAIRS_AT_ONCE` at a time (twice: the sums, then SST about
+    their mean), not copied whole. Returns {"lag", "rmse", "r2", "pairs"}.
     """
-    f = np.asarray(fields, dtype=np.float64)
+    f = np.asarray(fields)
     index = {d: i for i, d in enumerate(pd.DatetimeIndex(times).normalize())}
     out = {"lag": np.array(list(lags)), "rmse": [], "r2": [], "pairs": []}
     for lag in lags:
-        pairs = [(index[d], index[steps.shift(d, -lag, step)]) for d in index if steps.shift(d, -lag, step) in index]
-        if not pairs:
-            out["rmse"].append(np.nan); out["r2"].append(np.nan); out["pairs"].append(0)  # noqa: E702
+        pairs = np.array([(index[d], index[steps.shift(d, -lag, step)]) for d in index
+                          if steps.shift(d, -lag, step) in index], dtype=int).reshape(-1, 2)
+
+        def slabs():
+            for start in range(0, len(pairs), PAIRS_AT_ONCE):
+                now = np.asarray(f[pairs[start:start + PAIRS_AT_ONCE, 0]], dtype=np.float64)
+                before = np.asarray(f[pairs[start:start + PAIRS_AT_ONCE, 1]], dtype=np.float64)
+                ok = np.isfinite(now) & np.isfinite(before)
+                yield now[ok], before[ok]
+
+        n, sy, sse = 0, 0.0, 0.0
+        for y, p in slabs():
+            n, sy, sse = n + y.size, sy + y.sum(), sse + np.sum((y - p) ** 2)
+        if not n:
+            out["rmse"].append(np.nan); out["r2"].append(np.nan); out["pairs"].append(len(pairs))  # noqa: E702
             continue
-        now, before = f[[p[0] for p in pairs]], f[[p[1] for p in pairs]]
-        ok = np.isfinite(now) & np.isfinite(before)
-        y, p = now[ok], before[ok]
-        out["rmse"].append(float(np.sqrt(np.mean((y - p) ** 2))))
-        sst = np.sum((y - y.mean()) ** 2)
-        out["r2"].append(float(1 - np.sum((y - p) ** 2) / sst) if sst > 0 else np.nan)
+        sst = sum(float(np.sum((y - sy / n) ** 2)) for y, _ in slabs())
+        out["rmse"].append(float(np.sqrt(sse / n)))
+        out["r2"].append(float(1 - sse / sst) if sst > 0 else np.nan)
         out["pairs"].append(len(pairs))
     return {k: np.asarray(v) for k, v in out.items()}
 

@@ -33,7 +33,7 @@ from diffscale.core import steps as timesteps
 from diffscale.core.days import DaySplit
 from diffscale.core.grids import grid_of
 from diffscale.core.metrics import (METRIC_COLUMNS, CoarseAverager, coarse_cell_px, coarse_consistency,
-                                    high_frequency_cutoff, power_spectrum, rank_histogram, score, skill_score)
+                                    high_frequency_cutoff, power_spectrum, rank_histogram, skill_score)
 from diffscale.core.samples import read_members
 from diffscale.core.transform import to_metric_space
 from diffscale.evaluation import diagnostics as dg
@@ -219,8 +219,8 @@ def _score_period(sc: _Scoring, diag: dict, period: str, times: pd.DatetimeIndex
                 if period == "beyond":
                     curves["acf"][f"beyond {model}"], curves["lags"][f"beyond {model}"] = sc.memory(members[0], times)
             if found is not None:
-                row = _model_row(sc, curves, model, period, truth, physical[:, pick], members[:, pick])
                 day_scores = DayScores(truth.values, members[:, pick], sc.cell_px)
+                row = _model_row(sc, curves, model, period, truth, physical[:, pick], members[:, pick], day_scores)
                 found.add(model, row | {"seed": seed}, day_scores.scores(found.resamples.days))
     if truth is not None and period == "beyond":
         diag["acf"]["beyond truth"], diag["lags"]["beyond truth"] = sc.memory(truth.values, scored)
@@ -228,14 +228,19 @@ def _score_period(sc: _Scoring, diag: dict, period: str, times: pd.DatetimeIndex
 
 
 def _model_row(sc: _Scoring, diag: dict | None, model: str, period: str, truth: _Truth, physical: np.ndarray,
-               members: np.ndarray) -> dict:
-    """One model's scores on one period's scored days; adds its spectrum, rank histogram and drift to ``diag``."""
+               members: np.ndarray, day_scores: DayScores) -> dict:
+    """One model's scores on one period's scored days; adds its spectrum, rank histogram and drift to ``diag``.
+
+    The scores are ``day_scores`` on every day once: :func:`diffscale.core.metrics.score`'s
+    columns (equal to rel 1e-9, tests/test_bootstrap.py), from sums taken a slab of days at a
+    time, where ``score`` makes temporaries the size of the season's fields.
+    """
     if diag is not None:
         diag["spectra"][period][model] = _floats(np.nanmean([power_spectrum(m)[1] for m in members], axis=0))
         diag["rank_histogram"].setdefault(period, {})[model] = list(map(int, rank_histogram(truth.values, members,
                                                                                             sc.settings["seed"])))
     cc = sc.coarse_consistency(np.mean(physical, axis=0), truth.coarse)
-    row = {"model": model, "period": period} | score(truth.values, members, sc.cell_px) | {
+    row = {"model": model, "period": period} | day_scores.score_row() | {
         "coarse_rmse": cc["rmse"], "coarse_bias": cc["bias"], "coarse_rmse_truth": truth.coarse_consistency["rmse"],
         "coarse_bias_truth": truth.coarse_consistency["bias"]}
     if period == "beyond":
