@@ -181,7 +181,7 @@ class Tiling:
         """:meth:`stitch` by K gathers (K: the most tiles over one pixel) instead of a loop over N tiles.
 
         Each pixel's contributions are summed slot by slot in tile order, the order of the
-        loop's sums, so the result equals the loop's to the bit (tests/test_tiling.py).
+        loop's sums, so the result equals the loop's to the bit (tests/test_patches.py).
         """
         lead = tiles.shape[1:-2]
         n, rows, p2 = len(self.origins), tiles[0].numel() // (self.tile * self.tile), self.tile * self.tile
