@@ -42,7 +42,7 @@ from diffscale.core.io import atomic_path
 from diffscale.method.conditioning import raw_channels
 from diffscale.method.networks.encoder import TransferEncoder, encoder_unet
 from diffscale.method.networks.unet import UNet
-from diffscale.method.tiling import Tiling
+from diffscale.method.tiling import Tiling, tiling_of
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ class ResidualModel(nn.Module):
         tile = tile or self.spec.patch
         if tile % self.factor:
             raise ValueError(f"sampling tile {tile} must be a multiple of {self.factor}")
-        tiling = Tiling(h, w, tile, self.spec.halo, stride)
+        tiling = tiling_of(h, w, tile, self.spec.halo, stride)
         n = len(tiling.origins)
         # rows: 1 for a history every member shares (teacher forcing), M for each member's own
         # (autoregressive); the condition is built once per row and day, not per member or solver step.

@@ -13,7 +13,7 @@ Shapes: fields (..., H, W); tiles (N, ..., tile, tile) with N = len(tiling.origi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import torch
 from torch.nn import functional as F
@@ -194,6 +194,13 @@ class Tiling:
             num += weighted.index_select(1, index)
         out = num.reshape(*lead, self.height, self.width) / self._on("_weight_sum", tiles.device)
         return out.to(tiles.dtype)
+
+
+@lru_cache(maxsize=32)
+def tiling_of(height: int, width: int, tile: int, halo: int, stride: int | None = None) -> Tiling:
+    """The same :class:`Tiling` for every day of a region: its index tensors (and their copies
+    on a GPU) are built once, not once a day."""
+    return Tiling(height, width, tile, halo, stride)
 
 
 def seam_ratio(fields: torch.Tensor, tiling: Tiling) -> float:
