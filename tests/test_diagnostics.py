@@ -103,6 +103,28 @@ def test_acf_needs_enough_pairs_and_pacf_stops_where_it_is_undefined():
     assert np.allclose(pacf[:14], raw[:14]) and np.isnan(pacf[14:]).all()
 
 
+def test_semivariogram_read_in_slabs_of_days_pools_every_day():
+    """More days than one slab: the same pairs, counts and (to rounding) squared differences as all days at once."""
+    rng = np.random.default_rng(1)
+    lat, lon = np.linspace(30, 34, 21), np.linspace(60, 65, 26)
+    fields = rng.normal(size=(2 * dg.PAIRS_AT_ONCE + 7, 21, 26)).cumsum(axis=2)
+    fields[3, 4, 5] = np.nan
+    got = dg.semivariogram(fields, lat, lon, n_pairs=3000, max_km=400, n_bins=8, seed=2)
+    pick = np.random.default_rng(2)
+    a, b = pick.integers(0, 21 * 26, 3000), pick.integers(0, 21 * 26, 3000)
+    a, b = a[a != b], b[a != b]
+    glat, glon = np.meshgrid(lat, lon, indexing="ij")
+    d = dg.haversine_km(glat.ravel()[a], glon.ravel()[a], glat.ravel()[b], glon.ravel()[b])
+    which = np.digitize(d, np.linspace(0, 400, 9)[1:-1])
+    flat = fields.reshape(len(fields), -1)
+    sq = (flat[:, a] - flat[:, b]) ** 2
+    valid = np.isfinite(sq) & (d < 400)[None]
+    counts = np.bincount(np.broadcast_to(which, sq.shape)[valid], minlength=8)
+    gamma = 0.5 * np.bincount(np.broadcast_to(which, sq.shape)[valid], sq[valid], minlength=8) / counts
+    assert np.array_equal(got["pairs"], counts)
+    np.testing.assert_allclose(got["gamma"], gamma, rtol=1e-12)
+
+
 def test_lag_curves_read_in_slabs_of_pairs_are_those_of_all_pairs_at_once():
     """Two DJF seasons: pairs never cross the gap, and the slabs' sums give the whole's RMSE and R2."""
     rng = np.random.default_rng(0)

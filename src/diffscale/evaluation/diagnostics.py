@@ -35,11 +35,15 @@ def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
+# Days (or pairs of days) the curves read at a time, not the season's whole record.
+PAIRS_AT_ONCE = 64
+
+
 def semivariogram(fields: np.ndarray, lat: np.ndarray, lon: np.ndarray, n_pairs: int = 20000,
                   max_km: float = 600.0, n_bins: int = 24, seed: int = 0) -> dict[str, np.ndarray]:
     """Empirical semivariogram pooled over days, from the same random pixel pairs every day.
 
-    fields (T, Y, X) or (Y, X). Returns {"distance": bin centres (km), "gamma": (n_bins,),
+    fields (T, Y, X) or (Y, X), read :data:`PAIRS_AT_ONCE` days at a time. Returns {"distance": bin centres (km), "gamma": (n_bins,),
     "pairs": valid squared differences per bin}; bins with no pair hold NaN.
     """
     f = np.asarray(fields, dtype=np.float64)
@@ -57,10 +61,12 @@ def semivariogram(fields: np.ndarray, lat: np.ndarray, lon: np.ndarray, n_pairs:
     which = np.digitize(d, edges[1:-1])
     inside = d < max_km
     flat = f.reshape(f.shape[0], -1)
-    sq = (flat[:, a] - flat[:, b]) ** 2  # (T, pairs)
-    valid = np.isfinite(sq) & inside[None]
-    sums = np.bincount(np.broadcast_to(which, sq.shape)[valid], weights=sq[valid], minlength=n_bins)
-    counts = np.bincount(np.broadcast_to(which, sq.shape)[valid], minlength=n_bins)
+    sums, counts = np.zeros(n_bins), np.zeros(n_bins, dtype=np.int64)
+    for start in range(0, flat.shape[0], PAIRS_AT_ONCE):  # days at a time: (T, pairs) of 23 years is GBs
+        sq = (flat[start:start + PAIRS_AT_ONCE, a] - flat[start:start + PAIRS_AT_ONCE, b]) ** 2  # (days, pairs)
+        valid = np.isfinite(sq) & inside[None]
+        sums += np.bincount(np.broadcast_to(which, sq.shape)[valid], weights=sq[valid], minlength=n_bins)
+        counts += np.bincount(np.broadcast_to(which, sq.shape)[valid], minlength=n_bins)
     with np.errstate(invalid="ignore"):
         gamma = 0.5 * sums / counts
     return {"distance": 0.5 * (edges[1:] + edges[:-1]), "gamma": gamma, "pairs": counts}
@@ -133,10 +139,6 @@ def acf_pacf(series: pd.Series, nlags: int = 30, min_pairs: int = 10) -> tuple[n
     return rho, pacf
 
 
-# Day pairs lag_curves reads at a time.
-PAIRS_AT_ONCE = 64
-
-
 def lag_curves(fields: np.ndarray, times: pd.DatetimeIndex, lags: range = range(1, 11),
                step: str = "day") -> dict[str, np.ndarray]:
     """RMSE and R2 (1 - SSE/SST) of the field on step t - lag as a guess of step t (lags in steps).
@@ -154,22 +156,31 @@ def lag_curves(fields: np.ndarray, times: pd.DatetimeIndex, lags: range = range(
 
         def slabs():
             for start in range(0, len(pairs), PAIRS_AT_ONCE):
-                now = np.asarray(f[pairs[start:start + PAIRS_AT_ONCE, 0]], dtype=np.float64)
-                before = np.asarray(f[pairs[start:start + PAIRS_AT_ONCE, 1]], dtype=np.float64)
-                ok = np.isfinite(now) & np.isfinite(before)
-                yield now[ok], before[ok]
+                now = _rows(f, pairs[start:start + PAIRS_AT_ONCE, 0])
+                before = _rows(f, pairs[start:start + PAIRS_AT_ONCE, 1])
+                yield now, before, np.isfinite(now) & np.isfinite(before)
 
         n, sy, sse = 0, 0.0, 0.0
-        for y, p in slabs():
-            n, sy, sse = n + y.size, sy + y.sum(), sse + np.sum((y - p) ** 2)
+        for now, before, ok in slabs():
+            n += int(ok.sum())
+            sy += float(np.where(ok, now, 0.0).sum())
+            sse += float(np.square(np.where(ok, now - before, 0.0)).sum())
         if not n:
             out["rmse"].append(np.nan); out["r2"].append(np.nan); out["pairs"].append(len(pairs))  # noqa: E702
             continue
-        sst = sum(float(np.sum((y - sy / n) ** 2)) for y, _ in slabs())
+        mean = sy / n
+        sst = sum(float(np.square(np.where(ok, now - mean, 0.0)).sum()) for now, _, ok in slabs())
         out["rmse"].append(float(np.sqrt(sse / n)))
         out["r2"].append(float(1 - sse / sst) if sst > 0 else np.nan)
         out["pairs"].append(len(pairs))
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _rows(f: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """f[index] as float64: a view where the rows are consecutive (most pairs), a copy otherwise."""
+    if len(index) and index[-1] - index[0] == len(index) - 1 and np.all(np.diff(index) == 1):
+        return np.asarray(f[index[0]:index[-1] + 1], dtype=np.float64)
+    return np.asarray(f[index], dtype=np.float64)
 
 
 def days_from_record(times: pd.DatetimeIndex, fine_period: tuple[str, str]) -> np.ndarray:
