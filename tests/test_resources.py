@@ -79,6 +79,9 @@ MEASURED = [
     ("sample_references", PAPER_TWIN, "area1", None, 1136.55, 524.83),
     ("assemble", PAPER_TWIN, "area1", None, 2140.56, 340.99),
     ("aggregate", PAPER_TWIN, "area1", None, 4597.49, 63.21),  # monthly
+    # evaluate at e505221 (its scores in slabs of days): the peak RSS sampled every 5 s by ps
+    # (the benchmark file's max_rss read 11,912 MB), and the benchmark's wall time
+    ("evaluate", PAPER_TWIN, "area1", "DJF", 15608.3, 1290.81),
     ("make_synthetic", PAPER_TWIN_5Y, "area1", None, 1019.17, 298.85),
     ("domain", PAPER_TWIN_5Y, "area1", None, 3474.27, 642.91),
     ("sample_references", PAPER_TWIN_5Y, "area1", None, 1187.88, 300.90),

@@ -86,9 +86,9 @@ FOOTPRINTS: dict[str, Footprint] = {
     "tune": Footprint(base_mb=475, mb_per_mb=2.0, base_s=30, s_per_unit=0.02),
     "gather_beyond": Footprint(base_mb=420, mb_per_mb=3.2, base_s=5, s_per_unit=0.6),
     "sample_bicubic": Footprint(base_mb=154, mb_per_mb=6.0, base_s=3, s_per_unit=0.1),
-    # killed at 22 GB holding 3.1 GB (the paper-size twin's season: truth and four models' members
-    # over 23 years, in float64 with full-size temporaries): 7 per MB held is a lower bound
-    "evaluate": Footprint(base_mb=380, mb_per_mb=7.0, base_s=20, s_per_unit=0.1),
+    # the paper-size twin's DJF (3.1 GB held: truth and four models' members over 23 years) peaked
+    # at 15.6 GB once its scores read slabs of days (it was killed at 22 GB before), in 21.5 min
+    "evaluate": Footprint(base_mb=380, mb_per_mb=5.0, base_s=20, s_per_unit=0.42),
     "plot_evaluation": Footprint(base_mb=240, mb_per_mb=2.0, base_s=27, s_per_unit=0.1),
     "assemble": Footprint(base_mb=240, mb_per_mb=2.0, base_s=5, s_per_unit=0.1),
     "aggregate": Footprint(base_mb=200, mb_per_mb=4.1, base_s=10, s_per_unit=2.1),
