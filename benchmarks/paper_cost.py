@@ -1,7 +1,9 @@
-"""What the long product costs: FLOPs per tile, tiles per day and region, GPU-hours, checked on this CPU.
+"""What the long product costs: FLOPs per tile, tiles per day and region, GPU-hours, checked by a timed run.
 
     PYTHONPATH=src python benchmarks/paper_cost.py [--config config/paper.yaml] [--tflops 400]
-        [--tiling 16:0.75 --tiling 32:0 --tiling 64:0 ...] [--shape area1=433x358] [--measure]
+        [--tiling 16:0.75 --tiling 32:0 --tiling 64:0 ...] [--shape area1=433x358]
+        [--measure [--device cuda] [--autocast] [--measure-shape area1] [--measure-members 8]
+         [--measure-steps 10,5] [--profile]]
 
 For every region of the config (its fine grid: the G5NR cells inside the box, or --shape
 for a source whose grid is only known from files) and every tiling TILE:OVERLAP
@@ -19,10 +21,14 @@ for a source whose grid is only known from files) and every tiling TILE:OVERLAP
 * training: diffusion.steps x batch_size crops x (3 x denoiser + encoder), the encoder
   features being frozen (no backward); and the encoder's pretraining epochs.
 
-``--measure`` times the denoiser on batches of tiles on this machine's CPU (achieved
-FLOP/s) and one whole-region ``sample_day`` of a small region, and compares the time
-the cost model predicts at the measured throughput with the time it took: the check that
-the projection counts what sampling really does. Prints figures; asserts nothing.
+``--measure`` times the denoiser on batches of tiles on ``--device`` (achieved FLOP/s; this
+CPU by default, bf16 autocast on a GPU with ``--autocast``) and whole-region ``sample_day``
+runs (each member its own history, as on the beyond days) per tiling and solver steps, and
+compares each with the time the FLOP count predicts at the measured throughput: the check
+that the projection counts what sampling really does. With ``--measure-shape REGION`` the
+days are the region's own grid, and the product's hours at the measured speed are printed.
+``--profile`` adds where one day's time goes (torch.profiler: sample_day's parts, then the
+operators). Prints figures; asserts nothing. The H200 figures in the README came from it.
 """
 
 from __future__ import annotations
