@@ -83,3 +83,14 @@ def test_bad_tilings_are_refused():
         Tiling(10, 10, 16, 4, stride=9)
     with pytest.raises(ValueError, match="does not match"):
         Tiling(10, 10, 8, 2).cut(torch.zeros(11, 10))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on a GPU machine)")
+def test_the_gpu_cuts_and_stitches_as_the_cpu_does():
+    """On a GPU, cut and stitch take the gathered path; the tiles and the stitched field are the CPU's."""
+    tiling = Tiling(90, 75, 16, 4, 8)
+    field = torch.randn(3, 90, 75, generator=torch.Generator().manual_seed(0))
+    tiles = tiling.cut(field)
+    assert torch.equal(tiling.cut(field.cuda()).cpu(), tiles)
+    noisy = torch.randn(tiles.shape, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(tiling.stitch(noisy.cuda()).cpu(), tiling.stitch(noisy), rtol=0, atol=1e-6)
