@@ -39,7 +39,7 @@ from diffscale.core.config import load_config
 from diffscale.evaluation.bootstrap import interval, resample_counts
 from diffscale.method import conditioning as cm
 from diffscale.method.conditioning import load_season
-from diffscale.method.devices import precision
+from diffscale.method.devices import device, precision
 from diffscale.method.sampling import model_space, sampling_model, sampling_options, teacher_forced
 
 RUNS = (("float32", False, 0), ("bf16", True, 0), ("float32, next seed", False, 1))  # (name, autocast, seed offset)
@@ -125,7 +125,7 @@ def main() -> None:
     scores = pd.concat([p for p in parts if p is not None], ignore_index=True)
     if a.out:
         scores.to_csv(a.out, index=False)
-    dev = torch.device(a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = device(a.device)
     where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     print(f"{a.model} s{a.seed_index} on {where} (torch {torch.__version__}), "
           f"{cfg['sampling']['members']} members, {cfg['sampling']['sampler']} {cfg['sampling']['steps']} steps; "

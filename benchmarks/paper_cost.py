@@ -85,10 +85,13 @@ def tile_cost(model: DiffusionDownscaler, tile: int) -> TileCost:
     return TileCost(tile, flops(lambda: model.denoiser(x, sigma, cond)), enc)
 
 
+def stride_for(tile: int, halo: int, overlap: float) -> int:
+    """Pixels between tile cores at ``overlap``, as :func:`diffscale.method.sampling.stride_of` takes it from a config."""
+    return max(1, round((tile - 2 * halo) * (1 - overlap)))
+
+
 def tiles_per_day(shape: tuple[int, int], tile: int, halo: int, overlap: float) -> int:
-    core = tile - 2 * halo
-    stride = max(1, round(core * (1 - overlap)))
-    return len(Tiling(shape[0], shape[1], tile, halo, stride).origins)
+    return len(Tiling(shape[0], shape[1], tile, halo, stride_for(tile, halo, overlap)).origins)
 
 
 def product_days(cfg: dict) -> int:
@@ -217,7 +220,7 @@ def measured_table(cfg: dict, model: DiffusionDownscaler, shape: tuple[int, int]
     rows = []
     for tile, overlap in tilings:
         cost = tile_cost(model, tile)
-        stride = max(1, round((tile - 2 * halo) * (1 - overlap)))
+        stride = stride_for(tile, halo, overlap)
         n = tiles_per_day(shape, tile, halo, overlap)
         for k in steps:
             predicted = members * n * (nfe("dpmpp", k, model.denoiser) * cost.denoiser + cost.encoder) / throughput
@@ -285,7 +288,7 @@ def main() -> None:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         if a.profile:
             tile, overlap = tilings[0]
-            stride = max(1, round((tile - 2 * s["halo"]) * (1 - overlap)))
+            stride = stride_for(tile, s["halo"], overlap)
             profile_day(model, shape, a.measure_members, steps[0], tile, stride, dev, a.autocast)
 
 

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from statsmodels.tsa.stattools import acf as sm_acf, pacf as sm_pacf
 
+from diffscale.core.metrics import SLAB_DAYS
 from diffscale.evaluation import diagnostics as dg
 
 
@@ -107,7 +108,7 @@ def test_semivariogram_read_in_slabs_of_days_pools_every_day():
     """More days than one slab: the same pairs, counts and (to rounding) squared differences as all days at once."""
     rng = np.random.default_rng(1)
     lat, lon = np.linspace(30, 34, 21), np.linspace(60, 65, 26)
-    fields = rng.normal(size=(2 * dg.PAIRS_AT_ONCE + 7, 21, 26)).cumsum(axis=2)
+    fields = rng.normal(size=(2 * SLAB_DAYS + 7, 21, 26)).cumsum(axis=2)
     fields[3, 4, 5] = np.nan
     got = dg.semivariogram(fields, lat, lon, n_pairs=3000, max_km=400, n_bins=8, seed=2)
     pick = np.random.default_rng(2)
@@ -132,7 +133,7 @@ def test_lag_curves_read_in_slabs_of_pairs_are_those_of_all_pairs_at_once():
     fields = rng.normal(size=(len(times), 7, 9)).cumsum(axis=0)
     fields[5, 3, 3] = np.nan
     curves = dg.lag_curves(fields, times, lags=range(1, 4))
-    assert len(times) - 2 > dg.PAIRS_AT_ONCE  # more pairs than one slab
+    assert len(times) - 2 > SLAB_DAYS  # more pairs than one slab
     for i, lag in enumerate(range(1, 4)):
         now = np.concatenate([fields[lag:90], fields[90 + lag:]])
         before = np.concatenate([fields[:90 - lag], fields[90:-lag]])

@@ -206,7 +206,8 @@ def ssim(truth: np.ndarray, pred: np.ndarray, data_range: float | None = None) -
     return float(np.mean(values))
 
 
-# Days the scores that stream over a season read at a time (power spectra, rank histogram).
+# Days the scores that stream over a season read at a time (power spectra, rank histogram, and
+# the semivariogram and lag curves of diffscale.evaluation.diagnostics).
 SLAB_DAYS = 64
 
 
@@ -228,7 +229,6 @@ def rank_histogram(truth: np.ndarray, members: np.ndarray, seed: int = 0) -> np.
         rank = below + np.floor(rng.random(yv.size) * (ties + 1)).astype(int)
         counts += np.bincount(rank, minlength=x.shape[0] + 1)
     return counts
-
 
 
 def power_spectrum(fields: np.ndarray, nbins: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -18,8 +18,6 @@ import numpy as np
 
 from diffscale.core.metrics import crps_points, high_frequency_cutoff, power_spectrum, ssim
 
-# Pooled sums over the valid pixels of each day (truth y and ensemble mean p both finite).
-_POOLED = ("n", "sy", "sp", "syy", "spp", "syp", "sse", "sae")
 # The fields are read this many days at a time: each day's sums are the same whatever the
 # slab, and a season of the paper's 154,000 pixels over 23 years is 2.5 GB a field.
 SLAB_DAYS = 32
@@ -46,10 +44,10 @@ def _day_sums(y: np.ndarray, x: np.ndarray, data_range: float) -> dict[str, np.n
     ok = np.isfinite(yf) & np.isfinite(pf)
     y0, p0 = np.where(ok, yf, 0.0), np.where(ok, pf, 0.0)
     err = y0 - p0
+    # pooled sums over the valid pixels of each day (truth y and ensemble mean p both finite)
     day = {"n": ok.sum(axis=1), "sy": y0.sum(axis=1), "sp": p0.sum(axis=1), "syy": (y0**2).sum(axis=1),
            "spp": (p0**2).sum(axis=1), "syp": (y0 * p0).sum(axis=1), "sse": (err**2).sum(axis=1),
            "sae": np.abs(err).sum(axis=1)}
-    day["n"] = day["n"].astype(np.float64)
     for name, fair in (("crps", False), ("crps_fair", True)):
         c = crps_points(y, x, fair).reshape(t, -1)
         day[f"{name}_sum"], day[f"{name}_n"] = np.nansum(c, axis=1), np.isfinite(c).sum(axis=1)

@@ -23,6 +23,7 @@ from scipy.optimize import curve_fit
 from statsmodels.tsa.stattools import acf, levinson_durbin
 
 from diffscale.core import steps
+from diffscale.core.metrics import SLAB_DAYS
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -35,16 +36,13 @@ def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
-# Days (or pairs of days) the curves read at a time, not the season's whole record.
-PAIRS_AT_ONCE = 64
-
-
 def semivariogram(fields: np.ndarray, lat: np.ndarray, lon: np.ndarray, n_pairs: int = 20000,
                   max_km: float = 600.0, n_bins: int = 24, seed: int = 0) -> dict[str, np.ndarray]:
     """Empirical semivariogram pooled over days, from the same random pixel pairs every day.
 
-    fields (T, Y, X) or (Y, X), read :data:`PAIRS_AT_ONCE` days at a time. Returns {"distance": bin centres (km), "gamma": (n_bins,),
-    "pairs": valid squared differences per bin}; bins with no pair hold NaN.
+    fields (T, Y, X) or (Y, X), read SLAB_DAYS days at a time. Returns {"distance": bin
+    centres (km), "gamma": (n_bins,), "pairs": valid squared differences per bin}; bins with
+    no pair hold NaN.
     """
     f = np.asarray(fields, dtype=np.float64)
     if f.ndim == 2:
@@ -62,8 +60,8 @@ def semivariogram(fields: np.ndarray, lat: np.ndarray, lon: np.ndarray, n_pairs:
     inside = d < max_km
     flat = f.reshape(f.shape[0], -1)
     sums, counts = np.zeros(n_bins), np.zeros(n_bins, dtype=np.int64)
-    for start in range(0, flat.shape[0], PAIRS_AT_ONCE):  # days at a time: (T, pairs) of 23 years is GBs
-        sq = (flat[start:start + PAIRS_AT_ONCE, a] - flat[start:start + PAIRS_AT_ONCE, b]) ** 2  # (days, pairs)
+    for start in range(0, flat.shape[0], SLAB_DAYS):  # days at a time: (T, pairs) of 23 years is GBs
+        sq = (flat[start:start + SLAB_DAYS, a] - flat[start:start + SLAB_DAYS, b]) ** 2  # (days, pairs)
         valid = np.isfinite(sq) & inside[None]
         sums += np.bincount(np.broadcast_to(which, sq.shape)[valid], weights=sq[valid], minlength=n_bins)
         counts += np.bincount(np.broadcast_to(which, sq.shape)[valid], minlength=n_bins)
@@ -144,7 +142,7 @@ def lag_curves(fields: np.ndarray, times: pd.DatetimeIndex, lags: range = range(
     """RMSE and R2 (1 - SSE/SST) of the field on step t - lag as a guess of step t (lags in steps).
 
     Only pairs of days both present are used, so the seasons' gaps never pair unrelated days.
-    The pairs are read :data:`PAIRS_AT_ONCE` at a time (twice: the sums, then SST about
+    The pairs are read SLAB_DAYS at a time (twice: the sums, then SST about
     their mean), not copied whole. Returns {"lag", "rmse", "r2", "pairs"}.
     """
     f = np.asarray(fields)
@@ -155,9 +153,9 @@ def lag_curves(fields: np.ndarray, times: pd.DatetimeIndex, lags: range = range(
                           if steps.shift(d, -lag, step) in index], dtype=int).reshape(-1, 2)
 
         def slabs():
-            for start in range(0, len(pairs), PAIRS_AT_ONCE):
-                now = _rows(f, pairs[start:start + PAIRS_AT_ONCE, 0])
-                before = _rows(f, pairs[start:start + PAIRS_AT_ONCE, 1])
+            for start in range(0, len(pairs), SLAB_DAYS):
+                now = _rows(f, pairs[start:start + SLAB_DAYS, 0])
+                before = _rows(f, pairs[start:start + SLAB_DAYS, 1])
                 yield now, before, np.isfinite(now) & np.isfinite(before)
 
         n, sy, sse = 0, 0.0, 0.0
