@@ -1,7 +1,7 @@
 """Does bf16 autocast sampling keep float32's scores? A trained run's validation days, on a GPU.
 
     PYTHONPATH=src python benchmarks/autocast_check.py [--results results] [--config config/config.yaml]
-        [--device cuda] [--model diffusion] [--seed-index 0] [--draws 2000]
+        [--device cuda] [--model diffusion] [--seed-index 0] [--draws 2000] [--compile]
 
 ``sampling.autocast`` is off until this is shown. For every region and season of the
 config with a trained model (``{results}/models/{region}/{season}/{model}.s{k}.pt``) it
@@ -13,14 +13,16 @@ config's sampling settings, three times:
 * bf16 autocast, seed s: the same initial noise and draws, so the difference to the first
   is the arithmetic alone;
 * float32, seed s + 1: a new draw, the noise any sampling carries, to set the first
-  difference against.
+  difference against;
+* with ``--compile``, float32 and bf16 with the denoiser compiled (``sampling.compile``),
+  seed s: what the compiler's fused kernels change (their seconds include the compilation).
 
 ``member_change`` is the RMS difference of the members from float32's (seed s), pixel by
 pixel: the arithmetic's effect on the fields themselves, against a new draw's. Scores per
 day in the metric space (fair CRPS, squared error of the ensemble mean), as
 the evaluation stage takes them; prints each run's CRPS and RMSE and the differences
 bf16 - float32 and (new seed) - float32 with 95% paired bootstrap intervals over the days
-(:mod:`diffscale.evaluation.bootstrap`), pooled over the seasons, with the wall time of
+(:mod:`diffscale.evaluation.paired`), pooled over the seasons, with the wall time of
 each run. Prints figures; asserts nothing.
 """
 
@@ -34,32 +36,27 @@ import numpy as np
 import pandas as pd
 import torch
 
-from diffscale.core import metrics
 from diffscale.core.config import load_config
-from diffscale.evaluation.bootstrap import interval, resample_counts
+from diffscale.evaluation.paired import compare_runs, day_scores
 from diffscale.method import conditioning as cm
 from diffscale.method.conditioning import load_season
 from diffscale.method.devices import device, precision
 from diffscale.method.sampling import model_space, sampling_model, sampling_options, teacher_forced
 
-RUNS = (("float32", False, 0), ("bf16", True, 0), ("float32, next seed", False, 1))  # (name, autocast, seed offset)
-
-
-def day_scores(samples: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(M, T, H, W) members and (T, H, W) truth in the metric space -> per day fair CRPS (T,) and squared error (T,)."""
-    crps = np.nanmean(metrics.crps_points(truth, samples, fair=True), axis=(-2, -1))
-    sq = np.nanmean((samples.mean(axis=0) - truth) ** 2, axis=(-2, -1))
-    return crps, sq
+# (name, autocast, seed offset, compiled denoiser)
+RUNS = (("float32", False, 0, False), ("bf16", True, 0, False), ("float32, next seed", False, 1, False))
+COMPILED_RUNS = (("float32 compiled", False, 0, True), ("bf16 compiled", True, 0, True))
 
 
 def season_runs(results: Path, cfg: dict, region: str, season: str, model_name: str, seed_index: int,
-                device_name: str) -> pd.DataFrame | None:
+                device_name: str, runs: tuple = RUNS) -> pd.DataFrame | None:
     """Per-day scores of the three runs of one region and season; None without a model or validation days."""
     path = results / "models" / region / season / f"{model_name}.s{seed_index}.pt"
     split = results / "split" / region
     if not path.exists():
         return None
     model, dev = sampling_model(path, device_name)
+    fast = sampling_model(path, device_name, compile_denoiser=True)[0] if any(r[3] for r in runs) else None
     data = load_season(split, season, cfg["data"]["variable"], days=cm.days_of(split, season)["val"],
                        history=model.spec.history, truth=False)
     days = cm.training_days(data, "val", model.spec.history)
@@ -69,10 +66,10 @@ def season_runs(results: Path, cfg: dict, region: str, season: str, model_name: 
     truth = convert(np.stack([data.fine_on(d) for d in days]))
     opts = sampling_options(model, cfg["sampling"])
     rows, base = [], None
-    for name, autocast, offset in RUNS:
+    for name, autocast, offset, compile_denoiser in runs:
         t0 = time.perf_counter()
         with precision(dev, autocast):
-            samples = teacher_forced(model, data, days, cfg["sampling"]["members"], **(opts | {"seed": opts["seed"] + offset}))
+            samples = teacher_forced(fast if compile_denoiser else model, data, days, cfg["sampling"]["members"], **(opts | {"seed": opts["seed"] + offset}))
         seconds = time.perf_counter() - t0
         samples = convert(samples)
         base = samples if base is None else base
@@ -84,28 +81,12 @@ def season_runs(results: Path, cfg: dict, region: str, season: str, model_name: 
 
 
 def compare(scores: pd.DataFrame, draws: int) -> pd.DataFrame:
-    """Each run's CRPS and RMSE over the days, and its difference from float32 with a paired bootstrap interval."""
-    wide = {run: g.sort_values(["region", "season", "day"]) for run, g in scores.groupby("run", sort=False)}
-    base = wide[RUNS[0][0]]
-    counts = resample_counts(len(base), draws, 0)  # (R, T): the same drawn days for every run
-    n = counts.sum(axis=1)
-
-    def stats(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        return counts @ g["crps"].to_numpy() / n, np.sqrt(counts @ g["sq"].to_numpy() / n)
-
-    base_crps, base_rmse = stats(base)
-    rows = []
-    for run, g in wide.items():
-        crps, rmse = stats(g)
-        d_crps, d_rmse = crps - base_crps, rmse - base_rmse
-        rows.append({"run": run, "days": len(g), "member_change": np.sqrt(g["change_sq"].mean()),
-                     "crps": g["crps"].mean(), "rmse": np.sqrt(g["sq"].mean()),
-                     "crps_diff": g["crps"].mean() - base["crps"].mean(), "crps_diff_lo": interval(d_crps)[0],
-                     "crps_diff_hi": interval(d_crps)[1],
-                     "rmse_diff": np.sqrt(g["sq"].mean()) - np.sqrt(base["sq"].mean()),
-                     "rmse_diff_lo": interval(d_rmse)[0], "rmse_diff_hi": interval(d_rmse)[1],
-                     "seconds": g.drop_duplicates(["region", "season"])["seconds"].sum()})
-    return pd.DataFrame(rows)
+    """Each run's CRPS and RMSE, its difference from float32 (paired bootstrap), how far its members moved, its time."""
+    table = compare_runs(scores, RUNS[0][0], draws)
+    extra = scores.groupby("run", sort=False).apply(
+        lambda g: pd.Series({"member_change": np.sqrt(g["change_sq"].mean()),
+                             "seconds": g.drop_duplicates(["region", "season"])["seconds"].sum()}), include_groups=False)
+    return table.merge(extra, left_on="run", right_index=True)
 
 
 def main() -> None:
@@ -117,10 +98,13 @@ def main() -> None:
     ap.add_argument("--seed-index", type=int, default=0, help="which trained seed's model file (s{k}.pt)")
     ap.add_argument("--draws", type=int, default=2000, help="bootstrap resamples")
     ap.add_argument("--out", default=None, help="CSV of the per-day scores")
+    ap.add_argument("--compile", action="store_true",
+                    help="also sample with the denoiser compiled (sampling.compile), in float32 and in bf16")
     a = ap.parse_args()
     cfg = load_config(a.config)
     results = Path(a.results)
-    parts = [season_runs(results, cfg, region, season, a.model, a.seed_index, a.device)
+    runs = RUNS + (COMPILED_RUNS if a.compile else ())
+    parts = [season_runs(results, cfg, region, season, a.model, a.seed_index, a.device, runs)
              for region in cfg["regions"] for season in cfg["seasons"]]
     scores = pd.concat([p for p in parts if p is not None], ignore_index=True)
     if a.out:

@@ -1,21 +1,37 @@
-"""Sampling tilings compared on a trained model: skill, seams and time, on the validation days.
+"""Sampling tilings compared on a trained run: skill with paired intervals, seams and cost, on the validation days.
 
     PYTHONPATH=src python benchmarks/tiling_quality.py --results results [--config config/config.yaml]
-        [--region west --season DJF] [--tiling 16:0.75 --tiling 16:0 --tiling 48:0 ...] [--days val]
+        [--region west] [--season DJF] [--tiling 16:0.75 --tiling 16:0:2 --tiling 32:0 ...]
+        [--members 8] [--steps 5] [--seeds 0,1,2] [--draws 2000] [--out scores.csv]
+    PYTHONPATH=src python benchmarks/tiling_quality.py --compare "halo 4=a.csv" "halo 1=b.csv"
+        [--reference "halo 4, 16:0.75:4"]
 
-Loads the trained diffusion model of one region and season from a finished run
-(``results/models/{region}/{season}/diffusion.s0.pt`` and the split files), samples the
-chosen days teacher-forced with each tiling TILE:OVERLAP (halo from the config), and
-prints, in the metric space of summary.csv: RMSE of the ensemble mean, fair CRPS,
-spread/skill, the seam ratio of the members at that tiling's core boundaries
-(:func:`diffscale.method.tiling.seam_ratio`; about 1 = no seams; the truth's own ratio at
-the same boundaries beside it), the tile pixels computed per region pixel and solver
-step, and the seconds it took. A tile at least as large as the region is one pass: no
-interior boundary, no seam to measure.
+For every region and season of the config with a trained diffusion model
+(``results/models/{region}/{season}/diffusion.s{k}.pt`` for each training seed k of
+``--seeds``; a run of config/seeds.yaml has three), it samples the validation days
+teacher-forced with each tiling TILE:OVERLAP[:HALO] (HALO: the model's own when left out;
+the first tiling is the reference), and prints, pooled over the region-seasons, in the
+metric space of summary.csv:
 
-Validation days by default (``--days val``), those the models validate on (no test day in
-their history, :func:`diffscale.method.conditioning.training_days`): a sampling choice made
-from these numbers reads no test truth. Prints figures; asserts nothing.
+* fair CRPS and RMSE of the ensemble mean, and each tiling minus the reference with a 95%
+  paired bootstrap interval over the days of every seed's model
+  (:mod:`diffscale.evaluation.paired`);
+* spread/skill, and the seam ratio of the members at that tiling's core boundaries
+  (:func:`diffscale.method.tiling.seam_ratio`; about 1 = no seams) with the truth's own
+  ratio at the same boundaries (the mean over the region-seasons);
+* ``x``, the tile pixels computed per region pixel and solver step on these regions (the
+  cost; benchmarks/paper_cost.py gives it for the paper's), and the seconds it took.
+
+A tile at least as large as the region is one pass: no interior boundary, no seam to
+measure. The halo is a sampling choice here (the model's spec is copied with it), though
+training also pads the region by the configured halo before drawing its crops.
+
+``--compare LABEL=CSV ...`` samples nothing: it sets the per-day scores of earlier runs
+(``--out``) against each other, each run named ``LABEL, TILE:OVERLAP:HALO``; runs of
+differently trained models (another halo or patch in the config) pair by seed and day.
+
+Validation days only (:func:`diffscale.method.conditioning.training_days`): a sampling
+choice made from these numbers reads no test or beyond truth. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -30,68 +46,126 @@ import torch
 
 from diffscale.core import metrics
 from diffscale.core.config import load_config
-from diffscale.core.transform import to_metric_space
-from diffscale.method.conditioning import load_season, training_days
-from diffscale.method.residual import load_model
-from diffscale.method.sampling import teacher_forced
-from diffscale.method.tiling import Tiling, seam_ratio
+from diffscale.evaluation.paired import compare_runs, day_scores
+from diffscale.method import conditioning as cm
+from diffscale.method.conditioning import load_season
+from diffscale.method.residual import load_model, with_halo
+from diffscale.method.sampling import model_space, teacher_forced
+from diffscale.method.tiling import TilingChoice, seam_ratio
 
 
-def tiling_of(shape: tuple[int, int], tile: int, halo: int, overlap: float) -> tuple[Tiling, int]:
-    core = tile - 2 * halo
-    stride = max(1, round(core * (1 - overlap)))
-    return Tiling(shape[0], shape[1], tile, halo, stride), stride
+def season_runs(results: Path, cfg: dict, region: str, season: str, seed: int, tilings: list[TilingChoice],
+                members: int, steps: int) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Per-day scores and per-run seams and times of one region, season and training seed; None without a model
+    or validation days."""
+    path = results / "models" / region / season / f"diffusion.s{seed}.pt"
+    split = results / "split" / region
+    if not path.exists():
+        return None
+    model = load_model(path)
+    trained_halo = model.spec.halo
+    data = load_season(split, season, cfg["data"]["variable"], days=cm.days_of(split, season)["val"],
+                       history=model.spec.history, truth=False)
+    days = cm.training_days(data, "val", model.spec.history)
+    if not len(days):
+        return None
+    convert = model_space(data, cfg["transform"]["log10"], cfg["transform"]["floor"])
+    truth = convert(np.stack([data.fine_on(d) for d in days]))
+    s = cfg["sampling"]
+    scores, runs = [], []
+    for choice in tilings:
+        tiling, tile = choice.tiling(*data.shape, trained_halo), choice.tile
+        t0 = time.perf_counter()
+        x = convert(teacher_forced(with_halo(model, tiling.halo), data, days, members, s["sampler"], steps, s["seed"],
+                                   tile, tiling.step))
+        seconds = time.perf_counter() - t0
+        crps, sq = day_scores(x, truth)
+        run = choice.name(trained_halo)
+        scores += [{"run": run, "seed": seed, "region": region, "season": season, "day": d, "crps": c, "sq": q}
+                   for d, c, q in zip(days, crps, sq)]
+        one_pass = len(tiling.origins) == 1
+        runs.append({"run": run, "seed": seed, "region": region, "season": season, "trained_patch": model.spec.patch,
+                     "trained_halo": trained_halo, "x": len(tiling.origins) * tile * tile / (data.shape[0] * data.shape[1]),
+                     "spread_skill": metrics.spread_skill(truth, x),
+                     "seam": np.nan if one_pass else seam_ratio(torch.from_numpy(x), tiling),
+                     "seam_truth": np.nan if one_pass else seam_ratio(torch.from_numpy(truth), tiling),
+                     "seconds": seconds})
+        print(f"  {region} {season} s{seed} {run}: crps {crps.mean():.4g}, seam {runs[-1]['seam']:.3g}, {seconds:.1f} s",
+              flush=True)  # progress
+    return pd.DataFrame(scores), pd.DataFrame(runs)
+
+
+def compare_files(labelled: list[str], reference: str | None, draws: int) -> None:
+    """Print the paired comparison of the per-day scores in ``LABEL=CSV`` files (written by ``--out``)."""
+    parts = []
+    for item in labelled:
+        label, sep, path = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--compare {item!r}: expected LABEL=CSV")
+        parts.append(pd.read_csv(path, parse_dates=["day"]).assign(run=lambda d, label=label: label + ", " + d["run"]))
+    scores = pd.concat(parts, ignore_index=True)
+    reference = reference or scores["run"].iloc[0]
+    pd.set_option("display.width", 250)
+    print(f"Against {reference}, with 95% paired bootstrap intervals over days:")
+    print(compare_runs(scores, reference, draws).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--results", default="results")
     ap.add_argument("--config", default="config/config.yaml")
-    ap.add_argument("--region", default=None, help="default: the config's first region")
-    ap.add_argument("--season", default=None, help="default: the config's first season")
-    ap.add_argument("--tiling", action="append", default=[], help="TILE:OVERLAP (repeatable); default: a set of tilings")
-    ap.add_argument("--days", default="val", choices=["val", "test"], help="which held-out days to sample")
+    ap.add_argument("--region", default=None, help="default: every region of the config")
+    ap.add_argument("--season", default=None, help="default: every season of the config")
+    ap.add_argument("--tiling", action="append", default=[],
+                    help="TILE:OVERLAP[:HALO] (repeatable; the first is the reference); default: a set at the trained patch")
     ap.add_argument("--members", type=int, default=None, help="default: sampling.members")
+    ap.add_argument("--steps", type=int, default=None, help="solver steps; default: sampling.steps")
+    ap.add_argument("--seeds", default="0", help="training seeds whose models are pooled, comma-separated (s{k}.pt)")
+    ap.add_argument("--draws", type=int, default=2000, help="bootstrap resamples")
+    ap.add_argument("--out", default=None, help="CSV of the per-day scores")
+    ap.add_argument("--compare", nargs="+", default=None, metavar="LABEL=CSV",
+                    help="compare the per-day scores of earlier --out files instead of sampling")
+    ap.add_argument("--reference", default=None, help="the run the others are set against (default: the first)")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.compare:
+        compare_files(a.compare, a.reference, a.draws)
+        return
     cfg = load_config(a.config)
-    region, season = a.region or next(iter(cfg["regions"])), a.season or next(iter(cfg["seasons"]))
-    s, t = cfg["sampling"], cfg["transform"]
-    split = Path(a.results) / "split" / region
-    data = load_season(split, season, cfg["data"]["variable"])
-    model = load_model(Path(a.results) / "models" / region / season / "diffusion.s0.pt")
-    days = training_days(data, "val", model.spec.history) if a.days == "val" else data.days["test"]
-    members = a.members or s["members"]
-    patch, halo = model.spec.patch, s["halo"]
-    tilings = [tuple(x.split(":")) for x in a.tiling] or [(patch, 0.75), (patch, 0.5), (patch, 0.0), (2 * patch, 0.0),
-                                                          (4 * patch, 0.0)]
-
-    def space(scaled: np.ndarray) -> np.ndarray:
-        return to_metric_space(data.scaler.inverse(scaled.astype(np.float64)), t["log10"], t["floor"])
-
-    truth = space(np.stack([data.fine_on(d) for d in days]))
-    print(f"{region} {season}: {len(days)} {a.days} days of {data.shape[0]} x {data.shape[1]} pixels, {members} members, "
-          f"{s['sampler']} {s['steps']} steps, halo {halo}, training patch {patch}", flush=True)
-    rows = []
-    for tile, overlap in tilings:
-        tile, overlap = int(tile), float(overlap)
-        tiling, stride = tiling_of(data.shape, tile, halo, overlap)
-        t0 = time.perf_counter()
-        scaled = teacher_forced(model, data, days, members, s["sampler"], s["steps"], s["seed"], tile, stride)
-        seconds = time.perf_counter() - t0
-        x = space(scaled)
-        one_pass = len(tiling.origins) == 1
-        rows.append({"tile": tile, "overlap": overlap, "stride": stride, "tiles": len(tiling.origins),
-                     "x": len(tiling.origins) * tile * tile / (data.shape[0] * data.shape[1]),
-                     "rmse": metrics.rmse(truth, x.mean(axis=0)), "crps": metrics.crps(truth, x),
-                     "spread_skill": metrics.spread_skill(truth, x),
-                     "seam": np.nan if one_pass else seam_ratio(torch.from_numpy(x), tiling),
-                     "seam_truth": np.nan if one_pass else seam_ratio(torch.from_numpy(truth), tiling),
-                     "seconds": seconds})
-        print("  " + ", ".join(f"{k} {v:.4g}" for k, v in rows[-1].items()), flush=True)  # progress
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    s = cfg["sampling"]
+    members, steps = a.members or s["members"], a.steps or s["steps"]
+    patch = cfg["encoder"]["patch"]
+    try:
+        chosen = [TilingChoice.parse(t) for t in a.tiling]
+    except ValueError as exc:
+        ap.error(str(exc))
+    tilings = chosen or [TilingChoice(patch, 0.75), TilingChoice(patch, 0.5), TilingChoice(patch, 0.0),
+                           TilingChoice(patch, 0.0, 2), TilingChoice(2 * patch, 0.0)]
+    seeds = [int(k) for k in a.seeds.split(",")]
+    pairs = [(r, ss, k) for r in cfg["regions"] for ss in cfg["seasons"] for k in seeds
+             if (a.region in (None, r)) and (a.season in (None, ss))]
+    print(f"{len(pairs)} models (region, season, seed) of {a.results}, validation days, {members} members, "
+          f"{s['sampler']} {steps} steps", flush=True)
+    parts = [p for p in (season_runs(Path(a.results), cfg, r, ss, k, tilings, members, steps) for r, ss, k in pairs) if p]
+    if not parts:
+        raise SystemExit(f"no trained diffusion model with validation days under {a.results}/models")
+    scores = pd.concat([p[0] for p in parts], ignore_index=True)
+    runs = pd.concat([p[1] for p in parts], ignore_index=True)
+    if a.out:
+        scores.to_csv(a.out, index=False)
+    reference = a.reference or scores["run"].iloc[0]
+    table = compare_runs(scores, reference, a.draws)
+    extra = runs.groupby("run", sort=False)[["x", "spread_skill", "seam", "seam_truth"]].mean()
+    table = table.merge(extra, left_on="run", right_index=True)
+    table["seconds"] = table["run"].map(runs.groupby("run")["seconds"].sum())
+    pd.set_option("display.width", 250)
+    print(f"\nTILE:OVERLAP:HALO against {reference}, pooled over {scores.groupby(['region', 'season', 'seed']).ngroups} "
+          f"models of region, season and seed (trained patch {sorted(set(runs['trained_patch']))}, halo {sorted(set(runs['trained_halo']))}); "
+          f"differences with 95% paired bootstrap intervals over days; x, spread_skill and seams: means over the "
+          f"models:")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffscale.method.tiling import Tiling, seam_ratio
+from diffscale.method.tiling import Tiling, TilingChoice, seam_ratio, stride_at
 
 torch.set_num_threads(1)
 
@@ -94,3 +94,17 @@ def test_the_gpu_cuts_and_stitches_as_the_cpu_does():
     assert torch.equal(tiling.cut(field.cuda()).cpu(), tiles)
     noisy = torch.randn(tiles.shape, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(tiling.stitch(noisy.cuda()).cpu(), tiling.stitch(noisy), rtol=0, atol=1e-6)
+
+
+def test_a_tiling_choice_reads_tile_overlap_and_halo():
+    assert TilingChoice.parse("16:0:1") == TilingChoice(16, 0.0, 1)
+    assert TilingChoice.parse("32:0.75") == TilingChoice(32, 0.75, None)
+    for bad in ("16", "16:x", "16:0:1:2", "a:0"):
+        with pytest.raises(ValueError, match="TILE:OVERLAP"):
+            TilingChoice.parse(bad)
+    # the paper's stride 2 between 8-pixel cores; cores side by side at overlap 0
+    assert stride_at(16, 4, 0.75) == 2 and stride_at(16, 1, 0.0) == 14 and stride_at(16, 7, 0.9) == 1
+    tiling = TilingChoice(16, 0.0, 1).tiling(33, 41, default_halo=4)
+    assert (tiling.halo, tiling.core, tiling.step, len(tiling.origins)) == (1, 14, 14, 9)
+    assert TilingChoice(16, 0.0).tiling(33, 41, default_halo=4).halo == 4
+    assert TilingChoice(16, 0.0).name(4) == "16:0:4"

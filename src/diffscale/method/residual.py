@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -245,3 +245,15 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> R
     model.load_state_dict(state["state"])
     model.path = str(path)
     return model.to(device).eval()
+
+
+def with_halo(model: ResidualModel, halo: int) -> ResidualModel:
+    """``model``, sampling from now on with ``halo`` pixels of context around each tile's core.
+
+    The networks are convolutional and unchanged; what the halo changes is how much of the
+    neighbouring field a tile sees (benchmarks/tiling_quality.py and paper_cost.py compare
+    halos on one trained model). Training also pads the region by its halo before drawing
+    crops, so a config's ``sampling.halo`` is both.
+    """
+    model.spec = replace(model.spec, halo=halo)
+    return model

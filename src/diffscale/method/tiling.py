@@ -220,3 +220,38 @@ def seam_ratio(fields: torch.Tensor, tiling: Tiling) -> float:
     seam = torch.cat([dy[..., rows, :].flatten(), dx[..., cols].flatten()])
     rest = torch.cat([dy[..., ~rows, :].flatten(), dx[..., ~cols].flatten()])
     return float(seam.mean() / rest.mean())
+
+
+def stride_at(tile: int, halo: int, overlap: float) -> int:
+    """Pixels between tile cores when the next core overlaps ``overlap`` of this one (config ``sampling.overlap``)."""
+    return max(1, round((tile - 2 * halo) * (1 - overlap)))
+
+
+@dataclass(frozen=True)
+class TilingChoice:
+    """A sampling tiling as the config and the benchmarks name it: tile side, overlap, halo (None: the model's)."""
+
+    tile: int
+    overlap: float
+    halo: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> TilingChoice:
+        """``TILE:OVERLAP`` or ``TILE:OVERLAP:HALO`` (e.g. ``16:0:2``)."""
+        parts = text.split(":")
+        try:
+            if len(parts) not in (2, 3):
+                raise ValueError
+            return cls(int(parts[0]), float(parts[1]), int(parts[2]) if len(parts) == 3 else None)
+        except ValueError:
+            raise ValueError(f"tiling {text!r}: expected TILE:OVERLAP or TILE:OVERLAP:HALO, e.g. 16:0 or 16:0:2") from None
+
+    def halo_or(self, default: int) -> int:
+        return default if self.halo is None else self.halo
+
+    def tiling(self, height: int, width: int, default_halo: int) -> Tiling:
+        halo = self.halo_or(default_halo)
+        return tiling_of(height, width, self.tile, halo, stride_at(self.tile, halo, self.overlap))
+
+    def name(self, default_halo: int) -> str:
+        return f"{self.tile}:{self.overlap:g}:{self.halo_or(default_halo)}"
