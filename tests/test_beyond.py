@@ -35,7 +35,7 @@ from method_fixtures import make_split
 COARSE = ("1999-11-20", "2001-01-10")
 MONTHS = [12, 1, 2]
 SAMPLING = dict(sampler="dpmpp", steps=2, members=2, beyond_members=2, halo=2, tile=0, overlap=0.0, spinup_days=3,
-                seed=4, autocast=True, block="year")
+                seed=4, autocast=True, compile=True, block="year")
 TRANSFORM = dict(log10=True, floor=1e-6)
 
 

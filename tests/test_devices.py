@@ -19,7 +19,7 @@ import torch
 from diffscale.core.config import load_schema
 from diffscale.method import devices, edm
 from diffscale.method.conditioning import SeasonData
-from diffscale.method.devices import device, precision
+from diffscale.method.devices import compiled, device, precision
 from diffscale.method.diffusion import DiffusionDownscaler
 from diffscale.method.regressors import UNetRegressor, VAERegressor
 from diffscale.method.residual import ResidualSpec, load_model
@@ -121,6 +121,28 @@ def test_autocast_only_on_cuda():
         ctx = precision(torch.device("cuda", 0), True)
     assert isinstance(ctx, torch.autocast) and ctx.device == "cuda" and ctx.fast_dtype == torch.bfloat16
     assert not isinstance(precision(torch.device("cuda", 0), False), torch.autocast)
+
+
+def test_compile_only_on_cuda():
+    """On the CPU sampling.compile leaves the model as it is, so CPU runs stay reproducible to the bit."""
+    model = untrained("diffusion")
+    denoiser = model.denoiser
+    assert compiled(model, torch.device("cpu"), True) is model and model.denoiser is denoiser
+    regressor = untrained("unet")
+    assert compiled(regressor, torch.device("cuda", 0), True) is regressor  # no denoiser: nothing to compile
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: compiling happens on CUDA only")
+def test_compiled_denoiser_samples_what_the_eager_one_does():
+    """A day sampled with the compiled denoiser, the same noise, against the eager model's (fused kernels round differently)."""
+    dev = torch.device("cuda", 0)
+    eager = untrained("diffusion").to(dev)
+    fast = compiled(untrained("diffusion").to(dev), dev, True)
+    assert fast.denoiser is not eager.denoiser
+    data = fake_season()
+    a = teacher_forced(eager, data, data.days["test"][:2], 2, "dpmpp", 3, seed=1)
+    b = teacher_forced(fast, data, data.days["test"][:2], 2, "dpmpp", 3, seed=1)
+    assert np.abs(a - b).max() < 1e-3 * np.abs(a).max()
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -73,7 +73,7 @@ def sample_new_files(split_dir: str | os.PathLike, season: str, months: Sequence
     """Rule apply_sample: the season's days of the new coarse record, sampled autoregressively; returns them, scaled."""
     data, start_guess = new_season_data(split_dir, season, months, variable, coarse_path)
     days = data.days["beyond"]
-    model, dev = sampling_model(model_path, device_name)
+    model, dev = sampling_model(model_path, device_name, sampling["compile"])
     members = 1 if model.deterministic else sampling["beyond_members"]
     log.info("%d new days of season %s x %d members (%s)", len(days), season, members, coarse_path)
     with precision(dev, sampling["autocast"]):

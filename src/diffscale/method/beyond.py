@@ -70,7 +70,7 @@ def sample_block_files(split_dir: str | os.PathLike, season: str, variable: str,
 
     previous: what the block before wrote; None for the first block. Returns the state after the block.
     """
-    model, dev = sampling_model(model_path, device_name)
+    model, dev = sampling_model(model_path, device_name, sampling["compile"])
     step = cm.record_step(Path(split_dir) / "coarse_on_fine.nc")
     days = block_days(cm.days_of(split_dir, season)["beyond"], block, coarse_period, sampling["block"], step)
     # The block's days alone (and their spin-up): a block of a 25-year record holds its own years.

@@ -1,4 +1,5 @@
-"""Where the networks run, and in which precision: the config keys ``device`` and ``sampling.autocast``.
+"""Where the networks run, in which precision and how: the config keys ``device``, ``sampling.autocast``
+and ``sampling.compile``.
 
 :func:`device` is the one place a device is chosen, for training (:mod:`diffscale.method.loop`),
 sampling (:mod:`diffscale.method.sampling`, :mod:`diffscale.method.beyond`), the sampler
@@ -11,7 +12,8 @@ benchmark and ``benchmarks/method_speed.py``:
 * ``cuda:N``: GPU N of those visible (Slurm numbers a job's GPUs from 0); one process only.
 
 :func:`precision` is bf16 autocast on CUDA when asked, and nothing on the CPU, where
-sampling stays in float32 so its results do not change.
+sampling stays in float32 so its results do not change. :func:`compiled` hands a diffusion
+model's denoiser to ``torch.compile`` on CUDA when asked, and leaves it alone on the CPU.
 """
 
 from __future__ import annotations
@@ -50,3 +52,15 @@ def precision(dev: torch.device, autocast: bool) -> contextlib.AbstractContextMa
     if autocast and dev.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def compiled(model: torch.nn.Module, dev: torch.device, enabled: bool) -> torch.nn.Module:
+    """``model`` with its denoiser (what every solver step runs) compiled by torch.compile, on a GPU when asked.
+
+    On an H200 it doubled the denoiser's throughput at 16-pixel tiles (README, "Measured on an
+    H200"): the group norms and activations fuse. The first day of a job pays the compilation
+    (about a minute); models without a denoiser, and the CPU, are left as they are.
+    """
+    if enabled and dev.type == "cuda" and hasattr(model, "denoiser"):
+        model.denoiser = torch.compile(model.denoiser)
+    return model

@@ -53,10 +53,11 @@ from diffscale.core.samples import member_dataset
 from diffscale.core.transform import to_metric_space
 from diffscale.method import conditioning as cm
 from diffscale.method.conditioning import SeasonData, load_season
-from diffscale.method.devices import device, precision
+from diffscale.method.devices import compiled, device, precision
 from diffscale.method.edm import nfe
 from diffscale.method.loop import TqdmToLog, step_generator
 from diffscale.method.residual import ResidualModel, load_model
+from diffscale.method.tiling import stride_at
 
 log = logging.getLogger("diffscale.method.sampling")
 
@@ -238,8 +239,7 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float
 
 def stride_of(model: ResidualModel, sampling: dict) -> int:
     """Stride between tile cores from the config's sampling.tile, halo and overlap."""
-    core = (sampling["tile"] or model.spec.patch) - 2 * model.spec.halo
-    return max(1, round(core * (1 - sampling["overlap"])))
+    return stride_at(sampling["tile"] or model.spec.patch, model.spec.halo, sampling["overlap"])
 
 
 def sampling_options(model: ResidualModel, sampling: dict) -> dict:
@@ -258,11 +258,12 @@ def sample_attrs(model: ResidualModel, name: str, model_path: str | os.PathLike,
             **model.provenance(sampling["sampler"], sampling["steps"])}
 
 
-def sampling_model(model_path: str | os.PathLike, device_name: str) -> tuple[ResidualModel, torch.device]:
-    """The saved model on the config's ``device``, and that device."""
+def sampling_model(model_path: str | os.PathLike, device_name: str,
+                   compile_denoiser: bool = False) -> tuple[ResidualModel, torch.device]:
+    """The saved model on the config's ``device`` (its denoiser compiled there if asked and a GPU), and that device."""
     dev = device(device_name)
-    model = load_model(model_path, dev)
-    log.info("sampling %s on %s", model_path, dev)
+    model = compiled(load_model(model_path, dev), dev, compile_denoiser)
+    log.info("sampling %s on %s%s", model_path, dev, " (denoiser compiled)" if compile_denoiser and dev.type == "cuda" else "")
     return model, dev
 
 
@@ -362,7 +363,7 @@ def sample_test_files(split_dir: str | os.PathLike, season: str, variable: str, 
     The same for every trained model; deterministic ones write one member. The beyond
     days are the blocks of :mod:`diffscale.method.beyond`.
     """
-    model, dev = sampling_model(model_path, device_name)
+    model, dev = sampling_model(model_path, device_name, sampling["compile"])
     days = cm.days_of(split_dir, season)["test"]
     data = load_season(split_dir, season, variable, days=days, history=model.spec.history, truth=False)
     members = 1 if model.deterministic else sampling["members"]
@@ -382,7 +383,7 @@ def benchmark_files(split_dir: str | os.PathLike, region: str, season: str, vari
     Validation days only (those the models validate on, :func:`diffscale.method.conditioning.training_days`),
     so the sampler and its steps are chosen without test or beyond truth.
     """
-    model, dev = sampling_model(model_path, device_name)
+    model, dev = sampling_model(model_path, device_name, sampling["compile"])
     data = load_season(split_dir, season, variable, days=cm.days_of(split_dir, season)["val"],
                        history=model.spec.history, truth=False)
     days = cm.training_days(data, "val", model.spec.history)[: sampling["benchmark_days"]]
@@ -413,7 +414,7 @@ def members_curve_files(split_dir: str | os.PathLike, region: str, season: str, 
     ``sampling.curve_members`` members, drawn as the test ensembles are; validation days
     only, so the number of members is chosen without looking at test or beyond truth.
     """
-    model, dev = sampling_model(model_path, device_name)
+    model, dev = sampling_model(model_path, device_name, sampling["compile"])
     data = load_season(split_dir, season, variable, days=cm.days_of(split_dir, season)["val"],
                        history=model.spec.history, truth=False)
     days = cm.training_days(data, "val", model.spec.history)  # the validation days the models are validated on
