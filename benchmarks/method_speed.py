@@ -1,14 +1,17 @@
 """Speed of the method on this machine: parameter counts, training time per model, samples per second.
 
     PYTHONPATH=src python benchmarks/method_speed.py [--config config/config.yaml] [--threads 1] [--steps 30]
-        [--device auto|cpu|cuda|cuda:N]
+        [--device auto|cpu|cuda|cuda:N] [--diffusion-only [--batch-sizes 64,256] [--patch 32]]
 
 Uses the config's encoder/diffusion/sampling sections on a random region of the demo's
 size (33 x 41 fine pixels; --shape to change), so it needs no data. It runs on the
 config's ``device`` (or --device) as the workflow would: training in bf16 autocast on a
 GPU, sampling too when ``sampling.autocast`` is set. Training time per
 model is extrapolated from --steps timed steps to the configured number of steps.
-Prints figures; nothing is asserted.
+``--diffusion-only`` times the diffusion model's training alone, at each of
+``--batch-sizes`` crops a step and at ``--patch`` pixels a crop (default: the config's), and
+how much of a step drawing the batch on the host takes: whether a GPU step is bound by the
+work or by the launches around it. Prints figures; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -49,6 +52,31 @@ def fake_season(h: int, w: int, days: int = 120) -> SeasonData:
                       {"elevation": rng.uniform(0, 3000, (h, w))}, split, Identity())
 
 
+def time_batches(task_batch, steps: int) -> float:
+    """Seconds per step of drawing the crops alone (the host's part of a training step)."""
+    gen = torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        task_batch(i, gen)
+    return (time.perf_counter() - t0) / steps
+
+
+def diffusion_training(cfg: dict, data: SeasonData, unet: torch.nn.Module, batch_sizes: list[int], steps: int,
+                       dev: torch.device) -> pd.DataFrame:
+    """ms per training step of the diffusion model at each batch size, and the host's share of drawing the batch."""
+    model = untrained_model(METHOD, cfg, unet.cpu(), scale=0.08)
+    rows = []
+    for batch_size in batch_sizes:
+        task = CropTask(model.spec, data, batch_size)
+        per_step = time_steps(model, task.batch, task.loss, steps, dev)
+        rows.append({"patch": model.spec.patch, "batch": batch_size, "ms_per_step": per_step * 1e3,
+                     "ms_drawing_batch": time_batches(task.batch, steps) * 1e3,
+                     "crops_per_s": batch_size / per_step,
+                     "hours_at_config_crops": cfg["diffusion"]["steps"] * cfg["diffusion"]["batch_size"] / batch_size
+                     * per_step / 3600})
+    return pd.DataFrame(rows)
+
+
 def time_steps(model, task_batch, loss_fn, steps: int, dev) -> float:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     gen = torch.Generator().manual_seed(0)
@@ -77,6 +105,9 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=3, help="test days sampled for samples/second")
     ap.add_argument("--params-only", action="store_true", help="print parameter counts and stop (e.g. the paper config on a CPU)")
     ap.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the config's device)")
+    ap.add_argument("--diffusion-only", action="store_true", help="time the diffusion model's training alone")
+    ap.add_argument("--batch-sizes", default=None, help="with --diffusion-only: crops per step, comma-separated")
+    ap.add_argument("--patch", type=int, default=None, help="with --diffusion-only: crop side (encoder.patch)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
@@ -85,6 +116,15 @@ def main() -> None:
     h, w = args.shape
     data = fake_season(h, w)
     print(f"device {dev} (sampling autocast: {smp['autocast'] and dev.type == 'cuda'}), torch threads {torch.get_num_threads()}, region {h} x {w}, config {args.config}")
+    if args.diffusion_only:
+        enc["patch"] = args.patch or enc["patch"]
+        sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else [dif["batch_size"]]
+        unet = encoder_unet(enc["history"], tuple(enc["channels"]), enc["attention"])
+        table = diffusion_training(cfg, data, unet, sizes, args.steps, dev)
+        print(f"diffusion training ({'bf16 autocast' if dev.type == 'cuda' else 'float32'}); hours_at_config_crops: "
+              f"the config's {dif['steps']} x {dif['batch_size']} crops at each batch size")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        return
 
     unet = encoder_unet(enc["history"], tuple(enc["channels"]), enc["attention"])
     if args.params_only:

@@ -51,7 +51,8 @@ from diffscale.method.devices import device, precision
 from diffscale.method.diffusion import DiffusionDownscaler
 from diffscale.method.edm import nfe
 from diffscale.method.fit import untrained_model
-from diffscale.method.tiling import Tiling
+from diffscale.method.residual import with_halo
+from diffscale.method.tiling import TilingChoice
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,6 @@ def tile_cost(model: DiffusionDownscaler, tile: int) -> TileCost:
     return TileCost(tile, flops(lambda: model.denoiser(x, sigma, cond)), enc)
 
 
-def stride_for(tile: int, halo: int, overlap: float) -> int:
-    """Pixels between tile cores at ``overlap``, as :func:`diffscale.method.sampling.stride_of` takes it from a config."""
-    return max(1, round((tile - 2 * halo) * (1 - overlap)))
-
-
-def tiles_per_day(shape: tuple[int, int], tile: int, halo: int, overlap: float) -> int:
-    return len(Tiling(shape[0], shape[1], tile, halo, stride_for(tile, halo, overlap)).origins)
 
 
 def product_days(cfg: dict) -> int:
@@ -106,18 +100,19 @@ def region_shapes(cfg: dict, overrides: dict[str, tuple[int, int]]) -> dict[str,
     return {name: overrides.get(name) or g5nr_grid(Box.from_config(box)).shape for name, box in cfg["regions"].items()}
 
 
-def cost_table(cfg: dict, model: DiffusionDownscaler, shapes: dict, tilings: list[tuple[int, float]],
+def cost_table(cfg: dict, model: DiffusionDownscaler, shapes: dict, tilings: list[TilingChoice],
                tflops: float) -> pd.DataFrame:
     s = cfg["sampling"]
     evals = nfe(s["sampler"], s["steps"], model.denoiser)
     members, days = s["beyond_members"], product_days(cfg)
     rows = []
-    for tile, overlap in tilings:
-        cost = tile_cost(model, tile)
+    for choice in tilings:
+        tile, cost = choice.tile, tile_cost(model, choice.tile)
         for region, shape in shapes.items():
-            n = tiles_per_day(shape, tile, s["halo"], overlap)
+            n = len(choice.tiling(*shape, s["halo"]).origins)
             per_day = members * n * (evals * cost.denoiser + cost.encoder)
-            rows.append({"region": region, "pixels": f"{shape[0]}x{shape[1]}", "tile": tile, "overlap": overlap,
+            rows.append({"region": region, "pixels": f"{shape[0]}x{shape[1]}", "tile": tile, "overlap": choice.overlap,
+                         "halo": choice.halo_or(s["halo"]),
                          "tile_GFLOP": cost.denoiser / 1e9, "encoder_GFLOP": cost.encoder / 1e9, "tiles_per_day": n,
                          "x": n * tile * tile / (shape[0] * shape[1]), "day_PFLOP": per_day / 1e15, "days": days,
                          "product_EFLOP": per_day * days / 1e18,
@@ -147,10 +142,10 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def measure_throughput(model: DiffusionDownscaler, tile: int, batch: int, repeats: int, dev: torch.device,
+def measure_throughput(model: DiffusionDownscaler, cost: TileCost, batch: int, repeats: int, dev: torch.device,
                        autocast: bool) -> float:
-    """Achieved FLOP/s of the denoiser on ``batch`` tiles of ``tile`` pixels on ``dev`` (bf16 autocast on a GPU if asked)."""
-    cost = tile_cost(model, tile).denoiser
+    """Achieved FLOP/s of the denoiser on ``batch`` tiles of ``cost.tile`` pixels on ``dev`` (bf16 autocast if asked)."""
+    tile = cost.tile
     raw = torch.zeros(batch, raw_channels(model.spec.static), tile, tile, device=dev)
     hist = torch.randn(batch, model.spec.history, tile, tile, device=dev)
     x, sigma = torch.randn(batch, 1, tile, tile, device=dev), torch.ones(batch, device=dev)
@@ -162,7 +157,7 @@ def measure_throughput(model: DiffusionDownscaler, tile: int, batch: int, repeat
         for _ in range(repeats):
             model.denoiser(x, sigma, cond)
         _sync(dev)
-    return cost * batch * repeats / (time.perf_counter() - t0)
+    return cost.denoiser * batch * repeats / (time.perf_counter() - t0)
 
 
 def timed_day(model: DiffusionDownscaler, shape: tuple[int, int], members: int, steps: int, tile: int, stride: int,
@@ -208,24 +203,25 @@ def profile_day(model: DiffusionDownscaler, shape: tuple[int, int], members: int
     print(events.table(sort_by=sort, row_limit=20, max_name_column_width=40))
 
 
-def measured_table(cfg: dict, model: DiffusionDownscaler, shape: tuple[int, int], region: str | None,
-                   tilings: list[tuple[int, float]], members: int, steps: list[int], throughput: float,
+def measured_table(cfg: dict, model: DiffusionDownscaler, costs: dict[int, TileCost], shape: tuple[int, int],
+                   region: str | None, tilings: list[TilingChoice], members: int, steps: list[int], throughput: float,
                    dev: torch.device, autocast: bool, repeats: int) -> pd.DataFrame:
     """Timed whole-region days against the FLOP count at the measured throughput, per tiling and solver steps.
 
     With a configured region's own grid (``region``), the product's hours at the measured speed too:
-    seconds a day x the product's days (:func:`product_days`).
+    seconds a day x the product's days (:func:`product_days`). costs: each tile's FLOPs, counted
+    before the model was compiled (if it was).
     """
-    halo = cfg["sampling"]["halo"]
     rows = []
-    for tile, overlap in tilings:
-        cost = tile_cost(model, tile)
-        stride = stride_for(tile, halo, overlap)
-        n = tiles_per_day(shape, tile, halo, overlap)
+    for choice in tilings:
+        tiling, cost = choice.tiling(*shape, cfg["sampling"]["halo"]), costs[choice.tile]
+        n = len(tiling.origins)
+        with_halo(model, tiling.halo)
         for k in steps:
             predicted = members * n * (nfe("dpmpp", k, model.denoiser) * cost.denoiser + cost.encoder) / throughput
-            seconds = timed_day(model, shape, members, k, tile, stride, dev, autocast, repeats)
-            row = {"tile": tile, "overlap": overlap, "steps": k, "members": members, "tiles_per_day": n,
+            seconds = timed_day(model, shape, members, k, tiling.tile, tiling.step, dev, autocast, repeats)
+            row = {"tile": tiling.tile, "overlap": choice.overlap, "halo": tiling.halo, "steps": k, "members": members,
+                   "tiles_per_day": n,
                    "predicted_s": predicted, "measured_s": seconds, "ratio": seconds / predicted}
             if region is not None:
                 row["product_h_measured"] = seconds * product_days(cfg) / 3600
@@ -237,7 +233,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default="config/paper.yaml")
     ap.add_argument("--tflops", type=float, default=400.0, help="sustained throughput for the projection (TFLOP/s)")
-    ap.add_argument("--tiling", action="append", default=[], help="TILE:OVERLAP to cost besides the config's (repeatable)")
+    ap.add_argument("--tiling", action="append", default=[],
+                    help="TILE:OVERLAP[:HALO] to cost besides the config's (repeatable; HALO: the config's when left out)")
     ap.add_argument("--shape", action="append", default=[], help="REGION=HxW: a region's fine grid in pixels")
     ap.add_argument("--measure", action="store_true",
                     help="time the denoiser and whole-region days on --device, against the FLOP count")
@@ -250,6 +247,10 @@ def main() -> None:
     ap.add_argument("--measure-batch", type=int, default=64, help="tiles per denoiser call for the throughput")
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats (after one warm-up)")
     ap.add_argument("--profile", action="store_true", help="with --measure: where one day's time goes (torch.profiler)")
+    ap.add_argument("--channels-last", action="store_true", help="--measure with the denoiser's weights channels-last")
+    ap.add_argument("--tf32", action="store_true", help="--measure with matmuls in TF32 too (cuDNN's convolutions are)")
+    ap.add_argument("--compile", default=None, metavar="MODE",
+                    help="--measure with torch.compile'd denoiser (default, reduce-overhead or max-autotune)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     a = ap.parse_args()
     if a.threads:
@@ -257,8 +258,11 @@ def main() -> None:
     cfg = load_config(a.config)
     model = build_model(cfg)
     s = cfg["sampling"]
-    tilings = [(s["tile"] or cfg["encoder"]["patch"], s["overlap"])]
-    tilings += [(int(t.split(":")[0]), float(t.split(":")[1])) for t in a.tiling]
+    try:
+        tilings = [TilingChoice(s["tile"] or cfg["encoder"]["patch"], s["overlap"])]
+        tilings += [TilingChoice.parse(t) for t in a.tiling]
+    except ValueError as exc:
+        ap.error(str(exc))
     shapes = region_shapes(cfg, {k: tuple(map(int, v.split("x"))) for k, v in (x.split("=") for x in a.shape)})
     pd.set_option("display.width", 200)
     print(f"{a.config}: denoiser channels {cfg['diffusion']['channels']}, encoder {cfg['encoder']['channels']}, "
@@ -272,24 +276,34 @@ def main() -> None:
         dev = device(a.device)
         model = model.to(dev)
         tile = cfg["encoder"]["patch"]
-        throughput = measure_throughput(model, tile, a.measure_batch, a.repeats, dev, a.autocast)
+        costs = {t: tile_cost(model, t) for t in {tile} | {c.tile for c in tilings}}  # counted before any compile
+        if a.tf32:
+            torch.set_float32_matmul_precision("high")
+        if a.channels_last:
+            model.denoiser.to(memory_format=torch.channels_last)
+        if a.compile:
+            model.denoiser = torch.compile(model.denoiser, mode=None if a.compile == "default" else a.compile)
+        throughput = measure_throughput(model, costs[tile], a.measure_batch, a.repeats, dev, a.autocast)
         region = a.measure_shape if a.measure_shape in shapes else None
         shape = shapes[region] if region else tuple(map(int, a.measure_shape.split("x")))
         name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
         precision_name = "bf16 autocast" if a.autocast and dev.type == "cuda" else "float32"
+        precision_name += ", channels-last" if a.channels_last else ""
+        precision_name += ", TF32 matmuls" if a.tf32 else ""
+        precision_name += f", torch.compile {a.compile}" if a.compile else ""
         print(f"\nMeasured on {name} ({precision_name}, torch {torch.__version__}): the denoiser on {a.measure_batch} "
               f"tiles of {tile} px at {throughput / 1e12:.4g} TFLOP/s")
         steps = [int(k) for k in a.measure_steps.split(",")]
-        table = measured_table(cfg, model, shape, region, tilings, a.measure_members, steps, throughput, dev,
+        table = measured_table(cfg, model, costs, shape, region, tilings, a.measure_members, steps, throughput, dev,
                                a.autocast, a.repeats)
         print(f"Whole-region days of {shape[0]}x{shape[1]} pixels ({region or 'no configured region'}), dpmpp, median of "
               f"{a.repeats}; predicted_s: the FLOP count at that throughput (the ratio is what tiling, stitching and the "
               f"solver add):")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         if a.profile:
-            tile, overlap = tilings[0]
-            stride = stride_for(tile, s["halo"], overlap)
-            profile_day(model, shape, a.measure_members, steps[0], tile, stride, dev, a.autocast)
+            tiling = tilings[0].tiling(*shape, s["halo"])
+            with_halo(model, tiling.halo)
+            profile_day(model, shape, a.measure_members, steps[0], tiling.tile, tiling.step, dev, a.autocast)
 
 
 if __name__ == "__main__":
