@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: install demo tune seeds ablation transport transport-bottleneck paper-twin test report readme-results config-docs clean
+.PHONY: install demo tune seeds ablation transport transport-bottleneck paper-twin tiling test report readme-results config-docs clean
 .DEFAULT_GOAL := demo
 
 $(VENV)/.installed: pyproject.toml
@@ -71,6 +71,26 @@ BOTTLENECK_CONFIGS := config/config.yaml config/transport.yaml config/transport_
 transport-bottleneck: install
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(BOTTLENECK_CONFIGS)
 	$(PY) -m diffscale.evaluation.results_table --block transport_bottleneck --metrics results/transport_bottleneck/metrics
+
+# The sampling tilings compared on the validation days of the demo trained on 16-pixel patches
+# (three seeds; with halo 4, and trained and sampled with halo 1 as config/paper.yaml): the
+# per-day scores and tables go to docs/results/tiling/ (README, "Cost of the long product").
+TILING_MODELS := $(foreach s,DJF JJA,$(foreach k,0 1 2,models/west/$(s)/diffusion.s$(k).pt))
+TILING_HALO4 := config/config.yaml config/seeds.yaml config/tiling_patch16.yaml
+TILING_HALO1 := $(TILING_HALO4) config/tiling_patch16_halo1.yaml
+TILING_RUN := $(PY) benchmarks/tiling_quality.py --config config/config.yaml --members 8 --steps 10 --seeds 0,1,2
+tiling: install
+	$(VENV)/bin/snakemake --cores $(CORES) $(addprefix results/tiling/halo4/,$(TILING_MODELS)) --configfile $(TILING_HALO4)
+	$(VENV)/bin/snakemake --cores $(CORES) $(addprefix results/tiling/halo1/,$(TILING_MODELS)) --configfile $(TILING_HALO1)
+	mkdir -p docs/results/tiling
+	$(TILING_RUN) --results results/tiling/halo4 --tiling 16:0.75 --tiling 16:0 --tiling 16:0:3 --tiling 16:0:2 \
+		--tiling 16:0:1 --tiling 16:0:0 --tiling 24:0:2 --tiling 24:0:1 --tiling 32:0:2 \
+		--out docs/results/tiling/trained_halo4_days.csv | tee docs/results/tiling/trained_halo4.txt
+	$(TILING_RUN) --results results/tiling/halo1 --tiling 16:0:1 --tiling 16:0:4 --tiling 16:0.75:4 \
+		--out docs/results/tiling/trained_halo1_days.csv | tee docs/results/tiling/trained_halo1.txt
+	$(PY) benchmarks/tiling_quality.py --compare "trained halo 4=docs/results/tiling/trained_halo4_days.csv" \
+		"trained halo 1=docs/results/tiling/trained_halo1_days.csv" --reference "trained halo 4, 16:0.75:4" \
+		| tee docs/results/tiling/trained_halo4_vs_halo1.txt
 
 # The paper's data sizes through every rule (config/paper_twin.yaml: area1's 432 x 357 fine
 # pixels, 25 coarse years, the 2-year fine record, small models), into results/paper_twin/;

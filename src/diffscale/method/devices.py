@@ -59,7 +59,7 @@ def compiled(model: torch.nn.Module, dev: torch.device, enabled: bool) -> torch.
 
     On an H200 it doubled the denoiser's throughput at 16-pixel tiles (README, "Measured on an
     H200"): the group norms and activations fuse. The first day of a job pays the compilation
-    (about a minute); models without a denoiser, and the CPU, are left as they are.
+    (about 12 s for the demo's networks); models without a denoiser, and the CPU, are left as they are.
     """
     if enabled and dev.type == "cuda" and hasattr(model, "denoiser"):
         model.denoiser = torch.compile(model.denoiser)
