@@ -28,8 +28,16 @@ def model_value(x, log10: bool, floor: float = 1e-6):
 
 
 def to_metric_space(x: np.ndarray, log10: bool, floor: float = 1e-6) -> np.ndarray:
-    """Physical values -> the float64 space every score is computed in."""
-    return np.asarray(model_value(np.asarray(x, dtype=np.float64), log10, floor))
+    """Physical values -> the float64 space every score is computed in (a new array; ``x`` is left alone).
+
+    In place on that one copy: a season's members at a region's size are GBs, and every
+    temporary of model_value would be another such array to allocate and fault in.
+    """
+    y = np.array(x, dtype=np.float64)
+    if log10:
+        np.maximum(y, floor, out=y)
+        np.log10(y, out=y)
+    return y
 
 
 def from_metric_space(v: np.ndarray, log10: bool) -> np.ndarray:

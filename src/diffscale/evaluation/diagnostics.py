@@ -17,6 +17,8 @@ Fields are (T, Y, X) in metric space (see diffscale.evaluation.scores); ``times`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.optimize import curve_fit
@@ -142,36 +144,67 @@ def lag_curves(fields: np.ndarray, times: pd.DatetimeIndex, lags: range = range(
     """RMSE and R2 (1 - SSE/SST) of the field on step t - lag as a guess of step t (lags in steps).
 
     Only pairs of days both present are used, so the seasons' gaps never pair unrelated days.
-    The pairs are read SLAB_DAYS at a time (twice: the sums, then SST about
-    their mean), not copied whole. Returns {"lag", "rmse", "r2", "pairs"}.
+    Returns {"lag", "rmse", "r2", "pairs"}. At a region's size over 23 years this reads the
+    season's fields once per lag, SLAB_DAYS pairs at a time: each day's sums are taken once
+    (:func:`_day_moments`), and a slab whose days have no NaN adds only its squared
+    differences; a slab with NaNs masks pixel by pixel.
     """
     f = np.asarray(fields)
     index = {d: i for i, d in enumerate(pd.DatetimeIndex(times).normalize())}
+    moments = _day_moments(f)
     out = {"lag": np.array(list(lags)), "rmse": [], "r2": [], "pairs": []}
     for lag in lags:
         pairs = np.array([(index[d], index[steps.shift(d, -lag, step)]) for d in index
                           if steps.shift(d, -lag, step) in index], dtype=int).reshape(-1, 2)
-
-        def slabs():
-            for start in range(0, len(pairs), SLAB_DAYS):
-                now = _rows(f, pairs[start:start + SLAB_DAYS, 0])
-                before = _rows(f, pairs[start:start + SLAB_DAYS, 1])
-                yield now, before, np.isfinite(now) & np.isfinite(before)
-
-        n, sy, sse = 0, 0.0, 0.0
-        for now, before, ok in slabs():
+        n, s1, s2, sse = 0, 0.0, 0.0, 0.0
+        for start in range(0, len(pairs), SLAB_DAYS):
+            now_rows, before_rows = pairs[start:start + SLAB_DAYS, 0], pairs[start:start + SLAB_DAYS, 1]
+            now, before = _rows(f, now_rows), _rows(f, before_rows)
+            if moments.finite[now_rows].all() and moments.finite[before_rows].all():
+                d = (now - before).ravel()
+                sse += float(np.dot(d, d))
+                n += now.size
+                s1 += float(moments.s1[now_rows].sum())
+                s2 += float(moments.s2[now_rows].sum())
+                continue
+            ok = np.isfinite(now) & np.isfinite(before)
+            y = np.where(ok, now - moments.shift, 0.0)
             n += int(ok.sum())
-            sy += float(np.where(ok, now, 0.0).sum())
+            s1 += float(y.sum())
+            s2 += float(np.square(y).sum())
             sse += float(np.square(np.where(ok, now - before, 0.0)).sum())
         if not n:
             out["rmse"].append(np.nan); out["r2"].append(np.nan); out["pairs"].append(len(pairs))  # noqa: E702
             continue
-        mean = sy / n
-        sst = sum(float(np.square(np.where(ok, now - mean, 0.0)).sum()) for now, _, ok in slabs())
+        sst = s2 - s1 * s1 / n  # about the mean: sums were taken about a shift near it, so nothing cancels
         out["rmse"].append(float(np.sqrt(sse / n)))
         out["r2"].append(float(1 - sse / sst) if sst > 0 else np.nan)
         out["pairs"].append(len(pairs))
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class _DayMoments:
+    """Per day of (T, ...) fields: no NaN anywhere (finite), and sum and sum of squares of field - shift."""
+
+    shift: float
+    finite: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
+
+
+def _day_moments(f: np.ndarray) -> _DayMoments:
+    """:class:`_DayMoments` of ``f``, read SLAB_DAYS days at a time; the shift is the first finite value."""
+    first = np.flatnonzero(np.isfinite(f[:1]).ravel()) if len(f) else []
+    shift = float(f[:1].ravel()[first[0]]) if len(first) else 0.0
+    t = len(f)
+    finite, s1, s2 = np.zeros(t, dtype=bool), np.zeros(t), np.zeros(t)
+    for start in range(0, t, SLAB_DAYS):
+        y = np.asarray(f[start:start + SLAB_DAYS], dtype=np.float64).reshape(min(SLAB_DAYS, t - start), -1) - shift
+        s1[start:start + len(y)] = y.sum(axis=1)
+        s2[start:start + len(y)] = np.einsum("ij,ij->i", y, y)
+        finite[start:start + len(y)] = np.isfinite(s2[start:start + len(y)])
+    return _DayMoments(shift, finite, s1, s2)
 
 
 def _rows(f: np.ndarray, index: np.ndarray) -> np.ndarray:
