@@ -38,10 +38,8 @@ import torch
 
 from diffscale.core.config import load_config
 from diffscale.evaluation.paired import compare_runs, day_scores
-from diffscale.method import conditioning as cm
-from diffscale.method.conditioning import load_season
 from diffscale.method.devices import device, precision
-from diffscale.method.sampling import model_space, sampling_model, sampling_options, teacher_forced
+from diffscale.method.sampling import sampling_model, sampling_options, teacher_forced, validation_set
 
 # (name, autocast, seed offset, compiled denoiser)
 RUNS = (("float32", False, 0, False), ("bf16", True, 0, False), ("float32, next seed", False, 1, False))
@@ -52,18 +50,15 @@ def season_runs(results: Path, cfg: dict, region: str, season: str, model_name: 
                 device_name: str, runs: tuple = RUNS) -> pd.DataFrame | None:
     """Per-day scores of the three runs of one region and season; None without a model or validation days."""
     path = results / "models" / region / season / f"{model_name}.s{seed_index}.pt"
-    split = results / "split" / region
     if not path.exists():
         return None
     model, dev = sampling_model(path, device_name)
     fast = sampling_model(path, device_name, compile_denoiser=True)[0] if any(r[3] for r in runs) else None
-    data = load_season(split, season, cfg["data"]["variable"], days=cm.days_of(split, season)["val"],
-                       history=model.spec.history, truth=False)
-    days = cm.training_days(data, "val", model.spec.history)
-    if not len(days):
+    held_out = validation_set(results / "split" / region, season, cfg["data"]["variable"], cfg["transform"],
+                              model.spec.history)
+    if held_out is None:
         return None
-    convert = model_space(data, cfg["transform"]["log10"], cfg["transform"]["floor"])
-    truth = convert(np.stack([data.fine_on(d) for d in days]))
+    data, days, truth, convert = held_out.data, held_out.days, held_out.truth, held_out.convert
     opts = sampling_options(model, cfg["sampling"])
     rows, base = [], None
     for name, autocast, offset, compile_denoiser in runs:

@@ -47,10 +47,8 @@ import torch
 from diffscale.core import metrics
 from diffscale.core.config import load_config
 from diffscale.evaluation.paired import compare_runs, day_scores
-from diffscale.method import conditioning as cm
-from diffscale.method.conditioning import load_season
 from diffscale.method.residual import load_model, with_halo
-from diffscale.method.sampling import model_space, teacher_forced
+from diffscale.method.sampling import teacher_forced, validation_set
 from diffscale.method.tiling import TilingChoice, seam_ratio
 
 
@@ -59,18 +57,15 @@ def season_runs(results: Path, cfg: dict, region: str, season: str, seed: int, t
     """Per-day scores and per-run seams and times of one region, season and training seed; None without a model
     or validation days."""
     path = results / "models" / region / season / f"diffusion.s{seed}.pt"
-    split = results / "split" / region
     if not path.exists():
         return None
     model = load_model(path)
     trained_halo = model.spec.halo
-    data = load_season(split, season, cfg["data"]["variable"], days=cm.days_of(split, season)["val"],
-                       history=model.spec.history, truth=False)
-    days = cm.training_days(data, "val", model.spec.history)
-    if not len(days):
+    held_out = validation_set(results / "split" / region, season, cfg["data"]["variable"], cfg["transform"],
+                              model.spec.history)
+    if held_out is None:
         return None
-    convert = model_space(data, cfg["transform"]["log10"], cfg["transform"]["floor"])
-    truth = convert(np.stack([data.fine_on(d) for d in days]))
+    data, days, truth, convert = held_out.data, held_out.days, held_out.truth, held_out.convert
     s = cfg["sampling"]
     scores, runs = [], []
     for choice in tilings:

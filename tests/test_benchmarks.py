@@ -39,3 +39,42 @@ def test_paper_cost_measures_and_profiles_a_day_on_the_cpu():
     assert [r[5] for r in rows] == ["4", "4", "16", "16"]  # tiles per day of the 48 x 48 pixels timed
     for part in ("condition", "features", "residual", "reference"):
         assert any(line.split()[:1] == [part] for line in lines), part
+
+
+def test_tiling_quality_compares_tilings_on_the_validation_days(tmp_path):
+    """A region's validation days sampled at two tilings, paired day by day, and the saved days compared again."""
+    import shutil
+
+    import pandas as pd
+    import torch
+    from method_fixtures import make_split
+
+    from diffscale.core.grids import Box
+    from diffscale.method.diffusion import DiffusionDownscaler
+    from diffscale.method.residual import ResidualSpec
+
+    split, _ = make_split(tmp_path / "twin", Box((33.0, 34.0), (64.0, 65.25)), season="JJA")
+    results = tmp_path / "results"
+    (results / "split").mkdir(parents=True)
+    shutil.move(split, results / "split" / "west")
+    spec = ResidualSpec(name="diffusion", history=4, patch=16, halo=2, encoder_channels=(4, 8), encoder_attention=False,
+                        channels=(8, 8), blocks=1, attention=False, uses_encoder=True, scale=0.1)
+    torch.manual_seed(0)
+    (results / "models" / "west" / "JJA").mkdir(parents=True)
+    DiffusionDownscaler(spec).save(results / "models" / "west" / "JJA" / "diffusion.s0.pt")
+    days_csv = tmp_path / "days.csv"
+    out = run("benchmarks/tiling_quality.py", "--results", str(results), "--config", "config/config.yaml",
+              "--members", "2", "--steps", "1", "--tiling", "16:0", "--tiling", "16:0:1", "--draws", "50",
+              "--out", str(days_csv))
+    assert out.returncode == 0, out.stderr
+    scores = pd.read_csv(days_csv)
+    assert set(scores["run"]) == {"16:0:2", "16:0:1"}  # the model's own halo where none is given
+    by_run = {run: g["day"].tolist() for run, g in scores.groupby("run")}
+    assert by_run["16:0:2"] == by_run["16:0:1"] and len(by_run["16:0:2"]) > 0  # the same validation days
+    table = out.stdout[out.stdout.index("TILE:OVERLAP:HALO"):].splitlines()[2:]
+    reference = table[0].split()
+    assert reference[0] == "16:0:2" and reference[4:7] == ["0", "0", "0"]  # no difference from itself
+    assert table[1].split()[0] == "16:0:1"
+    again = run("benchmarks/tiling_quality.py", "--compare", f"a={days_csv}", "--reference", "a, 16:0:1", "--draws", "50")
+    assert again.returncode == 0, again.stderr
+    assert "Against a, 16:0:1" in again.stdout and "a, 16:0:2" in again.stdout

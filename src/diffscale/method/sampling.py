@@ -213,6 +213,31 @@ def model_space(data: SeasonData, log10: bool, floor: float) -> Callable[[np.nda
     return convert
 
 
+@dataclass(frozen=True)
+class ValidationSet:
+    """A season's validation days with a full history (what a sampling choice may be tuned on), and their truth."""
+
+    data: SeasonData
+    days: pd.DatetimeIndex
+    truth: np.ndarray  # (T, H, W) in the metric space
+    convert: Callable[[np.ndarray], np.ndarray]  # scaled samples -> the metric space
+
+
+def validation_set(split_dir: str | os.PathLike, season: str, variable: str, transform: dict,
+                   history: int) -> ValidationSet | None:
+    """The validation days of a region's split files for a model of ``history`` days; None if no day has one.
+
+    Only the validation days and their histories are read: no test or beyond truth.
+    """
+    data = load_season(split_dir, season, variable, days=cm.days_of(split_dir, season)["val"], history=history,
+                       truth=False)
+    days = cm.training_days(data, "val", history)
+    if not len(days):
+        return None
+    convert = model_space(data, transform["log10"], transform["floor"])
+    return ValidationSet(data, days, convert(np.stack([data.fine_on(d) for d in days])), convert)
+
+
 def compare_samplers(model: ResidualModel, data: SeasonData, days: pd.DatetimeIndex, members: int,
                      runs: list[tuple[str, int]], convert: Callable[[np.ndarray], np.ndarray], seed: int = 0, tile: int | None = None,
                      stride: int | None = None) -> list[dict]:
