@@ -21,6 +21,7 @@ import functools
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -187,6 +188,7 @@ def _score_period(sc: _Scoring, diag: dict, period: str, times: pd.DatetimeIndex
                   samples: Mapping[str, list[Mapping[str, PathLike]]], variable: str) -> PeriodScores | None:
     """Every seed of every model for one period (None without truth); adds the first seed's curves to ``diag``."""
     # The days scored: those with truth (all test days; the beyond days truth.nc holds).
+    started = time.perf_counter()
     scored = pd.DatetimeIndex(truth_da.time.values) if truth_da is not None else times[:0]
     pick = times.get_indexer(scored)
     if np.array_equal(pick, np.arange(len(times))):
@@ -222,6 +224,9 @@ def _score_period(sc: _Scoring, diag: dict, period: str, times: pd.DatetimeIndex
                 day_scores = DayScores(truth.values, members[:, pick], sc.cell_px)
                 row = _model_row(sc, curves, model, period, truth, physical[:, pick], members[:, pick], day_scores)
                 found.add(model, row | {"seed": seed}, day_scores.scores(found.resamples.days))
+            # A season of 23 years takes minutes a model: the log says how far the job has come.
+            log.info("%s: %s seed %d scored (%d days x %d members) after %.0f s", period, model, seed, len(times),
+                     physical.shape[0], time.perf_counter() - started)
     if truth is not None and period == "beyond":
         diag["acf"]["beyond truth"], diag["lags"]["beyond truth"] = sc.memory(truth.values, scored)
     return found
