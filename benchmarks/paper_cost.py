@@ -1,13 +1,13 @@
 """What the long product costs: FLOPs per tile, tiles per day and region, GPU-hours, checked by a timed run.
 
     PYTHONPATH=src python benchmarks/paper_cost.py [--config config/paper.yaml] [--tflops 400]
-        [--tiling 16:0.75 --tiling 32:0 --tiling 64:0 ...] [--shape area1=433x358]
-        [--measure [--device cuda] [--autocast] [--measure-shape area1] [--measure-members 8]
-         [--measure-steps 10,5] [--profile]]
+        [--tiling 16:0.75:4 --tiling 16:0:1 --tiling 32:0 ...] [--shape area1=433x358]
+        [--measure [--device cuda] [--autocast] [--compile default] [--channels-last] [--tf32]
+         [--measure-shape area1] [--measure-members 8] [--measure-steps 10,5] [--profile]]
 
 For every region of the config (its fine grid: the G5NR cells inside the box, or --shape
-for a source whose grid is only known from files) and every tiling TILE:OVERLAP
-(the config's own first, then the --tiling ones), it prints:
+for a source whose grid is only known from files) and every tiling TILE:OVERLAP[:HALO]
+(the config's own first, then the --tiling ones; HALO: the config's when left out), it prints:
 
 * FLOPs of one denoiser evaluation of one tile and of the encoder's features of one tile,
   counted by torch.utils.flop_counter on the library's own model (diffusion, built from
@@ -25,7 +25,9 @@ for a source whose grid is only known from files) and every tiling TILE:OVERLAP
 CPU by default, bf16 autocast on a GPU with ``--autocast``) and whole-region ``sample_day``
 runs (each member its own history, as on the beyond days) per tiling and solver steps, and
 compares each with the time the FLOP count predicts at the measured throughput: the check
-that the projection counts what sampling really does. With ``--measure-shape REGION`` the
+that the projection counts what sampling really does. ``--compile``, ``--channels-last`` and
+``--tf32`` time the denoiser compiled by torch.compile (``sampling.compile``), with its
+weights channels-last, and with matmuls in TF32. With ``--measure-shape REGION`` the
 days are the region's own grid, and the product's hours at the measured speed are printed.
 ``--profile`` adds where one day's time goes (torch.profiler: sample_day's parts, then the
 operators). Prints figures; asserts nothing. The H200 figures in the README came from it.
