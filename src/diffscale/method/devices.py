@@ -57,7 +57,7 @@ def precision(dev: torch.device, autocast: bool) -> contextlib.AbstractContextMa
 def compiled(model: torch.nn.Module, dev: torch.device, enabled: bool) -> torch.nn.Module:
     """``model`` with its denoiser (what every solver step runs) compiled by torch.compile, on a GPU when asked.
 
-    On an H200 it doubled the denoiser's throughput at 16-pixel tiles (README, "Measured on an
+    On an H200 it raised the denoiser's throughput at 16-pixel tiles from 122 to 209 TFLOP/s (README, "Measured on an
     H200"): the group norms and activations fuse. The first day of a job pays the compilation
     (about 12 s for the demo's networks); models without a denoiser, and the CPU, are left as they are.
     """
