@@ -440,23 +440,20 @@ def members_curve_files(split_dir: str | os.PathLike, region: str, season: str, 
     only, so the number of members is chosen without looking at test or beyond truth.
     """
     model, dev = sampling_model(model_path, device_name, sampling["compile"])
-    data = load_season(split_dir, season, variable, days=cm.days_of(split_dir, season)["val"],
-                       history=model.spec.history, truth=False)
-    days = cm.training_days(data, "val", model.spec.history)  # the validation days the models are validated on
-    if not len(days):
+    held_out = validation_set(split_dir, season, variable, transform, model.spec.history)
+    if held_out is None:
         log.warning("region %s, season %s has no validation day to score (split.val_fraction 0, or every validation "
                     "day has a test day in its history): the members curve is empty", region, season)
         table = pd.DataFrame(columns=["members", "groups", "crps_fair", "crps", "rmse_mean", "region", "season", "days"])
         with io.atomic_path(output) as tmp:
             table.to_csv(tmp, index=False)
         return table
-    convert = model_space(data, transform["log10"], transform["floor"])
+    days = held_out.days
     with precision(dev, sampling["autocast"]):
-        samples, seconds = timed(teacher_forced, model, data, days, sampling["curve_members"],
+        samples, seconds = timed(teacher_forced, model, held_out.data, days, sampling["curve_members"],
                                  **sampling_options(model, sampling))
-    truth = convert(np.stack([data.fine_on(d) for d in days]))
-    table = pd.DataFrame(metrics.member_curve(truth, convert(samples))).assign(region=region, season=season,
-                                                                               days=len(days))
+    table = pd.DataFrame(metrics.member_curve(held_out.truth, held_out.convert(samples))).assign(
+        region=region, season=season, days=len(days))
     with io.atomic_path(output) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     log.info("%d members on %d validation days in %.1f s\n%s", sampling["curve_members"], len(days), seconds,
