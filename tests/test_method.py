@@ -67,6 +67,26 @@ def test_the_training_target_is_the_residual_from_the_regressor(trained):
     assert np.std(fine - regression) < 0.9 * np.std(fine - coarse)
 
 
+def test_the_reference_can_be_predicted_with_the_sampling_tiles(trained, tmp_path):
+    """diffusion.reference_tiling: sampling predicts the training reference with sampling.tile and sampling.overlap
+    (as sampling will): the residual scale is that of fine minus those predictions, not of the patch tiling's."""
+    data = trained["data"]
+    days = training_days(data, "train", ENC["history"])
+    fine = np.stack([data.fine_on(d) for d in days])
+    regressor = load_model(trained["regressor"])
+    tile = 2 * ENC["patch"]
+    sampled = teacher_forced(regressor, data, days, 1, "dpmpp", 1, tile=tile, stride=tile - 2 * HALO)[0]
+    patch = teacher_forced(regressor, data, days, 1, "dpmpp", 1)[0]
+    cfg = dict(DIFF, steps=1, reference_tiling="sampling")
+    model, _ = train_model(data, "diffusion", load_encoder(trained["encoder"]), ENC, cfg, HALO, tmp_path / "c.ckpt",
+                           regressor=regressor, sampling={"tile": tile, "overlap": 0.0})
+    assert model.spec.scale == pytest.approx(float(np.std(fine - sampled)), rel=1e-4)
+    assert abs(np.std(fine - sampled) - np.std(fine - patch)) > 1e-3 * np.std(fine - patch)  # 10x the tolerance
+    with pytest.raises(ValueError, match="reference_tiling: sampling needs"):
+        train_model(data, "diffusion", load_encoder(trained["encoder"]), ENC, cfg, HALO, tmp_path / "d.ckpt",
+                    regressor=regressor)
+
+
 def test_the_ensemble_mean_tracks_the_regression(trained, tmp_path):
     """A fine record that is the regressor's prediction plus white noise (each day predicted from the noisy days
     before it): the method learns to generate that noise, so its members scatter around the regressor's prediction

@@ -243,6 +243,15 @@ def regressor_input(w) -> dict[str, str]:
     return {"regressor": model_file(".pt", w.region, w.season, part, w.seed)}
 
 
+def reference_tiles() -> dict | None:
+    """The sampling tiles that predict a diffusion model's training reference (diffusion.reference_tiling:
+    sampling), else None (the training patch); only these keys, so other sampling settings retrain nothing.
+    """
+    if config["diffusion"]["reference_tiling"] != "sampling":
+        return None
+    return {key: config["sampling"][key] for key in ("tile", "overlap")}
+
+
 def trained_models() -> list[str]:
     """Every model trained per region and season: the encoder, the diffusion models, the asked baselines."""
     return ["encoder", *DIFFUSION_MODELS, *BASELINE_MODELS]

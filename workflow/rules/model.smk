@@ -60,6 +60,7 @@ rule train_diffusion:
         encoder=config["encoder"],
         diffusion=seeded(config["diffusion"]),
         halo=config["sampling"]["halo"],
+        reference_tiles=reference_tiles(),
         variable=DATA["variable"],
         checkpoint=lambda w, output: f"{output.model}.ckpt",
         device=config["device"],

@@ -20,4 +20,4 @@ p = snakemake.params
 train_files(snakemake.wildcards.model, Path(snakemake.input.fine).parent, snakemake.wildcards.season, p.variable,
             snakemake.input.get("encoder"), p.encoder, p.diffusion, p.halo, p.checkpoint, snakemake.output.model,
             snakemake.output.curve, log_file=snakemake.log[0], device_name=p.device,
-            regressor_path=snakemake.input.get("regressor"))
+            regressor_path=snakemake.input.get("regressor"), sampling=p.reference_tiles)

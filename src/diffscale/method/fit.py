@@ -44,6 +44,7 @@ from diffscale.method.networks.unet import UNet, count_parameters
 from diffscale.method.probe import probe
 from diffscale.method.residual import ResidualModel, ResidualSpec, load_model, model_class
 from diffscale.method.tasks import CropTask, NextDayTask, Reference, pretraining_days
+from diffscale.method.tiling import stride_at
 
 log = logging.getLogger("diffscale.method.fit")
 
@@ -222,12 +223,20 @@ def load_regressor(path: str | os.PathLike, name: str, enc_cfg: dict, cfg: dict,
     return regressor
 
 
-def regression_reference(regressor: ResidualModel, dev: torch.device) -> Reference:
-    """The regressor's teacher-forced prediction of a day (scaled, (H, W)), run on ``dev``: a CropTask reference."""
+def regression_reference(regressor: ResidualModel, dev: torch.device, sampling: dict | None = None) -> Reference:
+    """The regressor's teacher-forced prediction of a day (scaled, (H, W)), run on ``dev``: a CropTask reference.
+
+    sampling: the config's sampling section, to predict with its tiles (``diffusion.reference_tiling:
+    sampling``, as the model will be sampled); None: the training patch at half its core's stride.
+    """
     regressor.to(dev)
+    tiles = {}
+    if sampling is not None:
+        tile = sampling["tile"] or regressor.spec.patch
+        tiles = {"tile": tile, "stride": stride_at(tile, regressor.spec.halo, sampling["overlap"])}
 
     def predict(raw: np.ndarray, history: np.ndarray) -> np.ndarray:
-        return regressor.sample_day(torch.from_numpy(raw), torch.from_numpy(history)[None], 1)[0].numpy()
+        return regressor.sample_day(torch.from_numpy(raw), torch.from_numpy(history)[None], 1, **tiles)[0].numpy()
 
     return predict
 
@@ -250,7 +259,8 @@ def untrained_model(name: str, config: dict, encoder: UNet | None = None, scale:
 
 def train_model(data: SeasonData, name: str, encoder: UNet | None, enc_cfg: dict, cfg: dict, halo: int,
                 checkpoint: str | os.PathLike, stop_after: int | None = None,
-                device_name: str = "auto", regressor: ResidualModel | None = None) -> tuple[ResidualModel, LoopResult]:
+                device_name: str = "auto", regressor: ResidualModel | None = None,
+                sampling: dict | None = None) -> tuple[ResidualModel, LoopResult]:
     """Model ``name`` of the registry on the season's training crops, the encoder (if it uses one) frozen inside.
 
     cfg: the model's section (``diffusion``, or the resolved ``baselines`` of
@@ -258,13 +268,19 @@ def train_model(data: SeasonData, name: str, encoder: UNet | None, enc_cfg: dict
     U-Net, ignored by models that do not use it; device_name: the config's ``device``;
     regressor: a diffusion model's trained regression part (:func:`load_regressor`),
     required when its spec has one: the target is then fine minus its teacher-forced
-    prediction, and it is frozen inside the model.
+    prediction, and it is frozen inside the model; sampling: the config's sampling section,
+    whose tiles predict that reference when ``cfg["reference_tiling"]`` is ``sampling``.
     """
     spec = ResidualSpec.from_config(name, enc_cfg, cfg, halo, static=tuple(data.static))
     check_regression_part(spec, regressor, encoder)
     reference, parts = None, {}
     if regressor is not None:
-        reference, parts = regression_reference(regressor, device(device_name)), {"regressor": regressor}
+        tiles = None
+        if cfg.get("reference_tiling", "patch") == "sampling":
+            if sampling is None:
+                raise ValueError("diffusion.reference_tiling: sampling needs the config's sampling section")
+            tiles = {key: sampling[key] for key in ("tile", "overlap")}
+        reference, parts = regression_reference(regressor, device(device_name), tiles), {"regressor": regressor}
     task = CropTask(spec, data, cfg["batch_size"], seed=cfg["seed"], reference=reference)
     spec = replace(spec, scale=task.target_std())
     torch.manual_seed(cfg["seed"])  # the initial weights
@@ -276,6 +292,7 @@ def train_model(data: SeasonData, name: str, encoder: UNet | None, enc_cfg: dict
     signature = {"spec": spec, "config": dict(cfg)}
     if regressor is not None:  # a checkpoint trained on another regressor's residual is stale
         signature["regressor"] = _weights_digest(regressor)
+        signature["reference_tiles"] = tiles
     result = train_loop(model, task.batch, task.loss, loop, checkpoint, val_fn=task.validate if task.val is not None else None,
                         stop_after=stop_after, signature=signature | {"days": day_strings(task.days)},
                         device_name=device_name)
@@ -286,7 +303,7 @@ def train_model(data: SeasonData, name: str, encoder: UNet | None, enc_cfg: dict
 def fit_files(name: str, split_dir: str | os.PathLike, season: str, variable: str, encoder_path: str | os.PathLike | None,
               enc_cfg: dict, cfg: dict, halo: int, checkpoint: str | os.PathLike, output: str | os.PathLike,
               curve: str | os.PathLike, device_name: str = "auto",
-              regressor_path: str | os.PathLike | None = None) -> LoopResult:
+              regressor_path: str | os.PathLike | None = None, sampling: dict | None = None) -> LoopResult:
     """train_model from the split files to the saved model and its loss curve; under torchrun rank 0 writes.
 
     regressor_path: a diffusion model's trained regression part; the saved model holds it
@@ -300,7 +317,7 @@ def fit_files(name: str, split_dir: str | os.PathLike, season: str, variable: st
     if regressor_path is not None:
         regressor = load_regressor(regressor_path, name, enc_cfg, cfg, halo, encoder, tuple(data.static))
     model, result = train_model(data, name, encoder, enc_cfg, cfg, halo, checkpoint, device_name=device_name,
-                                regressor=regressor)
+                                regressor=regressor, sampling=sampling)
     if int(os.environ.get("RANK", 0)) == 0:
         frozen = ("encoder.", "regressor.")
         trainable = sum(p.numel() for key, p in model.named_parameters() if not key.startswith(frozen))
@@ -321,21 +338,22 @@ def train_files(name: str, split_dir: str | os.PathLike, season: str, variable: 
                 encoder_path: str | os.PathLike | None, enc_cfg: dict, cfg: dict, halo: int,
                 checkpoint: str | os.PathLike, output: str | os.PathLike, curve: str | os.PathLike,
                 log_file: str | os.PathLike | None = None, device_name: str = "auto",
-                regressor_path: str | os.PathLike | None = None) -> None:
+                regressor_path: str | os.PathLike | None = None, sampling: dict | None = None) -> None:
     """fit_files in this process, or under torchrun when the model's section asks for ``gpus`` > 1.
 
     encoder_path: None for the models that do not use the encoder; log_file: the rule's
     log, into which rank 0's log is folded; device_name: the config's ``device`` (``auto``
     or ``cuda`` give each torchrun process the GPU of its local rank); regressor_path: a
-    diffusion model's regression part (diffusion.residual: regression), else None.
+    diffusion model's regression part (diffusion.residual: regression), else None; sampling:
+    the config's sampling section (for ``diffusion.reference_tiling: sampling``).
     """
     procs = cfg.get("gpus", 1)
     if procs == 1:
         fit_files(name, split_dir, season, variable, encoder_path, enc_cfg, cfg, halo, checkpoint, output, curve,
-                  device_name, regressor_path)
+                  device_name, regressor_path, sampling)
         return
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-        json.dump({"encoder": dict(enc_cfg), "model": dict(cfg)}, fh)
+        json.dump({"encoder": dict(enc_cfg), "model": dict(cfg), "sampling": sampling}, fh)
     rank0 = Path(f"{log_file or output}.rank0")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
            "-m", "diffscale.method.fit", "--model", name, "--split-dir", str(split_dir), "--season", season,
@@ -371,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
         log_to(a.log_file)
     cfg = json.loads(Path(a.config).read_text())
     fit_files(a.model, a.split_dir, a.season, a.variable, a.encoder, cfg["encoder"], cfg["model"], a.halo,
-              a.checkpoint, a.output, a.curve, a.device, a.regressor)
+              a.checkpoint, a.output, a.curve, a.device, a.regressor, cfg.get("sampling"))
 
 
 if __name__ == "__main__":
