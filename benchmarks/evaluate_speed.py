@@ -10,7 +10,10 @@ area1's size over 23 years that is 2,077 days of 154,224 pixels a model (README,
 ``--members`` members, in the metric space the rule uses:
 
 * the conversion of physical values to the metric space (log10), one field;
-* the per-day sums of every score (:class:`diffscale.evaluation.day_scores.DayScores`);
+* the per-day sums of every score (:class:`diffscale.evaluation.day_scores.DayScores`), with
+  the truth's spectra taken by the caller (once per period, as evaluate does) and without;
+* the scores of ``--resamples`` bootstrap resamples of the days (nse's per-pixel sums are
+  the product of the resamples' day counts with every pixel's daily values);
 * the lag curves (persistence RMSE and R2 over 10 lags) and the semivariogram;
 * the power spectrum and the rank histogram.
 
@@ -30,7 +33,8 @@ import torch
 from diffscale.core import metrics
 from diffscale.core.transform import to_metric_space
 from diffscale.evaluation import diagnostics as dg
-from diffscale.evaluation.day_scores import DayScores
+from diffscale.evaluation.bootstrap import Resamples
+from diffscale.evaluation.day_scores import DayScores, day_spectra
 
 
 def djf_days(n: int) -> pd.DatetimeIndex:
@@ -55,6 +59,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=270)
     ap.add_argument("--members", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (evaluation.bootstrap)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     rng = np.random.default_rng(0)
@@ -65,8 +70,13 @@ def main() -> None:
     rows = [("metric space (one field)", timed(lambda: to_metric_space(physical[0], True, 1e-6)))]
     truth = to_metric_space(physical[0], True, 1e-6)
     members = to_metric_space(physical[1:], True, 1e-6)
+    spectra = day_spectra(truth)
+    scored = DayScores(truth, members, 8.0, spectra)
+    resamples = Resamples.draw(a.days, 1, a.resamples)
     rows += [
         ("DayScores (every score's per-day sums)", timed(lambda: DayScores(truth, members, 8.0))),
+        ("  the same, the truth's spectra given", timed(lambda: DayScores(truth, members, 8.0, spectra))),
+        (f"scores of {a.resamples} bootstrap resamples", timed(lambda: scored.scores(resamples.days))),
         ("lag curves (10 lags)", timed(lambda: dg.lag_curves(members[0], times, range(1, 11)))),
         ("semivariogram (50,000 pairs)", timed(lambda: dg.semivariogram(truth, lat, lon, n_pairs=50000)))]
     rows += [("power spectrum", timed(lambda: metrics.power_spectrum(members[0]))),

@@ -34,12 +34,12 @@ from diffscale.core import steps as timesteps
 from diffscale.core.days import DaySplit
 from diffscale.core.grids import grid_of
 from diffscale.core.metrics import (METRIC_COLUMNS, CoarseAverager, coarse_cell_px, coarse_consistency,
-                                    high_frequency_cutoff, power_spectrum, rank_histogram, skill_score)
+                                    high_frequency_cutoff, rank_histogram, skill_score)
 from diffscale.core.samples import read_members
 from diffscale.core.transform import to_metric_space
 from diffscale.evaluation import diagnostics as dg
 from diffscale.evaluation.bootstrap import COMPARISON_COLUMNS, PeriodScores, Resamples
-from diffscale.evaluation.day_scores import DayScores
+from diffscale.evaluation.day_scores import DayScores, day_spectra
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,7 @@ class _Truth:
     days: pd.DatetimeIndex
     coarse: np.ndarray  # the coarse record (physical) on those days
     coarse_consistency: dict[str, float]
+    spectra: tuple[np.ndarray, np.ndarray]  # wavenumbers (K,) and each day's power spectrum (T, K): once, not per model
 
 
 def _score_period(sc: _Scoring, diag: dict, period: str, times: pd.DatetimeIndex, truth_da: xr.DataArray | None,
@@ -196,10 +197,11 @@ def _score_period(sc: _Scoring, diag: dict, period: str, times: pd.DatetimeIndex
     coarse = sc.coarse_on(times)[pick]
     truth = None
     if truth_da is not None:
-        truth = _Truth(sc.space(truth_da.values), scored, coarse,
-                       sc.coarse_consistency(truth_da.values, coarse))
-        k, p = power_spectrum(truth.values)
-        diag["spectra"][period] = {"k": _floats(k), "cutoff": high_frequency_cutoff(sc.cell_px), "truth": _floats(p)}
+        values = sc.space(truth_da.values)
+        truth = _Truth(values, scored, coarse, sc.coarse_consistency(truth_da.values, coarse), day_spectra(values))
+        k, rings = truth.spectra
+        diag["spectra"][period] = {"k": _floats(k), "cutoff": high_frequency_cutoff(sc.cell_px),
+                                   "truth": _floats(rings.mean(axis=0))}
         diag["variogram"][f"{period} truth"] = sc.variogram(truth.values)[0]
     found = None
     if truth is not None:
@@ -221,7 +223,7 @@ def _score_period(sc: _Scoring, diag: dict, period: str, times: pd.DatetimeIndex
                 if period == "beyond":
                     curves["acf"][f"beyond {model}"], curves["lags"][f"beyond {model}"] = sc.memory(members[0], times)
             if found is not None:
-                day_scores = DayScores(truth.values, members[:, pick], sc.cell_px)
+                day_scores = DayScores(truth.values, members[:, pick], sc.cell_px, truth.spectra)
                 row = _model_row(sc, curves, model, period, truth, physical[:, pick], members[:, pick], day_scores)
                 found.add(model, row | {"seed": seed}, day_scores.scores(found.resamples.days))
             # A season of 23 years takes minutes a model: the log says how far the job has come.
@@ -241,7 +243,7 @@ def _model_row(sc: _Scoring, diag: dict | None, model: str, period: str, truth: 
     time, where ``score`` makes temporaries the size of the season's fields.
     """
     if diag is not None:
-        diag["spectra"][period][model] = _floats(np.nanmean([power_spectrum(m)[1] for m in members], axis=0))
+        diag["spectra"][period][model] = _floats(np.nanmean(day_scores.member_spectra, axis=0))
         diag["rank_histogram"].setdefault(period, {})[model] = list(map(int, rank_histogram(truth.values, members,
                                                                                             sc.settings["seed"])))
     cc = sc.coarse_consistency(np.mean(physical, axis=0), truth.coarse)
