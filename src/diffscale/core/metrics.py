@@ -320,7 +320,10 @@ def coarse_consistency(pred_physical: np.ndarray, coarse_physical: np.ndarray, a
 
     pred_physical (T, ny, nx) on the fine grid; coarse_physical (T, cy, cx) on the full coarse grid.
     """
-    avg = to_metric_space(averager(np.asarray(pred_physical, dtype=np.float64)), log10, floor)
+    # SLAB_DAYS days at a time in float64, not a float64 copy of a season's float32 fields
+    avg = np.concatenate([averager(np.asarray(pred_physical[a:a + SLAB_DAYS], dtype=np.float64))
+                          for a in range(0, max(len(pred_physical), 1), SLAB_DAYS)])
+    avg = to_metric_space(avg, log10, floor)
     ref = to_metric_space(averager.select(np.asarray(coarse_physical, dtype=np.float64)), log10, floor)
     y, p = _pair(ref, avg)
     return {"rmse": float(np.sqrt(np.mean((p - y) ** 2))), "bias": float(np.mean(p - y))}
