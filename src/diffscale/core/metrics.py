@@ -39,6 +39,9 @@ Definitions (all pooled over every pixel and day unless said otherwise):
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import numpy as np
 from skimage.metrics import structural_similarity
 
@@ -243,25 +246,70 @@ def power_spectrum(fields: np.ndarray, nbins: int | None = None) -> tuple[np.nda
     if f.ndim == 2:
         f = f[None]
     t, ny, nx = f.shape
-    window = np.outer(np.hanning(ny), np.hanning(nx))
     power = np.zeros((ny, nx))
-    # SLAB_DAYS fields at a time: the FFT's complex copies of a 23-year season would be tens of GB
-    for start in range(0, t, SLAB_DAYS):
+    for slab in _slab_power(f):
+        # the running sum as the first row: summed in day order, as one sum over every day would be
+        power = np.sum(np.concatenate([power[None], slab]), axis=0)  # (ny, nx)
+    power /= t
+    rings = _RingBins.of(ny, nx, nbins)
+    return rings.centres, rings(power)
+
+
+def power_spectra(fields: np.ndarray, nbins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each day's :func:`power_spectrum` of (T, Y, X) fields: wavenumbers (K,) and rings (T, K).
+
+    The same arithmetic as ``power_spectrum`` of one day (to the bit), with the window and
+    the rings' bins made once, not once a day.
+    """
+    f = np.asarray(fields)
+    t, ny, nx = f.shape
+    bins = _RingBins.of(ny, nx, nbins)
+    rings = np.empty((t, len(bins.centres)))
+    start = 0
+    for slab in _slab_power(f):
+        for power in slab:
+            rings[start] = bins(power)
+            start += 1
+    return bins.centres, rings
+
+
+def _slab_power(f: np.ndarray):
+    """|FFT|^2 (S, Y, X) of each slab of SLAB_DAYS fields, mean removed and Hann-tapered.
+
+    A slab at a time: the FFT's complex copies of a 23-year season would be tens of GB.
+    """
+    window = _RingBins.of(*f.shape[1:], None).window
+    for start in range(0, f.shape[0], SLAB_DAYS):
         chunk = np.asarray(f[start:start + SLAB_DAYS], dtype=np.float64)
         chunk = np.nan_to_num(chunk - np.nanmean(chunk, axis=(1, 2), keepdims=True), nan=0.0)
-        # the running sum as the first row: summed in day order, as one sum over every day would be
-        power = np.sum(np.concatenate([power[None], np.abs(np.fft.fft2(chunk * window)) ** 2]), axis=0)  # (ny, nx)
-    power /= t
-    k = np.hypot(np.fft.fftfreq(ny)[:, None], np.fft.fftfreq(nx)[None, :])
-    nbins = nbins or max(ny, nx) // 2
-    edges = np.linspace(0.0, 0.5, nbins + 1)
-    idx = np.digitize(k.ravel(), edges[1:-1], right=True)
-    inside = (k.ravel() > 0) & (k.ravel() <= 0.5)
-    sums = np.bincount(idx[inside], weights=power.ravel()[inside], minlength=nbins)
-    counts = np.bincount(idx[inside], minlength=nbins)
-    with np.errstate(invalid="ignore"):
-        ring = sums / counts
-    return 0.5 * (edges[1:] + edges[:-1]), ring
+        yield np.abs(np.fft.fft2(chunk * window)) ** 2
+
+
+@dataclass(frozen=True)
+class _RingBins:
+    """The Hann window of a (ny, nx) field and the rings of its 2-D wavenumbers (0 .. 0.5]."""
+
+    window: np.ndarray
+    index: np.ndarray  # each inside wavenumber's ring
+    inside: np.ndarray
+    counts: np.ndarray
+    centres: np.ndarray
+
+    @staticmethod
+    @functools.lru_cache(maxsize=16)
+    def of(ny: int, nx: int, nbins: int | None) -> _RingBins:
+        k = np.hypot(np.fft.fftfreq(ny)[:, None], np.fft.fftfreq(nx)[None, :])
+        nbins = nbins or max(ny, nx) // 2
+        edges = np.linspace(0.0, 0.5, nbins + 1)
+        idx = np.digitize(k.ravel(), edges[1:-1], right=True)
+        inside = (k.ravel() > 0) & (k.ravel() <= 0.5)
+        return _RingBins(np.outer(np.hanning(ny), np.hanning(nx)), idx[inside], inside,
+                         np.bincount(idx[inside], minlength=nbins), 0.5 * (edges[1:] + edges[:-1]))
+
+    def __call__(self, power: np.ndarray) -> np.ndarray:
+        """(ny, nx) power -> (K,) its mean in each ring."""
+        with np.errstate(invalid="ignore"):
+            return np.bincount(self.index, weights=power.ravel()[self.inside], minlength=len(self.counts)) / self.counts
 
 
 def high_frequency_cutoff(coarse_cell_px: float) -> float:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffscale.core.metrics import crps_points, high_frequency_cutoff, power_spectrum, ssim
+from diffscale.core.metrics import crps_points, high_frequency_cutoff, power_spectra, ssim
 
 # The fields are read this many days at a time: each day's sums are the same whatever the
 # slab, and a season of the paper's 154,000 pixels over 23 years is 2.5 GB a field.
@@ -30,8 +30,7 @@ def day_spectra(fields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Their mean over days is :func:`~diffscale.core.metrics.power_spectrum` of the days (to rounding).
     """
-    spectra = [power_spectrum(field.astype(np.float64)) for field in fields]
-    return spectra[0][0], np.asarray([ring for _, ring in spectra])
+    return power_spectra(fields)
 
 
 def _high(k: np.ndarray, rings: np.ndarray, coarse_cell: float) -> np.ndarray:
