@@ -95,9 +95,11 @@ tiling: install
 # The paper's data sizes through every rule (config/paper_twin.yaml: area1's 432 x 357 fine
 # pixels, 25 coarse years, the 2-year fine record, small models), into results/paper_twin/;
 # each rule's wall time and peak memory (its benchmark files) go to
-# docs/results/paper_twin/rule_costs.csv and README.md ("Paper-size data"). About 46 GB of disk.
+# docs/results/paper_twin/rule_costs.csv and README.md ("Paper-size data"); the report is
+# results/paper_twin/report.html. About 46 GB of disk.
 paper-twin: install
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/paper_twin.yaml
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/paper_twin.yaml --report results/paper_twin/report.html
 	$(PY) -m diffscale.evaluation.rule_costs --benchmarks results/paper_twin/benchmarks \
 		--snapshot docs/results/paper_twin/rule_costs.csv --readme README.md
 
