@@ -255,6 +255,11 @@ def power_spectrum(fields: np.ndarray, nbins: int | None = None) -> tuple[np.nda
     return rings.centres, rings(power)
 
 
+# Days power_spectra transforms at a time: a few fields' complex copies (the slab of 64 days
+# held 0.4 GB of temporaries at area1's size); the spectra are the same whatever the slab.
+_SPECTRA_DAYS = 8
+
+
 def power_spectra(fields: np.ndarray, nbins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each day's :func:`power_spectrum` of (T, Y, X) fields: wavenumbers (K,) and rings (T, K).
 
@@ -266,21 +271,21 @@ def power_spectra(fields: np.ndarray, nbins: int | None = None) -> tuple[np.ndar
     bins = _RingBins.of(ny, nx, nbins)
     rings = np.empty((t, len(bins.centres)))
     start = 0
-    for slab in _slab_power(f):
+    for slab in _slab_power(f, _SPECTRA_DAYS):
         for power in slab:
             rings[start] = bins(power)
             start += 1
     return bins.centres, rings
 
 
-def _slab_power(f: np.ndarray):
-    """|FFT|^2 (S, Y, X) of each slab of SLAB_DAYS fields, mean removed and Hann-tapered.
+def _slab_power(f: np.ndarray, days: int = SLAB_DAYS):
+    """|FFT|^2 (S, Y, X) of each slab of ``days`` fields, mean removed and Hann-tapered.
 
     A slab at a time: the FFT's complex copies of a 23-year season would be tens of GB.
     """
     window = _RingBins.of(*f.shape[1:], None).window
-    for start in range(0, f.shape[0], SLAB_DAYS):
-        chunk = np.asarray(f[start:start + SLAB_DAYS], dtype=np.float64)
+    for start in range(0, f.shape[0], days):
+        chunk = np.asarray(f[start:start + days], dtype=np.float64)
         chunk = np.nan_to_num(chunk - np.nanmean(chunk, axis=(1, 2), keepdims=True), nan=0.0)
         yield np.abs(np.fft.fft2(chunk * window)) ** 2
 

@@ -76,9 +76,9 @@ class DayScores:
 
     truth (T, Y, X) and members (M, T, Y, X) in metric space, as for ``score``. The fields
     are read :data:`SLAB_DAYS` days at a time and kept (not copied) for the per-pixel sums
-    of nse, so memory beyond them is a slab's, not a multiple of the season's: every sum is
-    taken in float64, but on a slab's copy, not on a float64 copy of float32 fields (at
-    area1's size over 23 years that copy was 2.6 GB a field).
+    of nse, so memory beyond them is a slab's, not a multiple of the season's. Every sum is
+    taken in float64; float32 fields are converted a slab at a time, not copied whole
+    (evaluate's metric-space fields are float64 already and are not copied at all).
 
     truth_spectra: :func:`day_spectra` of ``truth`` when the caller has them (evaluate scores
     every model against the same truth: its spectra are taken once, not once a model).
@@ -93,7 +93,8 @@ class DayScores:
         self._y, self._x = y, x
         data_range = float(np.nanmax(y)) - float(np.nanmin(y))
         slabs = [slice(a, a + SLAB_DAYS) for a in range(0, self.days, SLAB_DAYS)]
-        parts = [_day_sums(y[s].astype(np.float64), x[:, s].astype(np.float64), data_range) for s in slabs]
+        parts = [_day_sums(np.asarray(y[s], dtype=np.float64), np.asarray(x[:, s], dtype=np.float64), data_range)
+                 for s in slabs]
         self.day = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
         # The high-wavenumber rings are those finite on every day, known once all days are read.
         k, truth_rings = truth_spectra if truth_spectra is not None else day_spectra(y)
@@ -160,8 +161,8 @@ class DayScores:
         x = self._x.reshape(self.members, t, -1)
         total, count = np.zeros(r), np.zeros(r)
         for start in range(0, y.shape[1], _PIXELS):
-            yb = y[:, start:start + _PIXELS].astype(np.float64)
-            pb = x[:, :, start:start + _PIXELS].astype(np.float64).mean(axis=0)
+            yb = np.asarray(y[:, start:start + _PIXELS], dtype=np.float64)
+            pb = np.asarray(x[:, :, start:start + _PIXELS], dtype=np.float64).mean(axis=0)
             ok = np.isfinite(yb) & np.isfinite(pb)
             y0 = np.where(ok, yb, 0.0)
             err = y0 - np.where(ok, pb, 0.0)
