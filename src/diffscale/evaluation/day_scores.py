@@ -102,7 +102,7 @@ class DayScores:
             raise ValueError(f"truth spectra of {truth_rings.shape[0]} days for {self.days} days of fields")
         member_rings = [day_spectra(mem)[1] for mem in x]
         # Each member's mean spectrum over the days (K,): the diagnostics' curve of the model.
-        self.wavenumbers, self.member_spectra = k, np.asarray([r.mean(axis=0) for r in member_rings])
+        self.member_spectra = np.asarray([r.mean(axis=0) for r in member_rings])
         high_truth = _high(k, truth_rings, coarse_cell)
         self.day["power_truth"] = truth_rings[:, high_truth].sum(axis=1)
         self.day["power_members"] = np.mean([r[:, _high(k, r, coarse_cell)].sum(axis=1) for r in member_rings], axis=0)

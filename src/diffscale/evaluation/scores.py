@@ -227,8 +227,9 @@ def _score_run(sc: _Scoring, curves: dict | None, found: PeriodScores | None, pe
                variable: str) -> int:
     """One seed of one model: its curves into ``curves``, its scores into ``found``; returns its member count.
 
-    A function of its own so that a model's fields (physical and metric, 2.6 GB for a season of
-    area1 over 23 years) are freed before the next model's are read, not held beside them.
+    A function of its own so that a model's fields (physical float32 and metric float64, 3.9 GB
+    for a season of area1 over 23 years) are freed before the next model's are read, not held
+    beside them.
     """
     members_da = read_members(path, variable, times)
     if not (np.allclose(members_da.lat, sc.lat) and np.allclose(members_da.lon, sc.lon)):

@@ -44,7 +44,7 @@ from diffscale.method.networks.unet import UNet, count_parameters
 from diffscale.method.probe import probe
 from diffscale.method.residual import ResidualModel, ResidualSpec, load_model, model_class
 from diffscale.method.tasks import CropTask, NextDayTask, Reference, pretraining_days
-from diffscale.method.tiling import stride_at
+from diffscale.method.sampling import stride_of
 
 log = logging.getLogger("diffscale.method.fit")
 
@@ -230,10 +230,7 @@ def regression_reference(regressor: ResidualModel, dev: torch.device, sampling: 
     sampling``, as the model will be sampled); None: the training patch at half its core's stride.
     """
     regressor.to(dev)
-    tiles = {}
-    if sampling is not None:
-        tile = sampling["tile"] or regressor.spec.patch
-        tiles = {"tile": tile, "stride": stride_at(tile, regressor.spec.halo, sampling["overlap"])}
+    tiles = {} if sampling is None else {"tile": sampling["tile"] or None, "stride": stride_of(regressor, sampling)}
 
     def predict(raw: np.ndarray, history: np.ndarray) -> np.ndarray:
         return regressor.sample_day(torch.from_numpy(raw), torch.from_numpy(history)[None], 1, **tiles)[0].numpy()
@@ -279,7 +276,7 @@ def train_model(data: SeasonData, name: str, encoder: UNet | None, enc_cfg: dict
         if cfg.get("reference_tiling", "patch") == "sampling":
             if sampling is None:
                 raise ValueError("diffusion.reference_tiling: sampling needs the config's sampling section")
-            tiles = {key: sampling[key] for key in ("tile", "overlap")}
+            tiles = sampling
         reference, parts = regression_reference(regressor, device(device_name), tiles), {"regressor": regressor}
     task = CropTask(spec, data, cfg["batch_size"], seed=cfg["seed"], reference=reference)
     spec = replace(spec, scale=task.target_std())
