@@ -82,6 +82,16 @@ MEASURED = [
     # evaluate at e505221 (its scores in slabs of days): the peak RSS sampled every 5 s by ps
     # (the benchmark file's max_rss read 11,912 MB), and the benchmark's wall time
     ("evaluate", PAPER_TWIN, "area1", "DJF", 15608.3, 1290.81),
+    # the whole run at 1a14ffa, its second half with a8ce6b4's library and nothing else running
+    # (README, "Paper-size data"): 4-year sample_beyond blocks; evaluate's RSS is the peak
+    # sampled every 15 s by ps (its benchmark file read 8,917 MB)
+    ("sample_beyond", PAPER_TWIN, "area1", "MAM", 2460.21, 241.6),
+    ("sample_beyond", PAPER_TWIN, "area1", "JJA", 2952.29, 212.15),
+    ("gather_beyond", PAPER_TWIN, "area1", "MAM", 4061.05, 177.66),
+    ("gather_beyond", PAPER_TWIN, "area1", "SON", 2949.98, 191.87),
+    ("evaluate", PAPER_TWIN, "area1", "MAM", 11556.0, 936.86),
+    ("assemble", PAPER_TWIN, "area1", None, 2185.63, 406.79),
+    ("aggregate", PAPER_TWIN, "area1", None, 1294.28, 77.5),  # monthly
     ("make_synthetic", PAPER_TWIN_5Y, "area1", None, 1019.17, 298.85),
     ("domain", PAPER_TWIN_5Y, "area1", None, 3474.27, 642.91),
     ("sample_references", PAPER_TWIN_5Y, "area1", None, 1187.88, 300.90),

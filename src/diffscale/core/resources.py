@@ -34,8 +34,9 @@ from diffscale.core.grids import Box, g5nr_grid
 
 MB = 2**20
 FLOAT32 = 4
-# Headroom over the measured figures: the benchmarks sample RSS once a second, and real
-# data compress and spread differently from the twin's.
+# Headroom over the measured figures: Snakemake's benchmark files sample a job every 0.5 s
+# for its first 15 s and then every 30 s (snakemake.benchmark), so a brief peak of a long job
+# can fall between samples; and real data compress and spread differently from the twin's.
 SAFETY = 1.5
 # Each retry (snakemake --retries N) asks this much more of the first attempt's request:
 # attempt 2 asks 1.5x, attempt 3 2x, so a job killed for memory or time gets room.
@@ -84,7 +85,7 @@ FOOTPRINTS: dict[str, Footprint] = {
     # every training run of the tuning grid: train_diffusion's rate per sample seen, plus the
     # validation ensembles (an assumption until its benchmark file is fitted)
     "tune": Footprint(base_mb=475, mb_per_mb=2.0, base_s=30, s_per_unit=0.02),
-    "gather_beyond": Footprint(base_mb=420, mb_per_mb=3.2, base_s=5, s_per_unit=0.6),
+    "gather_beyond": Footprint(base_mb=420, mb_per_mb=3.5, base_s=5, s_per_unit=0.6),
     "sample_bicubic": Footprint(base_mb=154, mb_per_mb=6.0, base_s=3, s_per_unit=0.1),
     # the paper-size twin's DJF (3.1 GB held: truth and four models' members over 23 years) peaked
     # at 15.6 GB once its scores read slabs of days (it was killed at 22 GB before), in 21.5 min
