@@ -58,12 +58,7 @@ def main() -> None:
         for level in a.levels:
             path = Path(tmp) / f"level{level}.nc"
             t0 = time.perf_counter()
-            if level == 0:  # write_netcdf always compresses; the same encodings without zlib
-                enc = {k: {e: v for e, v in d.items() if e not in ("zlib", "complevel", "shuffle")}
-                       for k, d in io.encodings(slab).items()}
-                slab.to_netcdf(path, format="NETCDF4", engine="netcdf4", encoding=enc)
-            else:
-                io.write_netcdf(slab, path, complevel=level)
+            io.write_netcdf(slab, path, complevel=level)
             write_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             with xr.open_dataset(path) as back:

@@ -22,6 +22,17 @@ def test_roundtrip_keeps_cf_metadata_and_values(tmp_path):
     assert np.issubdtype(back.time.dtype, np.datetime64)
 
 
+def test_complevel_zero_writes_the_same_values_uncompressed(tmp_path):
+    import netCDF4
+
+    ds = _field()
+    for level in (0, 4):
+        io.write_netcdf(ds, tmp_path / f"l{level}.nc", complevel=level)
+        with netCDF4.Dataset(tmp_path / f"l{level}.nc") as nc:
+            assert nc.variables["DUEXTTAU"].filters()["zlib"] is (level > 0)
+        np.testing.assert_array_equal(io.read_field(tmp_path / f"l{level}.nc", "DUEXTTAU").values, ds.DUEXTTAU.values)
+
+
 def test_write_monthly_splits_by_calendar_month(tmp_path):
     paths = io.write_monthly(_field(days=5), tmp_path)
     assert [p.name for p in paths] == ["2000-01.nc", "2000-02.nc"]

@@ -75,16 +75,16 @@ TIME_ENCODING = {"units": "days since 1980-01-01", "calendar": "proleptic_gregor
 
 def encodings(ds: xr.Dataset, complevel: int = 4, chunks: Mapping[str, int] | None = None,
               zarr: bool = False, growing: Sequence[str] = ()) -> dict[str, dict]:
-    """Per-variable encodings: compressed data variables with NaN fill, no fill on
-    coordinates and bounds (CF 2.5.1, 7.1), and chunks: :func:`chunk_sizes` for every
-    (member,) time, lat, lon variable, or ``chunks`` per dimension (the rest whole); along
-    the ``growing`` dimensions (a file appended to) the chunks may exceed what is there yet."""
+    """Per-variable encodings: data variables at zlib ``complevel`` (0: uncompressed) with NaN
+    fill, no fill on coordinates and bounds (CF 2.5.1, 7.1), and chunks: :func:`chunk_sizes`
+    for every (member,) time, lat, lon variable, or ``chunks`` per dimension (the rest whole);
+    along the ``growing`` dimensions (a file appended to) the chunks may exceed what is there yet."""
     bounds = cf.bounds_variables(ds)
     encoding: dict[str, dict] = {}
     for name, var in ds.variables.items():
         enc: dict = {}
         if name in ds.data_vars and name not in bounds:
-            enc |= {} if zarr else {"zlib": True, "complevel": complevel, "shuffle": True}
+            enc |= {} if zarr or complevel == 0 else {"zlib": True, "complevel": complevel, "shuffle": True}
             if np.issubdtype(var.dtype, np.floating):
                 enc["_FillValue"] = var.dtype.type(np.nan)
             if "lat" in var.dims and "lon" in var.dims and var.size:
@@ -102,8 +102,9 @@ def encodings(ds: xr.Dataset, complevel: int = 4, chunks: Mapping[str, int] | No
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, complevel: int = 4, metadata: cf.Metadata | None = None,
                  history: str | None = None, chunks: Mapping[str, int] | None = None,
                  unlimited_dims: Sequence[str] = ()) -> Path:
-    """Write ``ds`` atomically as CF-1.8/ACDD-1.3 netCDF (:func:`cf.finalize`), zlib on every
-    data variable, chunked for maps and series alike (see :mod:`diffscale.core.chunks`)."""
+    """Write ``ds`` atomically as CF-1.8/ACDD-1.3 netCDF (:func:`cf.finalize`), zlib at
+    ``complevel`` on every data variable (0: none), chunked for maps and series alike (see
+    :mod:`diffscale.core.chunks`)."""
     ds = cf.finalize(ds, metadata, history)
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", unlimited_dims=list(unlimited_dims),
