@@ -111,3 +111,19 @@ def test_edm_loss_is_lower_for_the_exact_denoiser_and_respects_the_mask():
     mask[..., :4, :] = 1
     masked = masked_mean(edm_loss(only_top_half_right, target, cond, s, torch.Generator().manual_seed(0)), mask)
     assert math.isfinite(float(masked)) and float(masked) < 1.5
+
+
+@pytest.mark.parametrize("stem_kernel", [1, 3])
+def test_a_precomputed_condition_stem_gives_the_denoisers_output(stem_kernel):
+    # Sampling convolves the condition once per day and reuses it at every solver step: the
+    # denoiser must give what it gives when the condition is concatenated at each call.
+    torch.manual_seed(0)
+    d = Denoiser(UNet(1 + 9, 1, (4, 8), noise_embedding=True, stem_kernel=stem_kernel), 0.3).eval()
+    x, cond, sigma = torch.randn(5, 1, 16, 16), torch.randn(5, 9, 16, 16), torch.rand(5) + 0.1
+    with torch.no_grad():
+        whole = d(x, sigma, cond)
+        stem = d.condition_stem(cond)
+        split = d(x, sigma, torch.empty(0), cond_stem=stem)
+    assert stem.shape == (5, 4, 16, 16)
+    torch.testing.assert_close(split, whole, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(d(x, sigma, cond, cond_stem=d.condition_stem(cond.flip(0))), whole, atol=1e-3)

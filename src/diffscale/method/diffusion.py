@@ -118,10 +118,11 @@ class DiffusionDownscaler(ResidualModel):
     def residual(self, cond: torch.Tensor, tiling: Tiling, members: int, generator: torch.Generator | None,
                  sampler: str | None, steps: int | None) -> torch.Tensor:
         n = len(tiling.origins)
+        stem = self.denoiser.condition_stem(cond)  # (N*M, C0, P, P): once, for every solver step
 
         def denoise(x: torch.Tensor, sigma: torch.Tensor, _cond: torch.Tensor) -> torch.Tensor:
             tiles = tiling.cut(x)  # (N, M, 1, P, P)
-            out = self.denoiser(tiles.reshape(n * members, *tiles.shape[2:]), sigma.repeat(n), cond)
+            out = self.denoiser(tiles.reshape(n * members, *tiles.shape[2:]), sigma.repeat(n), cond, cond_stem=stem)
             return tiling.stitch(out.reshape(tiles.shape))
 
         return sample(sampler, self.denoiser, cond, steps, generator, shape=(members, 1, tiling.height, tiling.width),

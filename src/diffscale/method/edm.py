@@ -60,14 +60,27 @@ class Denoiser(nn.Module):
         # (a python float rounds differently); not saved: the spec rebuilds it.
         self.register_buffer("sigma_data_f32", torch.tensor(self.sigma_data, dtype=torch.float32), persistent=False)
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def condition_stem(self, cond: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) cond -> (B, channels[0], H, W): its share of the network's input convolution.
+
+        The solver steps of one sample share the condition; passed to :meth:`forward` as
+        ``cond_stem`` it is convolved once, not concatenated and convolved at every step.
+        """
+        return self.net.input_response(cond, first=1)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
+                cond_stem: torch.Tensor | None = None) -> torch.Tensor:
+        """cond_stem: :meth:`condition_stem` of ``cond``, when the caller has it (cond is then not read)."""
         sd = self.sigma_data_f32
         s = sigma.to(x.dtype).reshape(-1, 1, 1, 1)
         c_skip = sd**2 / (s**2 + sd**2)
         c_out = s * sd / (s**2 + sd**2).sqrt()
         c_in = 1.0 / (s**2 + sd**2).sqrt()
         c_noise = sigma.log() / 4
-        f = self.net(torch.cat([c_in * x, cond], dim=1), c_noise)
+        if cond_stem is None:
+            f = self.net(torch.cat([c_in * x, cond], dim=1), c_noise)
+        else:
+            f = self.net(c_in * x, c_noise, stem=cond_stem)
         return c_skip * x + c_out * f.to(x.dtype)
 
 

@@ -126,14 +126,27 @@ class UNet(nn.Module):
             raise ValueError("this UNet was built with noise_embedding=True: pass the noise level")
         return self.embed(noise)
 
-    def encode(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Down path + middle: the skip of every level (full res first) and the middle output last."""
+    def input_response(self, x: torch.Tensor, first: int = 0, bias: bool = True) -> torch.Tensor:
+        """(B, c, H, W) -> (B, channels[0], H, W): the input convolution of input channels first..first + c alone.
+
+        The convolution is linear in its input channels, so the responses of a split input
+        (plus the bias once) sum to :attr:`inp` of the whole: a condition shared by many
+        calls (a sampler's solver steps) is convolved once (``stem`` of :meth:`forward`).
+        """
+        weight = self.inp.weight[:, first:first + x.shape[1]]
+        return F.conv2d(x, weight, self.inp.bias if bias else None, padding=self.inp.padding)
+
+    def _check_shape(self, x: torch.Tensor) -> None:
         if x.shape[-1] % self.factor or x.shape[-2] % self.factor:
             raise ValueError(f"input {tuple(x.shape[-2:])} is not divisible by {self.factor} (levels {self.channels})")
-        return self._encode(x, self._embed(noise))
 
-    def _encode(self, x: torch.Tensor, emb: torch.Tensor | None) -> list[torch.Tensor]:
-        h = self.inp(x)
+    def encode(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Down path + middle: the skip of every level (full res first) and the middle output last."""
+        self._check_shape(x)
+        return self._encode(self.inp(x), self._embed(noise))
+
+    def _encode(self, h: torch.Tensor, emb: torch.Tensor | None) -> list[torch.Tensor]:
+        """The levels after the input convolution (h: its output)."""
         skips = []
         for level, blocks in enumerate(self.down):
             for block in blocks:
@@ -144,11 +157,13 @@ class UNet(nn.Module):
         h = self.mid2(self.attn(self.mid1(h, emb)), emb)
         return skips + [h]
 
-    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        if x.shape[-1] % self.factor or x.shape[-2] % self.factor:
-            raise ValueError(f"input {tuple(x.shape[-2:])} is not divisible by {self.factor} (levels {self.channels})")
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None, stem: torch.Tensor | None = None) -> torch.Tensor:
+        """stem: :meth:`input_response` (bias included) of the input channels after x's, when x
+        holds only the leading ones; None: x is the whole input."""
+        self._check_shape(x)
         emb = self._embed(noise)
-        *skips, h = self._encode(x, emb)
+        h = self.inp(x) if stem is None else self.input_response(x, bias=False) + stem
+        *skips, h = self._encode(h, emb)
         for block, skip in zip(self.up, reversed(skips)):
             if h.shape[-1] != skip.shape[-1]:
                 h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
