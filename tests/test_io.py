@@ -33,6 +33,34 @@ def test_complevel_zero_writes_the_same_values_uncompressed(tmp_path):
         np.testing.assert_array_equal(io.read_field(tmp_path / f"l{level}.nc", "DUEXTTAU").values, ds.DUEXTTAU.values)
 
 
+@pytest.mark.parametrize("codec, level, filter_key", [("zlib", 4, "zlib"), ("zstd", 1, "zstd"), ("none", 4, None)])
+def test_the_configs_codec_compresses_every_file_and_its_appended_days(tmp_path, codec, level, filter_key):
+    import netCDF4
+
+    from diffscale.core import cf
+
+    files = cf.Metadata.from_config({"netcdf": {"compression": codec, "complevel": level}})
+    ds, more = _field(days=3), _field(days=5).isel(time=slice(3, 5))
+    path = tmp_path / "a.nc"
+    io.write_netcdf(ds, path, metadata=files, unlimited_dims=("time",))
+    io.append_steps(path, pd.DatetimeIndex(more.time.values), {"DUEXTTAU": more.DUEXTTAU.values})
+    with netCDF4.Dataset(path) as nc:
+        filters = nc.variables["DUEXTTAU"].filters()
+    if filter_key is None:
+        assert not any(v for k, v in filters.items() if k not in ("complevel", "fletcher32", "shuffle"))
+    else:
+        assert filters[filter_key] and filters["complevel"] == level
+    np.testing.assert_array_equal(io.read_field(path, "DUEXTTAU").values, _field(days=5).DUEXTTAU.values)
+
+
+def test_the_default_codec_is_zlib_level_4_and_an_unknown_one_is_named():
+    from diffscale.core import cf
+
+    assert (cf.Metadata.from_config({}).compression, cf.Metadata.from_config({}).complevel) == ("zlib", 4)
+    with pytest.raises(ValueError, match="netcdf.compression 'lzma' is not one of zlib, zstd, none"):
+        io.codec_encoding("lzma")
+
+
 def test_write_monthly_splits_by_calendar_month(tmp_path):
     paths = io.write_monthly(_field(days=5), tmp_path)
     assert [p.name for p in paths] == ["2000-01.nc", "2000-02.nc"]

@@ -58,6 +58,10 @@ class Metadata:
     attrs: Mapping[str, str] = field(default_factory=dict)
     variables: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     step: str = "day"  # the records' time step, which their time bounds span
+    # How data variables are compressed (config netcdf; diffscale.core.io.codec_encoding): a
+    # property of the files like their attributes, so editing it reruns nothing either.
+    compression: str = "zlib"
+    complevel: int = 4
 
     @classmethod
     def from_config(cls, config: Mapping) -> Metadata:
@@ -76,7 +80,8 @@ class Metadata:
         variables = {"elevation": dict(ELEVATION_ATTRS)}
         if "variable" in data:
             variables[data["variable"]] = variable
-        return cls(attrs, variables, data.get("step", "day"))
+        files = config.get("netcdf") or {}
+        return cls(attrs, variables, data.get("step", "day"), files.get("compression", "zlib"), files.get("complevel", 4))
 
 
 def finalize(ds: xr.Dataset, metadata: Metadata | None = None, history: str | None = None) -> xr.Dataset:

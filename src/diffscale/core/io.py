@@ -73,18 +73,48 @@ def atomic_path(path: str | os.PathLike):
 TIME_ENCODING = {"units": "days since 1980-01-01", "calendar": "proleptic_gregorian", "dtype": "float64"}
 
 
+# The codecs a data variable can be written with: zlib (with HDF5's shuffle) is read by every
+# netCDF-4 reader; zstd is an HDF5 filter plugin (netCDF-C 4.9+, which the netCDF4 wheels
+# bundle), several times faster to write and read at a slightly larger size
+# (benchmarks/netcdf_compression.py). Not blosc: its HDF5 filter fails the write of a chunk it
+# cannot shrink ("Buffer is uncompressible"), which noisy members can be.
+CODECS = ("zlib", "zstd", "none")
+
+
+def codec_encoding(compression: str = "zlib", complevel: int = 4) -> dict:
+    """The netCDF4 encoding keys of a data variable written with ``compression`` at ``complevel``.
+
+    ``none`` or level 0: uncompressed. A codec this netCDF4 build cannot write is refused,
+    naming the config key that chose it.
+    """
+    if compression not in CODECS:
+        raise ValueError(f"netcdf.compression '{compression}' is not one of {', '.join(CODECS)}")
+    if compression == "none" or complevel == 0:
+        return {}
+    if compression == "zlib":
+        return {"zlib": True, "complevel": complevel, "shuffle": True}
+    import netCDF4
+
+    if not getattr(netCDF4, "__has_zstandard_support__", False):
+        raise ValueError(f"netcdf.compression: zstd needs a netCDF4 built with its HDF5 filter plugin "
+                         f"(netCDF4 {netCDF4.__version__} here has none); use zlib")
+    return {"compression": "zstd", "complevel": complevel, "shuffle": True}
+
+
 def encodings(ds: xr.Dataset, complevel: int = 4, chunks: Mapping[str, int] | None = None,
-              zarr: bool = False, growing: Sequence[str] = ()) -> dict[str, dict]:
-    """Per-variable encodings: data variables at zlib ``complevel`` (0: uncompressed) with NaN
-    fill, no fill on coordinates and bounds (CF 2.5.1, 7.1), and chunks: :func:`chunk_sizes`
-    for every (member,) time, lat, lon variable, or ``chunks`` per dimension (the rest whole);
-    along the ``growing`` dimensions (a file appended to) the chunks may exceed what is there yet."""
+              zarr: bool = False, growing: Sequence[str] = (), compression: str = "zlib") -> dict[str, dict]:
+    """Per-variable encodings: data variables compressed with ``compression`` at ``complevel``
+    (:func:`codec_encoding`; 0: uncompressed) with NaN fill, no fill on coordinates and bounds
+    (CF 2.5.1, 7.1), and chunks: :func:`chunk_sizes` for every (member,) time, lat, lon variable,
+    or ``chunks`` per dimension (the rest whole); along the ``growing`` dimensions (a file
+    appended to) the chunks may exceed what is there yet. zarr: the store's own compressor."""
     bounds = cf.bounds_variables(ds)
+    codec = {} if zarr else codec_encoding(compression, complevel)
     encoding: dict[str, dict] = {}
     for name, var in ds.variables.items():
         enc: dict = {}
         if name in ds.data_vars and name not in bounds:
-            enc |= {} if zarr or complevel == 0 else {"zlib": True, "complevel": complevel, "shuffle": True}
+            enc |= codec
             if np.issubdtype(var.dtype, np.floating):
                 enc["_FillValue"] = var.dtype.type(np.nan)
             if "lat" in var.dims and "lon" in var.dims and var.size:
@@ -99,16 +129,19 @@ def encodings(ds: xr.Dataset, complevel: int = 4, chunks: Mapping[str, int] | No
     return encoding
 
 
-def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, complevel: int = 4, metadata: cf.Metadata | None = None,
-                 history: str | None = None, chunks: Mapping[str, int] | None = None,
-                 unlimited_dims: Sequence[str] = ()) -> Path:
-    """Write ``ds`` atomically as CF-1.8/ACDD-1.3 netCDF (:func:`cf.finalize`), zlib at
-    ``complevel`` on every data variable (0: none), chunked for maps and series alike (see
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, complevel: int | None = None,
+                 metadata: cf.Metadata | None = None, history: str | None = None,
+                 chunks: Mapping[str, int] | None = None, unlimited_dims: Sequence[str] = ()) -> Path:
+    """Write ``ds`` atomically as CF-1.8/ACDD-1.3 netCDF (:func:`cf.finalize`), every data
+    variable compressed as ``metadata`` says (config ``netcdf``: zlib level 4 by default;
+    ``complevel`` overrides the level, 0: none), chunked for maps and series alike (see
     :mod:`diffscale.core.chunks`)."""
+    metadata = metadata or cf.Metadata()
+    level = metadata.complevel if complevel is None else complevel
     ds = cf.finalize(ds, metadata, history)
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", unlimited_dims=list(unlimited_dims),
-                     encoding=encodings(ds, complevel, chunks, growing=unlimited_dims))
+                     encoding=encodings(ds, level, chunks, growing=unlimited_dims, compression=metadata.compression))
     return Path(path)
 
 
