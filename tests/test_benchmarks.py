@@ -78,3 +78,12 @@ def test_tiling_quality_compares_tilings_on_the_validation_days(tmp_path):
     again = run("benchmarks/tiling_quality.py", "--compare", f"a={days_csv}", "--reference", "a, 16:0:1", "--draws", "50")
     assert again.returncode == 0, again.stderr
     assert "Against a, 16:0:1" in again.stdout and "a, 16:0:2" in again.stdout
+
+
+def test_netcdf_compression_times_every_codec_asked():
+    out = run("benchmarks/netcdf_compression.py", "--days", "20", "--codecs", "zlib:4", "zstd:1", "none")
+    assert out.returncode == 0, out.stderr
+    rows = {r[0]: r for r in (line.split() for line in out.stdout.splitlines()[2:])}
+    assert list(rows) == ["zlib", "zstd", "none"] and rows["zstd"][1] == "1" and rows["none"][1] == "-"
+    sizes = {codec: float(r[4]) for codec, r in rows.items()}
+    assert sizes["zlib"] < sizes["none"] and sizes["zstd"] < sizes["none"]
