@@ -65,6 +65,18 @@ def test_day_weights_score_the_resampled_days():
         assert value[0] == pytest.approx(expected[name], rel=1e-9), name
 
 
+def test_many_resamples_score_nse_as_each_alone():
+    # The resamples' per-pixel sums are taken in float32 (centred), the score's in float64.
+    truth, ens = fields(days=40, members=3)
+    truth[3, 2, 5] = np.nan
+    weights = resample_counts(40, 6, [0, 40])
+    scores = DayScores(truth, ens, CELL)
+    many = scores.scores(weights)["nse"]
+    alone = [scores.scores(row[None])["nse"][0] for row in weights]
+    np.testing.assert_allclose(many, alone, rtol=1e-5)
+    assert len(set(np.round(many, 6))) > 1  # the resamples differ
+
+
 def test_resample_counts_draw_n_with_replacement_reproducibly():
     counts = resample_counts(9, 500, [0, 9])
     assert counts.shape == (500, 9) and np.all(counts.sum(axis=1) == 9)
