@@ -14,7 +14,11 @@ from diffscale.core.config import baseline_settings, load_config
 
 DEMO = load_config(ROOT / "config/config.yaml")
 PAPER = load_config(ROOT / "config/paper.yaml")
-PAPER_TWIN = load_config(ROOT / "config/paper_twin.yaml")
+PAPER_TWIN_NOW = load_config(ROOT / "config/paper_twin.yaml")
+# The twin as its rows below were measured: the paper's 40-day history and its references
+# (ceiling, oracle) scored; config/paper_twin.yaml has since taken 8 days and left them out.
+PAPER_TWIN = dict(PAPER_TWIN_NOW, encoder=dict(PAPER_TWIN_NOW["encoder"], history=40),
+                  evaluation=dict(PAPER_TWIN_NOW["evaluation"], oracle=True))
 PAPER_TWIN_5Y = dict(PAPER_TWIN, data=dict(PAPER_TWIN["data"], coarse_period=["2004-01-01", "2008-12-31"]))
 
 # (rule, config, region, season, max_rss MB, s) from the rules' benchmark files: the demo
