@@ -160,6 +160,14 @@ def test_area_mean_series_and_lag_curves():
     assert np.allclose(dg.lag_curves(frozen, times, lags=range(1, 4))["rmse"], 0.0)
 
 
+def test_area_mean_series_reads_slabs_and_skips_gaps_where_they_are():
+    rng = np.random.default_rng(5)
+    times = pd.date_range("2001-01-01", periods=2 * SLAB_DAYS + 3)
+    fields = rng.normal(size=(len(times), 4, 5))
+    fields[SLAB_DAYS + 1, 2, 2] = np.nan  # one slab NaN-aware, the others plain means
+    np.testing.assert_array_equal(dg.area_mean_series(fields, times).values, np.nanmean(fields, axis=(1, 2)))
+
+
 def test_days_from_record_and_drift_trend():
     times = pd.to_datetime(["2000-12-30", "2000-12-31", "2002-03-01", "2002-03-03"])
     d = dg.days_from_record(times, ("2001-01-01", "2002-02-28"))
