@@ -96,7 +96,7 @@ tiling: install
 # pixels, 25 coarse years, the 2-year fine record, small models), into results/paper_twin/;
 # each rule's wall time and peak memory (its benchmark files) go to
 # docs/results/paper_twin/rule_costs.csv and README.md ("Paper-size data"); the report is
-# results/paper_twin/report.html. About 45 GB of disk.
+# results/paper_twin/report.html. About 43 GB of disk.
 paper-twin: install
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/paper_twin.yaml
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/paper_twin.yaml --report results/paper_twin/report.html

@@ -96,6 +96,21 @@ MEASURED = [
     ("evaluate", PAPER_TWIN, "area1", "MAM", 11556.0, 936.86),
     ("assemble", PAPER_TWIN, "area1", None, 2185.63, 406.79),
     ("aggregate", PAPER_TWIN, "area1", None, 1294.28, 77.5),  # monthly
+    # the whole run of config/paper_twin.yaml as it is (8-day history, no references, zstd) at
+    # 2868f22/454a6a6, make paper-twin CORES=2 (README, "Paper-size data"): each rule's largest job
+    ("make_synthetic", PAPER_TWIN_NOW, "area1", None, 1039.02, 601.08),
+    ("domain", PAPER_TWIN_NOW, "area1", None, 3486.88, 398.94),
+    ("split", PAPER_TWIN_NOW, "area1", "DJF", 1221.52, 4.51),
+    ("pretrain_encoder", PAPER_TWIN_NOW, "area1", "JJA", 4349.17, 50.68),
+    ("train_baseline", PAPER_TWIN_NOW, "area1", "JJA", 4297.60, 26.80),
+    ("train_diffusion", PAPER_TWIN_NOW, "area1", "JJA", 3960.02, 52.24),
+    ("sample", PAPER_TWIN_NOW, "area1", "JJA", 2380.75, 24.80),
+    ("sample_beyond", PAPER_TWIN_NOW, "area1", "JJA", 2880.81, 126.30),
+    ("sampler_benchmark", PAPER_TWIN_NOW, "area1", "SON", 2358.71, 17.31),
+    ("gather_beyond", PAPER_TWIN_NOW, "area1", "MAM", 4081.68, 144.70),
+    ("evaluate", PAPER_TWIN_NOW, "area1", "SON", 8929.43, 514.79),
+    ("assemble", PAPER_TWIN_NOW, "area1", None, 2189.51, 182.88),
+    ("aggregate", PAPER_TWIN_NOW, "area1", None, 948.39, 95.91),  # monthly
     ("make_synthetic", PAPER_TWIN_5Y, "area1", None, 1019.17, 298.85),
     ("domain", PAPER_TWIN_5Y, "area1", None, 3474.27, 642.91),
     ("sample_references", PAPER_TWIN_5Y, "area1", None, 1187.88, 300.90),
