@@ -72,5 +72,6 @@ def main() -> None:
             print(f"{codec:11s}  {shown!s:>5}  {write_s:7.2f}  {read_s:6.2f}  {path.stat().st_size / 1e6:7.0f}  "
                   f"{raw_mb / write_s:14.0f}")
 
+
 if __name__ == "__main__":
     main()
