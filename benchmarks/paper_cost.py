@@ -45,6 +45,7 @@ import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from diffscale.core.allocator import retain_freed_memory
 from diffscale.core.config import load_config
 from diffscale.core.grids import Box, g5nr_grid
 from diffscale.core.io import days_in
@@ -255,6 +256,7 @@ def main() -> None:
                     help="--measure with torch.compile'd denoiser (default, reduce-overhead or max-autotune)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     a = ap.parse_args()
+    retain_freed_memory()  # as every workflow job does (workflow/scripts/_helpers.py)
     if a.threads:
         torch.set_num_threads(a.threads)
     cfg = load_config(a.config)
