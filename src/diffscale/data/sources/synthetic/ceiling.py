@@ -31,6 +31,7 @@ import numpy as np
 
 from diffscale.core import grids
 from diffscale.core.grids import Box
+from diffscale.core.read_ahead import read_ahead
 from diffscale.data.sources.synthetic.base import CommonParameters, TwinGenerator, TwinMonth
 
 LAGS = 2  # the coarse innovations of day t and of the day before
@@ -73,7 +74,7 @@ class CoarseCeiling:
         end = min(np.datetime64(period[1]), np.datetime64(period[0]) + np.timedelta64(FIT_DAYS - 1, "D"))
         lagged = _Lagged(gen.fine_grid.shape)
         xtx = xty = 0.0
-        for month in gen.months(period[0], str(end)):
+        for month in read_ahead(gen.months(period[0], str(end))):
             x = lagged.regressors(_innovation(gen, month))
             y = month.fine - month.prior
             xtx = xtx + np.einsum("tyxi,tyxj->ij", x, x)
@@ -85,6 +86,7 @@ class CoarseCeiling:
     def months(self, gen: TwinGenerator, start: str, end: str) -> Iterator[TwinMonth]:
         """``gen``'s months with the ceiling = prior + the coarse record's update."""
         lagged = _Lagged(gen.fine_grid.shape)
-        for month in gen.months(start, end):
+        # The generator a month ahead in its own thread: it and the update share two cores.
+        for month in read_ahead(gen.months(start, end)):
             update = lagged.regressors(_innovation(gen, month)) @ self.gain
             yield month._replace(ceiling=month.prior + update)
