@@ -56,3 +56,8 @@ def test_the_users_own_malloc_tunables_win():
     applied, faults = _faults("set", "glibc.malloc.trim_threshold=131072")
     assert applied == "False"
     assert faults > 50 * 2000
+
+
+def test_a_pad_mallopt_cannot_take_is_refused():
+    with pytest.raises(ValueError, match="top_pad must be 0..2 GiB"):
+        allocator.retain_freed_memory(top_pad=4 << 30)

@@ -1,13 +1,15 @@
 """glibc malloc settings for jobs that allocate and free the same large arrays day after day.
 
-glibc serves a request above its mmap threshold (128 KiB at start, rising towards 32 MiB
-only as such blocks are freed) with a mapping of its own, unmapped again on free, and
-returns the heap's free top to the kernel above a 128 KiB trim threshold. A sampling job
-allocates and frees the same few-MB tensors at every day and solver step, and an evaluation
-the same season-sized temporaries per score, so each time the kernel maps and zeroes their
-pages anew. On the paper-size twin that was 23% of ``sample_beyond``'s time and 30% of
-``evaluate``'s, as system time (``/usr/bin/time -v``: 8.7 million page faults in a 4-year
-block). Fixing the thresholds keeps freed blocks under 32 MiB in the heap for reuse.
+glibc serves a request above its mmap threshold (128 KiB at start, rising to at most 32 MiB
+as such blocks are freed) with a mapping of its own, unmapped again on free, and gives the
+heap's free top back to the kernel above a trim threshold (twice the mmap threshold). A
+sampling job allocates and frees the same tensors at every day and solver step, an
+evaluation or a gathering job the same season- or block-sized arrays (hundreds of MB) for
+each score, so each time the kernel maps and zeroes their pages anew. On the paper-size
+twin that was a quarter to a half of a job's time, as system time (``/usr/bin/time -v``):
+a 4-year ``sample_beyond`` block 29 s of 128 (8.7 million page faults), ``evaluate`` 88 s of
+330, ``gather_beyond`` 60 s of 105. Serving every request from the heap and keeping its
+freed top lets the next day's arrays reuse those pages.
 """
 
 from __future__ import annotations
@@ -19,32 +21,34 @@ import os
 # mallopt's parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
-M_MMAP_THRESHOLD = -3
+M_MMAP_MAX = -4
 
 MiB = 1 << 20
 
 
-def retain_freed_memory(mmap_threshold: int = 32 * MiB, trim_threshold: int = 512 * MiB,
-                        top_pad: int = 64 * MiB) -> bool:
-    """Set this process's malloc thresholds (glibc only); True when they were set.
+def retain_freed_memory(top_pad: int = 64 * MiB) -> bool:
+    """Serve this process's allocations from its heap and keep what it frees (glibc only); True when set.
 
-    mmap_threshold: requests at least this large get a mapping of their own (32 MiB is
-    glibc's ceiling). trim_threshold: free heap top kept before giving it back; all three
-    together, because a fixed mmap threshold alone also fixes the trim threshold at 128 KiB
-    and trims more often than glibc's defaults do. A job's peak resident memory grows by at
-    most ``top_pad`` plus the heap's fragmentation (2% in sample_beyond, 0.2% in evaluate).
+    No request gets a mapping of its own (M_MMAP_MAX 0) and the heap is never trimmed
+    (M_TRIM_THRESHOLD -1, mallopt(3)); ``top_pad``: what each growth of the heap adds. A job's
+    resident memory never exceeds what it once used plus ``top_pad``, but a heap cannot hand
+    back the holes between live arrays, so the peak grows by their fragmentation: on the
+    twin ``sample_beyond`` 2.5 -> 3.1 GB, ``evaluate`` 9.2 -> 10.0 GB, ``gather_beyond``
+    4.3 -> 5.0 GB, for 17%, 20% and 50% less time (diffscale.core.resources sizes the jobs'
+    requests from the runs that measured them).
 
     Leaves malloc as it is where GLIBC_TUNABLES sets malloc tunables (the user's choice
     wins) and where the C library is not glibc.
     """
+    if not 0 <= top_pad < 1 << 31:
+        raise ValueError(f"retain_freed_memory: top_pad must be 0..2 GiB (a C int), not {top_pad}")
     if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
         return False
     libc = _glibc()
     if libc is None:
         return False
-    # The mmap threshold first: setting it switches glibc's dynamic thresholds off.
     return all(libc.mallopt(param, value) == 1 for param, value in
-               ((M_MMAP_THRESHOLD, mmap_threshold), (M_TRIM_THRESHOLD, trim_threshold), (M_TOP_PAD, top_pad)))
+               ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, -1), (M_TOP_PAD, top_pad)))
 
 
 def _glibc() -> ctypes.CDLL | None:
