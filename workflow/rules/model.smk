@@ -4,6 +4,11 @@
 # Every learned model is trained and sampled once per seed index {seed} of evaluation.seeds
 # (paths and seeds: common.smk); the product, the sampler benchmark and the training
 # curves use seed 0.
+#
+# The training rules come first among the jobs ready to run (priority): each season's
+# chain of sample_beyond blocks can only start once its models are trained, and the chains
+# then run side by side. Without it the paper twin's last season was trained 37 minutes in,
+# behind other seasons' blocks, and its 7 blocks ran last with one core idle.
 
 
 rule pretrain_encoder:
@@ -13,6 +18,7 @@ rule pretrain_encoder:
         model=model_file(".pt", model="encoder"),
         curve=model_file("_loss.csv", model="encoder"),
         probe=model_file("_probe.csv", model="encoder"),
+    priority: 10
     log:
         f"{LOGS}/pretrain_encoder/{{region}}_{{season}}_s{{seed}}.log",
     benchmark:
@@ -44,6 +50,7 @@ rule train_diffusion:
     output:
         model=model_file(".pt"),
         curve=model_file("_loss.csv"),
+    priority: 10
     log:
         f"{LOGS}/train_diffusion/{{region}}_{{season}}_{{model}}_s{{seed}}.log",
     benchmark:
@@ -75,6 +82,7 @@ rule train_baseline:
     output:
         model=model_file(".pt"),
         curve=model_file("_loss.csv"),
+    priority: 10
     log:
         f"{LOGS}/train_baseline/{{region}}_{{season}}_{{model}}_s{{seed}}.log",
     benchmark:

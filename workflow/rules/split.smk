@@ -37,6 +37,8 @@ rule split:
     output:
         days=f"{SPLIT}/{{region}}/{{season}}/days.json",
         scaler=f"{SPLIT}/{{region}}/{{season}}/scaler.json",
+    # ahead of the other ready jobs, as the training it feeds (rules/model.smk)
+    priority: 10
     log:
         f"{LOGS}/split/{{region}}_{{season}}.log",
     benchmark:
