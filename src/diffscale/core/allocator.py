@@ -34,7 +34,7 @@ def retain_freed_memory(top_pad: int = 64 * MiB) -> bool:
     resident memory never exceeds what it once used plus ``top_pad``, but a heap cannot hand
     back the holes between live arrays, so the peak grows by their fragmentation: on the
     twin ``sample_beyond`` 2.5 -> 3.1 GB, ``evaluate`` 9.2 -> 10.0 GB, ``gather_beyond``
-    4.3 -> 5.0 GB, for 17%, 20% and 50% less time (diffscale.core.resources sizes the jobs'
+    4.3 -> 5.0 GB, for 18%, 25% and 47% less time (diffscale.core.resources sizes the jobs'
     requests from the runs that measured them).
 
     Leaves malloc as it is where GLIBC_TUNABLES sets malloc tunables (the user's choice
