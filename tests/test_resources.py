@@ -96,8 +96,8 @@ MEASURED = [
     ("evaluate", PAPER_TWIN, "area1", "MAM", 11556.0, 936.86),
     ("assemble", PAPER_TWIN, "area1", None, 2185.63, 406.79),
     ("aggregate", PAPER_TWIN, "area1", None, 1294.28, 77.5),  # monthly
-    # the whole run of config/paper_twin.yaml as it is (8-day history, no references, zstd) at
-    # 2868f22/454a6a6, make paper-twin CORES=2 (README, "Paper-size data"): each rule's largest job
+    # the whole run of config/paper_twin.yaml at 2868f22/454a6a6 (8-day history, no references,
+    # zstd), make paper-twin CORES=2: each rule's largest job
     ("make_synthetic", PAPER_TWIN_NOW, "area1", None, 1039.02, 601.08),
     ("domain", PAPER_TWIN_NOW, "area1", None, 3486.88, 398.94),
     ("split", PAPER_TWIN_NOW, "area1", "DJF", 1221.52, 4.51),
@@ -111,6 +111,22 @@ MEASURED = [
     ("evaluate", PAPER_TWIN_NOW, "area1", "SON", 8929.43, 514.79),
     ("assemble", PAPER_TWIN_NOW, "area1", None, 2189.51, 182.88),
     ("aggregate", PAPER_TWIN_NOW, "area1", None, 948.39, 95.91),  # monthly
+    # the third whole run, at 65a29c2: every job with malloc's freed memory kept in the heap
+    # (diffscale.core.allocator), make_synthetic on 2 threads (README, "Paper-size data")
+    ("make_synthetic", PAPER_TWIN_NOW, "area1", None, 1284.06, 297.46),
+    ("domain", PAPER_TWIN_NOW, "area1", None, 3971.24, 296.89),
+    ("split", PAPER_TWIN_NOW, "area1", "JJA", 1365.66, 91.86),
+    ("pretrain_encoder", PAPER_TWIN_NOW, "area1", "MAM", 11580.08, 76.76),
+    ("train_baseline", PAPER_TWIN_NOW, "area1", "SON", 5642.86, 13.93),
+    ("train_diffusion", PAPER_TWIN_NOW, "area1", "MAM", 6082.86, 46.48),
+    ("sample", PAPER_TWIN_NOW, "area1", "JJA", 2972.59, 46.60),
+    ("sample_beyond", PAPER_TWIN_NOW, "area1", "MAM", 3357.21, 108.12),
+    ("sampler_benchmark", PAPER_TWIN_NOW, "area1", "SON", 2428.65, 28.03),
+    ("members_curve", PAPER_TWIN_NOW, "area1", "JJA", 3002.09, 49.69),
+    ("gather_beyond", PAPER_TWIN_NOW, "area1", "JJA", 4948.00, 78.38),
+    ("evaluate", PAPER_TWIN_NOW, "area1", "JJA", 9801.80, 284.34),
+    ("assemble", PAPER_TWIN_NOW, "area1", None, 2529.07, 66.78),
+    ("aggregate", PAPER_TWIN_NOW, "area1", None, 1502.03, 33.34),  # monthly
     ("make_synthetic", PAPER_TWIN_5Y, "area1", None, 1019.17, 298.85),
     ("domain", PAPER_TWIN_5Y, "area1", None, 3474.27, 642.91),
     ("sample_references", PAPER_TWIN_5Y, "area1", None, 1187.88, 300.90),

@@ -68,24 +68,24 @@ class Footprint:
 # paper-size figure keep a growth of 2 per MB held (the data once plus a working copy), an
 # assumption.
 FOOTPRINTS: dict[str, Footprint] = {
-    "make_synthetic": Footprint(base_mb=150, mb_per_mb=3.6, base_s=10, s_per_unit=1.6),
+    "make_synthetic": Footprint(base_mb=150, mb_per_mb=4.6, base_s=10, s_per_unit=1.6),
     "regrid": Footprint(base_mb=145, mb_per_mb=0.1, base_s=10, s_per_unit=1.05),
     "regrid_fine_to_coarse": Footprint(base_mb=147, mb_per_mb=0.16, base_s=7, s_per_unit=0.95),
     "split_region": Footprint(base_mb=150, mb_per_mb=0.5, base_s=13, s_per_unit=2.4),
     "split": Footprint(base_mb=150, mb_per_mb=3.0, base_s=4, s_per_unit=0.3),
     "domain": Footprint(base_mb=490, mb_per_mb=8.0, base_s=7, s_per_unit=2.6),
-    "pretrain_encoder": Footprint(base_mb=590, mb_per_mb=4.5, base_s=10, s_per_unit=0.4),
-    "train_diffusion": Footprint(base_mb=490, mb_per_mb=1.2, base_s=10, s_per_unit=0.14),
-    "train_baseline": Footprint(base_mb=506, mb_per_mb=1.35, base_s=10, s_per_unit=0.16),
-    "sample": Footprint(base_mb=645, mb_per_mb=2.0, base_s=5, s_per_unit=19.0),
+    "pretrain_encoder": Footprint(base_mb=590, mb_per_mb=7.5, base_s=10, s_per_unit=0.4),
+    "train_diffusion": Footprint(base_mb=490, mb_per_mb=1.95, base_s=10, s_per_unit=0.14),
+    "train_baseline": Footprint(base_mb=506, mb_per_mb=1.8, base_s=10, s_per_unit=0.16),
+    "sample": Footprint(base_mb=645, mb_per_mb=2.6, base_s=5, s_per_unit=19.0),
     "sample_beyond": Footprint(base_mb=415, mb_per_mb=3.6, base_s=10, s_per_unit=24.0),
     # curve_members members on the validation days: sample's footprint (an assumption: not fitted yet)
-    "members_curve": Footprint(base_mb=645, mb_per_mb=2.0, base_s=5, s_per_unit=19.0),
+    "members_curve": Footprint(base_mb=645, mb_per_mb=2.6, base_s=5, s_per_unit=19.0),
     "sampler_benchmark": Footprint(base_mb=430, mb_per_mb=2.3, base_s=10, s_per_unit=9.0),
     # every training run of the tuning grid: train_diffusion's rate per sample seen, plus the
     # validation ensembles (an assumption until its benchmark file is fitted)
     "tune": Footprint(base_mb=475, mb_per_mb=2.0, base_s=30, s_per_unit=0.02),
-    "gather_beyond": Footprint(base_mb=420, mb_per_mb=3.5, base_s=5, s_per_unit=0.6),
+    "gather_beyond": Footprint(base_mb=420, mb_per_mb=4.2, base_s=5, s_per_unit=0.6),
     "sample_bicubic": Footprint(base_mb=154, mb_per_mb=6.0, base_s=3, s_per_unit=0.1),
     # the paper-size twin's DJF (3.1 GB held: truth and four models' members over 23 years) peaked
     # at 15.6 GB once its scores read slabs of days (it was killed at 22 GB before), in 21.5 min
