@@ -6,10 +6,11 @@ heap's free top back to the kernel above a trim threshold (twice the mmap thresh
 sampling job allocates and frees the same tensors at every day and solver step, an
 evaluation or a gathering job the same season- or block-sized arrays (hundreds of MB) for
 each score, so each time the kernel maps and zeroes their pages anew. On the paper-size
-twin that was a quarter to a half of a job's time, as system time (``/usr/bin/time -v``):
-a 4-year ``sample_beyond`` block 29 s of 128 (8.7 million page faults), ``evaluate`` 88 s of
-330, ``gather_beyond`` 60 s of 105. Serving every request from the heap and keeping its
-freed top lets the next day's arrays reuse those pages.
+twin's second run 26% of the CPU time was system time. Measured a job at a time
+(``/usr/bin/time -v``, README "Paper-size data"): a 92-day ``sample_beyond`` block took
+40.3 s with glibc's defaults and 33.1 s without mappings or trimming, ``evaluate`` of one
+season 330 s (88 s system) and 246 s (22 s). Serving every request from the heap and
+keeping its freed top lets the next day's arrays reuse those pages.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ def retain_freed_memory(top_pad: int = 64 * MiB) -> bool:
     (M_TRIM_THRESHOLD -1, mallopt(3)); ``top_pad``: what each growth of the heap adds. A job's
     resident memory never exceeds what it once used plus ``top_pad``, but a heap cannot hand
     back the holes between live arrays, so the peak grows by their fragmentation: on the
-    twin ``sample_beyond`` 2.5 -> 3.1 GB, ``evaluate`` 9.2 -> 10.0 GB, ``gather_beyond``
-    4.3 -> 5.0 GB, for 18%, 25% and 47% less time (diffscale.core.resources sizes the jobs'
-    requests from the runs that measured them).
+    twin ``pretrain_encoder`` 7.9 -> 10.4 GB, ``sample_beyond`` 2.5 -> 3.1 GB, ``evaluate``
+    9.2 -> 10.0 GB (diffscale.core.resources sizes the jobs' requests from the runs that
+    measured them).
 
     Leaves malloc as it is where GLIBC_TUNABLES sets malloc tunables (the user's choice
     wins) and where the C library is not glibc.
@@ -57,7 +58,7 @@ def _glibc() -> ctypes.CDLL | None:
         return None
     try:
         libc = ctypes.CDLL(name)
-        libc.gnu_get_libc_version  # glibc's own symbol: musl and macOS's libc also have mallopt or not
+        libc.gnu_get_libc_version  # glibc's own symbol, which musl's and macOS's C libraries lack
     except (OSError, AttributeError):
         return None
     return libc if hasattr(libc, "mallopt") else None

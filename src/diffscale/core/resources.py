@@ -207,7 +207,8 @@ class Sizes:
         season = season or next(iter(self.config["seasons"]))
         # history, ~6 raw channels, target and mask, and 10 more for what a job holds besides its
         # stack (the season's coarse fields, the model): the twin's training jobs took 4.3 GB
-        # with 8 history days and 7.7 GB with 40, not 5 times as much (tests/test_resources.py)
+        # with 8 history days and 7.7 GB with 40, not 5 times as much (tests/test_resources.py;
+        # both before diffscale.core.allocator, whose kept memory the footprints' rates cover)
         channels = self.config["encoder"]["history"] + 18
         return self.fine_mb(region) * self.season_fraction(season) * channels
 
