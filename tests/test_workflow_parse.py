@@ -28,7 +28,8 @@ def test_the_blocker_makes_torch_unimportable():
 @pytest.mark.parametrize("configs", [[], ["config/paper.yaml"], ["config/config.yaml", "config/ablation.yaml"]],
                          ids=["demo", "paper", "ablation"])
 def test_dry_run_without_torch(configs, tmp_path):
-    args = ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(ROOT), "-n", "--quiet", "rules"]
+    # --forceall: every job, also in a checkout where `make demo` has already made the results
+    args = ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(ROOT), "-n", "--forceall", "--quiet", "rules"]
     if configs:
         args += ["--configfile", *[str(ROOT / c) for c in configs]]
     proc = run_without_torch(*args)
