@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -40,4 +41,14 @@ def test_dry_run_without_torch(configs, tmp_path):
 
 def test_lint_without_torch():
     proc = run_without_torch("--lint")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_workflow_is_snakefmt_formatted():
+    """CI refuses a workflow snakefmt would reformat; the test command catches it first."""
+    snakefmt = Path(sys.executable).with_name("snakefmt")
+    if not snakefmt.exists():
+        pytest.skip("snakefmt is not installed beside this interpreter")
+    proc = subprocess.run([str(snakefmt), "--check", "--diff", "Snakefile", "workflow/"], cwd=ROOT,
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -18,11 +18,11 @@ rule pretrain_encoder:
         model=model_file(".pt", model="encoder"),
         curve=model_file("_loss.csv", model="encoder"),
         probe=model_file("_probe.csv", model="encoder"),
-    priority: 10
     log:
         f"{LOGS}/pretrain_encoder/{{region}}_{{season}}_s{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/pretrain_encoder/{{region}}_{{season}}_s{{seed}}.tsv"
+    priority: 10
     conda:
         "../../envs/train.yaml"
     resources:
@@ -50,13 +50,13 @@ rule train_diffusion:
     output:
         model=model_file(".pt"),
         curve=model_file("_loss.csv"),
-    priority: 10
     log:
         f"{LOGS}/train_diffusion/{{region}}_{{season}}_{{model}}_s{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/train_diffusion/{{region}}_{{season}}_{{model}}_s{{seed}}.tsv"
     wildcard_constraints:
         model="|".join(registry.of_family("diffusion")),
+    priority: 10
     conda:
         "../../envs/train.yaml"
     resources:
@@ -82,13 +82,13 @@ rule train_baseline:
     output:
         model=model_file(".pt"),
         curve=model_file("_loss.csv"),
-    priority: 10
     log:
         f"{LOGS}/train_baseline/{{region}}_{{season}}_{{model}}_s{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/train_baseline/{{region}}_{{season}}_{{model}}_s{{seed}}.tsv"
     wildcard_constraints:
         model="|".join(registry.of_family("regressor")),
+    priority: 10
     conda:
         "../../envs/train.yaml"
     resources:

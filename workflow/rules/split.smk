@@ -37,12 +37,12 @@ rule split:
     output:
         days=f"{SPLIT}/{{region}}/{{season}}/days.json",
         scaler=f"{SPLIT}/{{region}}/{{season}}/scaler.json",
-    # ahead of the other ready jobs, as the training it feeds (rules/model.smk)
-    priority: 10
     log:
         f"{LOGS}/split/{{region}}_{{season}}.log",
     benchmark:
         f"{BENCHMARKS}/split/{{region}}_{{season}}.tsv"
+    # ahead of the other ready jobs, as the training it feeds (rules/model.smk)
+    priority: 10
     conda:
         "../../envs/data.yaml"
     resources:
